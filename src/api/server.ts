@@ -1,0 +1,75 @@
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
+import { EnrollmentProfiles } from '../mdm/enroll.ts';
+import type { CertAndKey } from '../mdm/identity/ca.ts';
+import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
+import type { MdmListener } from '../mdm/ports.ts';
+import { registerMdmRoutes } from '../mdm/routes.ts';
+import { MdmService } from '../mdm/service.ts';
+import { SecretBox } from '../store/secretbox.ts';
+import { Store } from '../store/store.ts';
+
+export interface HaishinOptions {
+  config: Config;
+  clock: Clock;
+  /** HAISHIN_SECRET_KEY, already resolved (the CLI generates one into the data dir when unset). */
+  secretKey: string;
+  /** The push certificate's topic (its subject UID). */
+  pushTopic: string;
+  listener?: MdmListener;
+  /** Pino options or false; tests keep it quiet. */
+  logger?: boolean | { level: string };
+}
+
+export interface Haishin {
+  app: FastifyInstance;
+  store: Store;
+  mdm: MdmService;
+  deviceCa: CertAndKey;
+  profiles: EnrollmentProfiles;
+  close(): Promise<void>;
+}
+
+/** Wires store, device CA, MDM protocol and HTTP routes — the composition root of the server. */
+export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
+  const store = await Store.open(o.config.db, o.clock.now());
+  try {
+    const box = new SecretBox(o.secretKey);
+    const deviceCa = await loadOrCreateDeviceCa(store, box, o.clock.now());
+    const mdm = new MdmService({
+      store: store.mdm,
+      verifier: new MdmSignatureVerifier(deviceCa.certPem),
+      clock: o.clock,
+      maxBodyBytes: o.config.maxBodyBytes,
+      ...(o.listener ? { listener: o.listener } : {}),
+    });
+    const profiles = new EnrollmentProfiles({
+      store,
+      ca: deviceCa,
+      clock: o.clock,
+      publicUrl: o.config.publicUrl,
+      topic: o.pushTopic,
+      deviceKeyBits: o.config.deviceKeyBits,
+    });
+    const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.config.maxBodyBytes });
+    await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
+    app.get('/api/health', async () => ({ ok: true }));
+    return {
+      app,
+      store,
+      mdm,
+      deviceCa,
+      profiles,
+      close: async () => {
+        await app.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,83 @@
+import { parseDuration } from './duration.ts';
+
+/** Everything haishin reads from its environment (DESIGN §7). Parsing is pure; the caller passes `process.env`. */
+export interface Config {
+  db: string;
+  dataDir: string;
+  listen: { host: string; port: number };
+  publicUrl: string;
+  adminToken: string | null;
+  secretKey: string | null;
+  apns: { url: string; certFile: string | null; keyFile: string | null; caFile: string | null };
+  vppUrl: string;
+  appMetaUrl: string;
+  timeouts: { pushMs: number; requestMs: number; sessionMs: number };
+  offlineAfterMs: number;
+  unenrolledAfterMs: number;
+  maxBodyBytes: number;
+  deviceKeyBits: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function parseConfig(env: Env): Config {
+  const get = (name: string, fallback: string) => {
+    const value = env[name];
+    return value === undefined || value === '' ? fallback : value;
+  };
+  const optional = (name: string) => {
+    const value = env[name];
+    return value === undefined || value === '' ? null : value;
+  };
+  const duration = (name: string, fallback: string) => {
+    try {
+      return parseDuration(get(name, fallback));
+    } catch (err) {
+      throw new ConfigError(`${name}: ${(err as Error).message}`);
+    }
+  };
+  const integer = (name: string, fallback: number, min: number) => {
+    const text = get(name, String(fallback));
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name}="${text}" must be an integer ≥ ${min}`);
+    return value;
+  };
+
+  const listenText = get('HAISHIN_LISTEN', '127.0.0.1:8080');
+  const colon = listenText.lastIndexOf(':');
+  const port = Number(listenText.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`HAISHIN_LISTEN="${listenText}" must be host:port, e.g. 127.0.0.1:8080`);
+  }
+  const publicUrl = get('HAISHIN_PUBLIC_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(publicUrl)) throw new ConfigError(`HAISHIN_PUBLIC_URL="${publicUrl}" must start with https:// or http://`);
+  const deviceKeyBits = integer('HAISHIN_DEVICE_KEY_BITS', 2048, 1024);
+
+  return {
+    db: get('HAISHIN_DB', 'sqlite:./data/haishin.db'),
+    dataDir: get('HAISHIN_DATA_DIR', './data'),
+    listen: { host: listenText.slice(0, colon).replace(/^\[|\]$/g, ''), port },
+    publicUrl,
+    adminToken: optional('HAISHIN_ADMIN_TOKEN'),
+    secretKey: optional('HAISHIN_SECRET_KEY'),
+    apns: {
+      url: get('HAISHIN_APNS_URL', 'https://api.push.apple.com'),
+      certFile: optional('HAISHIN_APNS_CERT'),
+      keyFile: optional('HAISHIN_APNS_KEY'),
+      caFile: optional('HAISHIN_APNS_CA'),
+    },
+    vppUrl: get('HAISHIN_VPP_URL', 'https://vpp.itunes.apple.com/mdm/v2'),
+    appMetaUrl: get('HAISHIN_APPMETA_URL', 'https://itunes.apple.com'),
+    timeouts: {
+      pushMs: duration('HAISHIN_PUSH_TIMEOUT', '6d'),
+      requestMs: duration('HAISHIN_REQUEST_TIMEOUT', '6d'),
+      sessionMs: duration('HAISHIN_SESSION_TIMEOUT', '80m'),
+    },
+    offlineAfterMs: duration('HAISHIN_OFFLINE_AFTER', '1d'),
+    unenrolledAfterMs: duration('HAISHIN_UNENROLLED_AFTER', '30d'),
+    maxBodyBytes: integer('HAISHIN_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
+    deviceKeyBits: deviceKeyBits === 1024 || deviceKeyBits >= 2048 ? deviceKeyBits : 2048,
+  };
+}

@@ -1,0 +1,105 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Clock } from '../core/clock.ts';
+import { identityToPkcs12, issueDeviceIdentity } from './identity/ca.ts';
+import type { CertAndKey } from './identity/ca.ts';
+import { buildPlist } from './plist.ts';
+import type { PlistDict } from './plist.ts';
+
+export interface EnrollmentStore {
+  getGroup(id: string): Promise<{ id: string; name: string } | undefined>;
+  recordIssuedIdentity(identity: {
+    fingerprint: string;
+    serialHex: string;
+    groupId: string;
+    issuedAt: Date;
+    notAfter: Date;
+  }): Promise<void>;
+}
+
+export interface EnrollmentOptions {
+  store: EnrollmentStore;
+  ca: CertAndKey;
+  clock: Clock;
+  publicUrl: string;
+  /** The push certificate's UID, `com.apple.mgmt.…`. */
+  topic: string;
+  deviceKeyBits: number;
+  organization?: string;
+}
+
+/**
+ * AccessRights: every right (8191). The VPP workflow needs at least 4096 (app management) and
+ * 16 (device information); the troubleshooter also reads restrictions and profiles.
+ */
+export const ACCESS_RIGHTS_ALL = 8191;
+
+export class UnknownGroupError extends Error {}
+
+/** Builds `.mobileconfig` enrollment profiles, each with a fresh device identity issued by haishin's CA. */
+export class EnrollmentProfiles {
+  readonly #o: EnrollmentOptions;
+
+  constructor(options: EnrollmentOptions) {
+    this.#o = options;
+  }
+
+  async profileFor(groupId: string): Promise<{ body: string; fingerprint: string }> {
+    const group = await this.#o.store.getGroup(groupId);
+    if (!group) throw new UnknownGroupError(`no group with id "${groupId}": ask your administrator for a current enrollment link`);
+    const now = this.#o.clock.now();
+    const identityUuid = randomUUID().toUpperCase();
+    const identity = issueDeviceIdentity(this.#o.ca, {
+      now,
+      commonName: `haishin device ${identityUuid}`,
+      keyBits: this.#o.deviceKeyBits,
+    });
+    await this.#o.store.recordIssuedIdentity({
+      fingerprint: identity.fingerprintSha256,
+      serialHex: identity.serialHex,
+      groupId: group.id,
+      issuedAt: now,
+      notAfter: identity.notAfter,
+    });
+    // The password travels inside the same profile; it only satisfies the PKCS#12 format.
+    const password = randomBytes(12).toString('base64url');
+    const pkcs12 = identityToPkcs12(identity, { password, friendlyName: 'haishin device identity' });
+    const org = this.#o.organization ?? 'haishin';
+    const base = this.#o.publicUrl;
+    const identityPayload: PlistDict = {
+      PayloadType: 'com.apple.security.pkcs12',
+      PayloadVersion: 1,
+      PayloadIdentifier: `haishin.identity.${identityUuid}`,
+      PayloadUUID: identityUuid,
+      PayloadDisplayName: 'haishin device identity',
+      PayloadContent: pkcs12,
+      Password: password,
+    };
+    const mdmPayload: PlistDict = {
+      PayloadType: 'com.apple.mdm',
+      PayloadVersion: 1,
+      PayloadIdentifier: `haishin.mdm.${group.id}`,
+      PayloadUUID: randomUUID().toUpperCase(),
+      PayloadDisplayName: `${org} MDM`,
+      ServerURL: `${base}/mdm/connect`,
+      CheckInURL: `${base}/mdm/checkin`,
+      Topic: this.#o.topic,
+      IdentityCertificateUUID: identityUuid,
+      SignMessage: true,
+      AccessRights: ACCESS_RIGHTS_ALL,
+      CheckOutWhenRemoved: true,
+      ServerCapabilities: ['com.apple.mdm.per-user-connections'],
+    };
+    const profile: PlistDict = {
+      PayloadType: 'Configuration',
+      PayloadVersion: 1,
+      PayloadIdentifier: `haishin.enrollment.${group.id}`,
+      PayloadUUID: randomUUID().toUpperCase(),
+      PayloadDisplayName: `${org}: ${group.name}`,
+      PayloadOrganization: org,
+      PayloadDescription: 'Enrolls this device in haishin so your organisation can install its apps.',
+      PayloadRemovalDisallowed: false,
+      PayloadContent: [identityPayload, mdmPayload],
+    };
+    return { body: buildPlist(profile), fingerprint: identity.fingerprintSha256 };
+  }
+}

@@ -1,0 +1,59 @@
+import type { FastifyInstance } from 'fastify';
+import { UnknownGroupError } from './enroll.ts';
+import type { EnrollmentProfiles } from './enroll.ts';
+import type { MdmService } from './service.ts';
+
+export interface MdmRouteOptions {
+  service: MdmService;
+  profiles: EnrollmentProfiles;
+  maxBodyBytes: number;
+}
+
+/**
+ * The device-facing HTTP surface. Devices get 400 for every refusal and never 401
+ * (a 401 makes an enrolled iPhone remove its MDM profile).
+ */
+export async function registerMdmRoutes(app: FastifyInstance, o: MdmRouteOptions): Promise<void> {
+  await app.register(async (scope) => {
+    // Raw bytes are needed: the signature covers the exact body.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.maxBodyBytes }, (_req, body, done) => done(null, body));
+    scope.setErrorHandler((err: { statusCode?: number; message: string }, req, reply) => {
+      // Body too large, bad framing…: still a 400 on MDM routes.
+      req.log.warn({ reason: err.message }, 'mdm request refused');
+      void reply.code(400).type('text/plain').send('');
+    });
+
+    for (const endpoint of ['checkin', 'connect'] as const) {
+      scope.put(`/mdm/${endpoint}`, async (req, reply) => {
+        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const header = req.headers['mdm-signature'];
+        const result = await o.service.handle(endpoint, body, Array.isArray(header) ? header[0] : header);
+        if (result.status === 400) req.log.warn({ endpoint, reason: result.note }, 'mdm request refused');
+        else req.log.debug({ endpoint, note: result.note }, 'mdm request');
+        reply.code(result.status);
+        if (result.body.length === 0) return reply.send('');
+        return reply.type(result.contentType ?? 'application/xml').send(result.body);
+      });
+    }
+  });
+
+  app.get<{ Querystring: { group?: string } }>('/mdm/enroll', async (req, reply) => {
+    const groupId = req.query.group;
+    if (!groupId) {
+      return reply.code(400).send({ error: { code: 'enroll.group_missing', message: 'add ?group=<groupId> to the enrollment link' } });
+    }
+    try {
+      const { body } = await o.profiles.profileFor(groupId);
+      return reply
+        .type('application/x-apple-aspen-config')
+        .header('content-disposition', 'attachment; filename="haishin-enroll.mobileconfig"')
+        .send(body);
+    } catch (err) {
+      if (err instanceof UnknownGroupError) {
+        return reply.code(404).send({ error: { code: 'enroll.group_not_found', message: err.message } });
+      }
+      throw err;
+    }
+  });
+}

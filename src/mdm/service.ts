@@ -1,0 +1,298 @@
+import type { Clock } from '../core/clock.ts';
+import { parsePlistDict, PlistError, PlistReal } from './plist.ts';
+import type { PlistDict, PlistValue } from './plist.ts';
+import type {
+  AuthenticateFacts,
+  DeviceFactKind,
+  KnownDevice,
+  MdmListener,
+  MdmStore,
+  TokenUpdateFacts,
+} from './ports.ts';
+
+/** The signature check the service needs; src/mdm/identity implements it. */
+export interface SignatureVerifier {
+  verify(
+    body: Uint8Array,
+    header: string | undefined,
+    now: Date,
+  ): { ok: true; fingerprintSha256: string } | { ok: false; reason: string };
+}
+
+export interface MdmResponse {
+  status: 200 | 400 | 410;
+  body: string;
+  /** Why a request was refused or what was sent, for the log. */
+  note: string;
+  contentType?: string;
+}
+
+/** Shared iPad user channels use this fixed UserID (DESIGN §6). */
+export const SHARED_IPAD_USER_ID = 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF';
+
+const REPORT_STATUSES = new Set(['Idle', 'Acknowledged', 'Error', 'CommandFormatError', 'NotNow']);
+
+/** Command results whose payload haishin keeps as device facts. */
+const FACT_KEYS: Record<string, { kind: DeviceFactKind; key: string }> = {
+  DeviceInformation: { kind: 'facts', key: 'QueryResponses' },
+  Restrictions: { kind: 'restrictions', key: 'GlobalRestrictions' },
+  UserList: { kind: 'shared_users', key: 'Users' },
+  InstalledApplicationList: { kind: 'installed_apps', key: 'InstalledApplicationList' },
+  ManagedApplicationList: { kind: 'managed_apps', key: 'ManagedApplicationList' },
+};
+
+class Refusal extends Error {}
+
+export interface MdmServiceOptions {
+  store: MdmStore;
+  verifier: SignatureVerifier;
+  clock: Clock;
+  listener?: MdmListener;
+  maxBodyBytes: number;
+}
+
+/**
+ * The check-in and command channels of Apple's MDM protocol, independent of HTTP.
+ * Every refusal is a 400: a 401 would make an enrolled device unenroll itself.
+ */
+export class MdmService {
+  readonly #o: MdmServiceOptions;
+
+  constructor(options: MdmServiceOptions) {
+    this.#o = options;
+  }
+
+  /** `PUT /mdm/checkin` and `PUT /mdm/connect`: the message itself says which channel it is. */
+  async handle(endpoint: 'checkin' | 'connect', body: Uint8Array, signature: string | undefined): Promise<MdmResponse> {
+    try {
+      const at = this.#o.clock.now();
+      const check = this.#o.verifier.verify(body, signature, at);
+      if (!check.ok) throw new Refusal(`signature refused: ${check.reason}`);
+      const message = this.#parse(body);
+      const raw = Buffer.from(body).toString('utf8');
+      if (typeof message.MessageType === 'string') {
+        return await this.#checkin(message, raw, check.fingerprintSha256, at);
+      }
+      if (typeof message.Status === 'string') {
+        return await this.#report(message, raw, check.fingerprintSha256, at, endpoint);
+      }
+      throw new Refusal('the plist has neither MessageType nor Status');
+    } catch (err) {
+      if (err instanceof Refusal) return { status: 400, body: '', note: err.message };
+      throw err;
+    }
+  }
+
+  #parse(body: Uint8Array): PlistDict {
+    if (body.byteLength === 0) throw new Refusal('empty body');
+    if (body.byteLength > this.#o.maxBodyBytes) {
+      throw new Refusal(`body of ${body.byteLength} bytes exceeds the limit of ${this.#o.maxBodyBytes}`);
+    }
+    try {
+      return parsePlistDict(body, { maxBytes: this.#o.maxBodyBytes });
+    } catch (err) {
+      if (err instanceof PlistError) throw new Refusal(`unreadable plist: ${err.message}`);
+      throw err;
+    }
+  }
+
+  async #checkin(message: PlistDict, raw: string, fingerprint: string, at: Date): Promise<MdmResponse> {
+    const type = message.MessageType as string;
+    const udid = requiredString(message, 'UDID');
+    const store = this.#o.store;
+    const record = async (enrollmentId: string | null) =>
+      store.recordMessage({ udid, enrollmentId, endpoint: 'checkin', messageType: type, commandUuid: null, raw, at });
+
+    if (type === 'Authenticate') {
+      const identity = await store.findIdentity(fingerprint);
+      if (!identity) throw new Refusal('the signing certificate was not issued by this haishin for enrollment');
+      if (identity.boundUdid !== null && identity.boundUdid !== udid) {
+        throw new Refusal(`the signing certificate is bound to another device (${identity.boundUdid}), not ${udid}`);
+      }
+      const { deviceId, clearedCommandUuids } = await store.authenticate(authenticateFacts(message, udid), identity, at);
+      await record(udid);
+      await this.#o.listener?.onAuthenticate?.(deviceId, clearedCommandUuids);
+      return { status: 200, body: '', note: `Authenticate ${udid}` };
+    }
+
+    const device = await this.#boundDevice(udid, fingerprint);
+    switch (type) {
+      case 'TokenUpdate': {
+        const facts = tokenUpdateFacts(message, udid);
+        const { firstTokenUpdate } = await store.tokenUpdate(device.id, facts, at);
+        await record(facts.enrollmentId);
+        await this.#o.listener?.onTokenUpdate?.(device.id, facts.enrollmentId, firstTokenUpdate);
+        return { status: 200, body: '', note: `TokenUpdate ${facts.enrollmentId}` };
+      }
+      case 'CheckOut':
+        await store.checkOut(device.id, at);
+        await record(udid);
+        await this.#o.listener?.onCheckOut?.(device.id);
+        return { status: 200, body: '', note: `CheckOut ${udid}` };
+      case 'UserAuthenticate':
+        // haishin does not run user-channel authentication; 410 tells the device to go on without it.
+        await record(udid);
+        return { status: 410, body: '', note: `UserAuthenticate ${udid} declined` };
+      default:
+        await record(udid);
+        return { status: 200, body: '', note: `check-in ${type} ignored` };
+    }
+  }
+
+  async #report(
+    message: PlistDict,
+    raw: string,
+    fingerprint: string,
+    at: Date,
+    endpoint: 'checkin' | 'connect',
+  ): Promise<MdmResponse> {
+    const status = message.Status as string;
+    if (!REPORT_STATUSES.has(status)) throw new Refusal(`unknown Status "${status}"`);
+    const udid = requiredString(message, 'UDID');
+    const device = await this.#boundDevice(udid, fingerprint);
+    const enrollmentId = enrollmentIdOf(message, udid);
+    const commandUuid = typeof message.CommandUUID === 'string' ? message.CommandUUID : null;
+    const store = this.#o.store;
+    await store.recordMessage({ udid, enrollmentId, endpoint, messageType: status, commandUuid, raw, at });
+    await store.touch(device.id, enrollmentId, at);
+
+    if (status !== 'Idle') {
+      if (!commandUuid) throw new Refusal(`Status ${status} without CommandUUID`);
+      if (status === 'NotNow') {
+        const { known } = await store.markNotNow(enrollmentId, commandUuid, at);
+        if (known) {
+          await this.#o.listener?.onCommandReport?.({
+            deviceId: device.id,
+            enrollmentId,
+            commandUuid,
+            requestType: null,
+            status,
+            report: message,
+            raw,
+            at,
+          });
+        }
+        // After NotNow the device expects nothing more in this session; it polls again by itself.
+        return { status: 200, body: '', note: `NotNow ${commandUuid}` };
+      }
+      const errorChain = Array.isArray(message.ErrorChain) ? message.ErrorChain : null;
+      const result = status as 'Acknowledged' | 'Error' | 'CommandFormatError';
+      const saved = await store.saveResult({ enrollmentId, commandUuid, status: result, raw, errorChain, at });
+      if (!saved.duplicate) {
+        if (result === 'Acknowledged' && saved.requestType) await this.#keepFacts(device.id, saved.requestType, message, at);
+        await this.#o.listener?.onCommandReport?.({
+          deviceId: device.id,
+          enrollmentId,
+          commandUuid,
+          requestType: saved.requestType,
+          status: result,
+          report: message,
+          raw,
+          at,
+        });
+      }
+    }
+
+    const next = await store.nextCommand(enrollmentId, at);
+    if (!next) return { status: 200, body: '', note: `${status}: nothing to do` };
+    return {
+      status: 200,
+      body: next.payload,
+      contentType: 'application/xml; charset=utf-8',
+      note: `${status}: sent ${next.requestType} ${next.uuid}`,
+    };
+  }
+
+  async #boundDevice(udid: string, fingerprint: string): Promise<KnownDevice> {
+    const device = await this.#o.store.findDeviceByUdid(udid);
+    if (!device) throw new Refusal(`unknown device ${udid}: it must Authenticate first`);
+    if (device.certFingerprint !== fingerprint) {
+      throw new Refusal(`the signing certificate is not the one device ${udid} authenticated with`);
+    }
+    return device;
+  }
+
+  async #keepFacts(deviceId: string, requestType: string, message: PlistDict, at: Date): Promise<void> {
+    const fact = FACT_KEYS[requestType];
+    if (!fact) return;
+    const value = message[fact.key] ?? (fact.kind === 'restrictions' ? message.ProfileRestrictions : undefined);
+    if (value === undefined) return;
+    await this.#o.store.saveDeviceFacts(deviceId, fact.kind, toJsonValue(value), at);
+  }
+}
+
+function requiredString(message: PlistDict, key: string): string {
+  const value = message[key];
+  if (typeof value !== 'string' || value.length === 0) throw new Refusal(`missing ${key}`);
+  return value;
+}
+
+function optionalString(message: PlistDict, key: string): string | null {
+  const value = message[key];
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+
+/**
+ * The command channel a message belongs to: the device (its UDID) or a user on it.
+ * A Shared iPad user channel always has the same UserID, so the short name tells users apart.
+ */
+export function enrollmentIdOf(message: PlistDict, udid: string): string {
+  const userId = optionalString(message, 'UserID');
+  if (!userId) return udid;
+  const shortName = optionalString(message, 'UserShortName');
+  if (userId === SHARED_IPAD_USER_ID && shortName) return `${udid}:${shortName}`;
+  return `${udid}:${userId}`;
+}
+
+function authenticateFacts(message: PlistDict, udid: string): AuthenticateFacts {
+  return {
+    udid,
+    topic: optionalString(message, 'Topic'),
+    serialNumber: optionalString(message, 'SerialNumber'),
+    osVersion: optionalString(message, 'OSVersion'),
+    buildVersion: optionalString(message, 'BuildVersion'),
+    productName: optionalString(message, 'ProductName'),
+    deviceName: optionalString(message, 'DeviceName'),
+    model: optionalString(message, 'Model'),
+    modelName: optionalString(message, 'ModelName'),
+    imei: optionalString(message, 'IMEI'),
+    meid: optionalString(message, 'MEID'),
+  };
+}
+
+function tokenUpdateFacts(message: PlistDict, udid: string): TokenUpdateFacts {
+  const token = message.Token;
+  if (!(token instanceof Uint8Array) || token.byteLength === 0) throw new Refusal('TokenUpdate without Token data');
+  const pushMagic = requiredString(message, 'PushMagic');
+  const userId = optionalString(message, 'UserID');
+  return {
+    udid,
+    enrollmentId: enrollmentIdOf(message, udid),
+    user: userId
+      ? {
+          userId,
+          shortName: optionalString(message, 'UserShortName'),
+          longName: optionalString(message, 'UserLongName'),
+        }
+      : null,
+    topic: optionalString(message, 'Topic'),
+    pushTokenHex: Buffer.from(token).toString('hex'),
+    pushMagic,
+    awaitingConfiguration: message.AwaitingConfiguration === true,
+  };
+}
+
+/** Plist values as JSON: data as base64, dates as ISO text, reals as numbers. */
+export function toJsonValue(value: PlistValue): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return value.map(toJsonValue);
+  if (value instanceof PlistReal) return value.value;
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value as PlistDict)) out[key] = toJsonValue(item);
+    return out;
+  }
+  return value;
+}

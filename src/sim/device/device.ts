@@ -1,0 +1,362 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { pkcs12ToIdentity } from '../../mdm/identity/ca.ts';
+import { buildPlist, parsePlistDict, real } from '../../mdm/plist.ts';
+import type { PlistDict, PlistValue } from '../../mdm/plist.ts';
+import { CmsSigner } from './signer.ts';
+
+/** What a simulated iPad is: the facts it reports and the state it keeps. */
+export interface SimDeviceSpec {
+  udid?: string;
+  serialNumber?: string;
+  deviceName?: string;
+  productName?: string;
+  model?: string;
+  modelName?: string;
+  osVersion?: string;
+  buildVersion?: string;
+  capacityGb?: number;
+  availableGb?: number;
+  cellular?: boolean;
+  supervised?: boolean;
+  sharedIpad?: boolean;
+  users?: { shortName: string; loggedIn: boolean }[];
+  restrictions?: { ratingApps?: number; allowListedAppBundleIDs?: string[]; blockedAppBundleIDs?: string[] };
+  installedApps?: SimApp[];
+}
+
+export interface SimApp {
+  bundleId: string;
+  name: string;
+  version: string;
+  sizeBytes: number;
+  /** Managed by MDM (and through which adamId), or installed by the user. */
+  managedAdamId?: number;
+  managedStatus?: string;
+}
+
+export interface ErrorChainItem {
+  ErrorCode: number;
+  ErrorDomain: string;
+  LocalizedDescription: string;
+  USEnglishDescription?: string;
+}
+
+/** How the device answers a request type. */
+export type Behaviour =
+  | { kind: 'acknowledge' }
+  | { kind: 'error'; chain: ErrorChainItem[]; rejectionReason?: string }
+  | { kind: 'not_now' }
+  | { kind: 'silent' }
+  | { kind: 'format_error' };
+
+export interface SimDeviceOptions {
+  spec?: SimDeviceSpec;
+  /** adamId → the app the store would install. */
+  catalog?: ReadonlyMap<number, Omit<SimApp, 'managedAdamId' | 'managedStatus'>>;
+  fetch?: typeof fetch;
+}
+
+interface Enrolled {
+  checkInUrl: string;
+  serverUrl: string;
+  topic: string;
+  signer: CmsSigner;
+}
+
+export interface ExchangeLog {
+  sent: string;
+  status: number;
+  command: PlistDict | null;
+}
+
+/**
+ * A simulated iPad speaking the real MDM protocol over HTTP: it enrolls from a downloaded
+ * profile, signs every message with its identity (CMS), and answers commands from its own state.
+ * It keeps little memory so thousands fit in one process.
+ */
+export class SimDevice {
+  readonly udid: string;
+  readonly serialNumber: string;
+  readonly spec: Required<Omit<SimDeviceSpec, 'restrictions' | 'installedApps' | 'users'>> &
+    Pick<SimDeviceSpec, 'restrictions'>;
+  users: { shortName: string; loggedIn: boolean }[];
+  apps: Map<string, SimApp>;
+  readonly behaviours = new Map<string, Behaviour>();
+  readonly pushToken = randomBytes(32);
+  pushMagic = randomUUID().toUpperCase();
+  /** Every request type received, in order — tests read it. */
+  readonly received: string[] = [];
+  #enrolled: Enrolled | null = null;
+  readonly #catalog: ReadonlyMap<number, Omit<SimApp, 'managedAdamId' | 'managedStatus'>>;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: SimDeviceOptions = {}) {
+    const s = options.spec ?? {};
+    this.udid = s.udid ?? randomUUID().toUpperCase();
+    this.serialNumber = s.serialNumber ?? `SIM${randomBytes(5).toString('hex').toUpperCase()}`.slice(0, 12);
+    this.spec = {
+      udid: this.udid,
+      serialNumber: this.serialNumber,
+      deviceName: s.deviceName ?? `iPad ${this.serialNumber.slice(-4)}`,
+      productName: s.productName ?? 'iPad13,18',
+      model: s.model ?? 'MK2K3J/A',
+      modelName: s.modelName ?? 'iPad',
+      osVersion: s.osVersion ?? '18.1',
+      buildVersion: s.buildVersion ?? '22B83',
+      capacityGb: s.capacityGb ?? 64,
+      availableGb: s.availableGb ?? 40,
+      cellular: s.cellular ?? false,
+      supervised: s.supervised ?? true,
+      sharedIpad: s.sharedIpad ?? false,
+      restrictions: s.restrictions,
+    };
+    this.users = s.users ?? [];
+    this.apps = new Map((s.installedApps ?? []).map((a) => [a.bundleId, a]));
+    this.#catalog = options.catalog ?? new Map();
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  get enrolled(): boolean {
+    return this.#enrolled !== null;
+  }
+
+  get topic(): string | null {
+    return this.#enrolled?.topic ?? null;
+  }
+
+  /** Downloads the enrollment profile and installs its identity, as Settings does. */
+  async installProfile(enrollUrl: string): Promise<void> {
+    const response = await this.#fetch(enrollUrl);
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`enrollment profile download failed: HTTP ${response.status} ${text}`);
+    const profile = parsePlistDict(text);
+    const payloads = (profile.PayloadContent ?? []) as PlistDict[];
+    const mdm = payloads.find((p) => p.PayloadType === 'com.apple.mdm');
+    if (!mdm) throw new Error('the profile has no com.apple.mdm payload');
+    const identity = payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID);
+    if (!identity || !(identity.PayloadContent instanceof Uint8Array)) throw new Error('the profile has no identity payload');
+    const keys = pkcs12ToIdentity(identity.PayloadContent, String(identity.Password ?? ''));
+    this.#enrolled = {
+      checkInUrl: String(mdm.CheckInURL),
+      serverUrl: String(mdm.ServerURL),
+      topic: String(mdm.Topic),
+      signer: new CmsSigner(keys),
+    };
+  }
+
+  /** Profile installation end to end: download, Authenticate, TokenUpdate (and one per logged-in Shared iPad user). */
+  async enroll(enrollUrl: string): Promise<void> {
+    await this.installProfile(enrollUrl);
+    await this.authenticate();
+    await this.tokenUpdate();
+  }
+
+  authenticate(): Promise<number> {
+    return this.checkIn({
+      MessageType: 'Authenticate',
+      Topic: this.#need().topic,
+      UDID: this.udid,
+      SerialNumber: this.serialNumber,
+      OSVersion: this.spec.osVersion,
+      BuildVersion: this.spec.buildVersion,
+      ProductName: this.spec.productName,
+      DeviceName: this.spec.deviceName,
+      Model: this.spec.model,
+      ModelName: this.spec.modelName,
+    });
+  }
+
+  tokenUpdate(): Promise<number> {
+    return this.checkIn({
+      MessageType: 'TokenUpdate',
+      Topic: this.#need().topic,
+      UDID: this.udid,
+      Token: this.pushToken,
+      PushMagic: this.pushMagic,
+      AwaitingConfiguration: false,
+    });
+  }
+
+  /** A Shared iPad user's channel (UserID is the fixed all-F value). */
+  userTokenUpdate(shortName: string): Promise<number> {
+    return this.checkIn({
+      MessageType: 'TokenUpdate',
+      Topic: this.#need().topic,
+      UDID: this.udid,
+      UserID: 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF',
+      UserShortName: shortName,
+      UserLongName: shortName,
+      Token: randomBytes(32),
+      PushMagic: randomUUID().toUpperCase(),
+    });
+  }
+
+  checkOut(): Promise<number> {
+    return this.checkIn({ MessageType: 'CheckOut', Topic: this.#need().topic, UDID: this.udid });
+  }
+
+  async checkIn(message: PlistDict): Promise<number> {
+    const { status } = await this.#put(this.#need().checkInUrl, buildPlist(message));
+    return status;
+  }
+
+  /**
+   * One command session, as after a push: Idle, then answer each command until the server
+   * has nothing more (or the device goes silent / says NotNow). Bounded by `maxCommands`.
+   */
+  async connect(maxCommands = 100): Promise<ExchangeLog[]> {
+    const log: ExchangeLog[] = [];
+    let report: PlistDict = { Status: 'Idle', UDID: this.udid };
+    for (let i = 0; i <= maxCommands; i++) {
+      const exchange = await this.sendReport(report);
+      log.push(exchange);
+      if (!exchange.command) break;
+      const answer = this.answer(exchange.command);
+      if (!answer) break;
+      report = answer;
+    }
+    return log;
+  }
+
+  /** Sends one report on the command channel and returns the server's reply. */
+  async sendReport(report: PlistDict): Promise<ExchangeLog> {
+    const { status, text } = await this.#put(this.#need().serverUrl, buildPlist(report));
+    const command = status === 200 && text.length > 0 ? parsePlistDict(text) : null;
+    return { sent: String(report.Status), status, command };
+  }
+
+  /** The report this device gives for a command, or null when it stays silent. */
+  answer(envelope: PlistDict): PlistDict | null {
+    const uuid = String(envelope.CommandUUID);
+    const command = (envelope.Command ?? {}) as PlistDict;
+    const type = String(command.RequestType);
+    this.received.push(type);
+    const behaviour = this.behaviours.get(type) ?? { kind: 'acknowledge' };
+    const base: PlistDict = { UDID: this.udid, CommandUUID: uuid };
+    switch (behaviour.kind) {
+      case 'silent':
+        return null;
+      case 'not_now':
+        return { ...base, Status: 'NotNow' };
+      case 'format_error':
+        return { ...base, Status: 'CommandFormatError' };
+      case 'error': {
+        const out: PlistDict = { ...base, Status: 'Error', ErrorChain: behaviour.chain.map((c) => ({ ...c })) };
+        if (behaviour.rejectionReason) out.RejectionReason = behaviour.rejectionReason;
+        return out;
+      }
+      case 'acknowledge':
+        return { ...base, Status: 'Acknowledged', ...this.#result(type, command) };
+    }
+  }
+
+  #result(type: string, command: PlistDict): PlistDict {
+    switch (type) {
+      case 'DeviceInformation':
+        return { QueryResponses: this.#deviceInformation(command.Queries) };
+      case 'InstalledApplicationList':
+        return {
+          InstalledApplicationList: [...this.apps.values()].map((a) => ({
+            Identifier: a.bundleId,
+            Name: a.name,
+            Version: a.version,
+            ShortVersion: a.version,
+            BundleSize: a.sizeBytes,
+            IsValidated: true,
+          })),
+        };
+      case 'ManagedApplicationList': {
+        const list: PlistDict = {};
+        for (const app of this.apps.values()) {
+          if (app.managedStatus === undefined) continue;
+          list[app.bundleId] = { Status: app.managedStatus, ManagementFlags: 1, HasConfiguration: false, HasFeedback: false };
+        }
+        return { ManagedApplicationList: list };
+      }
+      case 'Restrictions':
+        return { GlobalRestrictions: this.#restrictions() };
+      case 'UserList':
+        return {
+          Users: this.users.map((u) => ({
+            UserName: u.shortName,
+            FullName: u.shortName,
+            IsLoggedIn: u.loggedIn,
+            HasDataToSync: false,
+            DataQuota: 0,
+            DataUsed: 0,
+          })),
+        };
+      case 'InstallApplication':
+        return this.#install(command);
+      case 'RemoveApplication':
+        this.apps.delete(String(command.Identifier));
+        return {};
+      default:
+        return {};
+    }
+  }
+
+  #install(command: PlistDict): PlistDict {
+    const adamId = Number(command.iTunesStoreID);
+    const app = this.#catalog.get(adamId);
+    if (!app) return { State: 'Queued' };
+    this.apps.set(app.bundleId, { ...app, managedAdamId: adamId, managedStatus: 'Managed' });
+    return { Identifier: app.bundleId, State: 'Queued' };
+  }
+
+  #deviceInformation(queries: PlistValue | undefined): PlistDict {
+    const all: PlistDict = {
+      UDID: this.udid,
+      DeviceName: this.spec.deviceName,
+      OSVersion: this.spec.osVersion,
+      BuildVersion: this.spec.buildVersion,
+      ProductName: this.spec.productName,
+      Model: this.spec.model,
+      ModelName: this.spec.modelName,
+      SerialNumber: this.serialNumber,
+      DeviceCapacity: real(this.spec.capacityGb),
+      AvailableDeviceCapacity: real(this.spec.availableGb),
+      IsSupervised: this.spec.supervised,
+      IsMultiUser: this.spec.sharedIpad,
+      IsNetworkTethered: false,
+      iTunesStoreAccountIsActive: false,
+    };
+    if (this.spec.cellular) all.CellularTechnology = 1;
+    if (!Array.isArray(queries)) return all;
+    const picked: PlistDict = {};
+    for (const q of queries) {
+      const key = String(q);
+      const value = all[key];
+      if (value !== undefined) picked[key] = value;
+    }
+    return picked;
+  }
+
+  /** Shaped like Apple's RestrictionsResponse.GlobalRestrictions (restrictedValue / intersection / union). */
+  #restrictions(): PlistDict {
+    const r = this.spec.restrictions ?? {};
+    const out: PlistDict = { restrictedValue: { ratingApps: { value: r.ratingApps ?? 1000 } } };
+    if (r.allowListedAppBundleIDs) out.intersection = { allowListedAppBundleIDs: { values: r.allowListedAppBundleIDs } };
+    if (r.blockedAppBundleIDs) out.union = { blockedAppBundleIDs: { values: r.blockedAppBundleIDs } };
+    return out;
+  }
+
+  async #put(url: string, body: string): Promise<{ status: number; text: string }> {
+    const bytes = Buffer.from(body, 'utf8');
+    const response = await this.#fetch(url, {
+      method: 'PUT',
+      body: bytes,
+      headers: {
+        'content-type': 'application/x-apple-aspen-mdm-checkin',
+        'mdm-signature': this.#need().signer.sign(bytes),
+        'user-agent': 'MDM/1.0',
+      },
+    });
+    return { status: response.status, text: await response.text() };
+  }
+
+  #need(): Enrolled {
+    if (!this.#enrolled) throw new Error(`simulated device ${this.udid} has no MDM profile installed`);
+    return this.#enrolled;
+  }
+}

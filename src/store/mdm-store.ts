@@ -1,0 +1,313 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type {
+  AuthenticateFacts,
+  DeviceFactKind,
+  IdentityRecord,
+  KnownDevice,
+  MdmStore,
+  NewCommand,
+  QueuedCommand,
+  RawMessage,
+  ResultRecord,
+  TokenUpdateFacts,
+} from '../mdm/ports.ts';
+import type { Db } from './db.ts';
+import type { Database } from './schema.ts';
+
+const iso = (at: Date) => at.toISOString();
+
+/** Kysely implementation of the MDM protocol's storage port; the same SQL on SQLite and PostgreSQL. */
+export class KyselyMdmStore implements MdmStore {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Db) {
+    this.#db = db.kysely;
+  }
+
+  async findIdentity(fingerprint: string): Promise<IdentityRecord | null> {
+    const row = await this.#db
+      .selectFrom('identities')
+      .leftJoin('devices', 'devices.id', 'identities.device_id')
+      .select(['identities.fingerprint', 'identities.group_id', 'identities.device_id', 'devices.udid'])
+      .where('identities.fingerprint', '=', fingerprint)
+      .executeTakeFirst();
+    if (!row) return null;
+    return { fingerprint: row.fingerprint, groupId: row.group_id, deviceId: row.device_id, boundUdid: row.udid ?? null };
+  }
+
+  async findDeviceByUdid(udid: string): Promise<KnownDevice | null> {
+    const row = await this.#db
+      .selectFrom('devices')
+      .select(['id', 'udid', 'cert_fingerprint', 'status'])
+      .where('udid', '=', udid)
+      .executeTakeFirst();
+    return row ? { id: row.id, udid: row.udid, certFingerprint: row.cert_fingerprint, status: row.status } : null;
+  }
+
+  async authenticate(
+    facts: AuthenticateFacts,
+    identity: IdentityRecord,
+    at: Date,
+  ): Promise<{ deviceId: string; clearedCommandUuids: string[] }> {
+    const now = iso(at);
+    return this.#db.transaction().execute(async (tx) => {
+      const existing = await tx.selectFrom('devices').select(['id']).where('udid', '=', facts.udid).executeTakeFirst();
+      const values = {
+        serial_number: facts.serialNumber,
+        name: facts.deviceName,
+        model: facts.model,
+        model_name: facts.modelName,
+        product_name: facts.productName,
+        os_version: facts.osVersion,
+        build_version: facts.buildVersion,
+        imei: facts.imei,
+        meid: facts.meid,
+        cert_fingerprint: identity.fingerprint,
+        status: 'pending' as const,
+        checked_out_at: null,
+        last_seen_at: now,
+        updated_at: now,
+      };
+      let deviceId: string;
+      if (existing) {
+        deviceId = existing.id;
+        // Re-enrolment keeps the device's number and group: the administrator's bookkeeping survives.
+        await tx.updateTable('devices').set(values).where('id', '=', deviceId).execute();
+      } else {
+        deviceId = randomUUID();
+        const deviceNumber = await nextCounter(tx, 'device_number');
+        await tx
+          .insertInto('devices')
+          .values({
+            ...values,
+            id: deviceId,
+            device_number: deviceNumber,
+            udid: facts.udid,
+            group_id: identity.groupId,
+            is_shared_ipad: 0,
+            is_supervised: null,
+            created_at: now,
+          })
+          .execute();
+      }
+      await tx
+        .updateTable('identities')
+        .set({ device_id: deviceId, bound_at: now })
+        .where('fingerprint', '=', identity.fingerprint)
+        .where('device_id', 'is', null)
+        .execute();
+
+      const channels = await tx.selectFrom('enrollments').select('id').where('device_id', '=', deviceId).execute();
+      const channelIds = channels.map((c) => c.id);
+      let cleared: string[] = [];
+      if (channelIds.length > 0) {
+        const queued = await tx
+          .selectFrom('command_queue')
+          .select('command_uuid')
+          .where('enrollment_id', 'in', channelIds)
+          .execute();
+        cleared = queued.map((q) => q.command_uuid);
+        await tx.deleteFrom('command_queue').where('enrollment_id', 'in', channelIds).execute();
+        await tx.updateTable('enrollments').set({ enabled: 0, updated_at: now }).where('device_id', '=', deviceId).execute();
+      }
+      return { deviceId, clearedCommandUuids: cleared };
+    });
+  }
+
+  async tokenUpdate(deviceId: string, facts: TokenUpdateFacts, at: Date): Promise<{ firstTokenUpdate: boolean }> {
+    const now = iso(at);
+    return this.#db.transaction().execute(async (tx) => {
+      const existing = await tx
+        .selectFrom('enrollments')
+        .select(['id', 'enabled'])
+        .where('id', '=', facts.enrollmentId)
+        .executeTakeFirst();
+      const channel = {
+        topic: facts.topic,
+        push_token: facts.pushTokenHex,
+        push_magic: facts.pushMagic,
+        enabled: 1,
+        last_seen_at: now,
+        updated_at: now,
+      };
+      if (existing) {
+        await tx
+          .updateTable('enrollments')
+          .set((eb) => ({ ...channel, token_update_count: eb('token_update_count', '+', 1) }))
+          .where('id', '=', facts.enrollmentId)
+          .execute();
+      } else {
+        await tx
+          .insertInto('enrollments')
+          .values({
+            ...channel,
+            id: facts.enrollmentId,
+            device_id: deviceId,
+            type: facts.user ? 'user' : 'device',
+            user_id: facts.user?.userId ?? null,
+            user_short_name: facts.user?.shortName ?? null,
+            user_long_name: facts.user?.longName ?? null,
+            token_update_count: 1,
+            created_at: now,
+          })
+          .execute();
+      }
+      const firstTokenUpdate = !existing || existing.enabled === 0;
+      const device: Partial<Database['devices']> = { last_seen_at: now, updated_at: now };
+      if (!facts.user) {
+        device.status = 'enrolled';
+        if (firstTokenUpdate) device.enrolled_at = now;
+      } else if (facts.user.userId?.toUpperCase() === 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF') {
+        device.is_shared_ipad = 1;
+      }
+      await tx.updateTable('devices').set(device).where('id', '=', deviceId).where('status', '!=', 'deactivated').execute();
+      return { firstTokenUpdate };
+    });
+  }
+
+  async checkOut(deviceId: string, at: Date): Promise<void> {
+    const now = iso(at);
+    await this.#db.transaction().execute(async (tx) => {
+      await tx
+        .updateTable('devices')
+        .set({ status: 'unenrolled', checked_out_at: now, last_seen_at: now, updated_at: now })
+        .where('id', '=', deviceId)
+        .execute();
+      await tx.updateTable('enrollments').set({ enabled: 0, updated_at: now }).where('device_id', '=', deviceId).execute();
+    });
+  }
+
+  async touch(deviceId: string, enrollmentId: string, at: Date): Promise<void> {
+    const now = iso(at);
+    await this.#db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', deviceId).execute();
+    await this.#db.updateTable('enrollments').set({ last_seen_at: now }).where('id', '=', enrollmentId).execute();
+  }
+
+  async recordMessage(m: RawMessage): Promise<void> {
+    await this.#db
+      .insertInto('mdm_messages')
+      .values({
+        id: randomUUID(),
+        udid: m.udid,
+        enrollment_id: m.enrollmentId,
+        endpoint: m.endpoint,
+        message_type: m.messageType,
+        command_uuid: m.commandUuid,
+        raw: m.raw,
+        received_at: iso(m.at),
+      })
+      .execute();
+  }
+
+  async enqueue(enrollmentIds: readonly string[], command: NewCommand, priority: number, at: Date): Promise<void> {
+    const now = iso(at);
+    await this.#db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto('commands')
+        .values({ uuid: command.uuid, request_type: command.requestType, payload: command.payload, created_at: now })
+        .execute();
+      if (enrollmentIds.length === 0) return;
+      await tx
+        .insertInto('command_queue')
+        .values(
+          enrollmentIds.map((id) => ({
+            enrollment_id: id,
+            command_uuid: command.uuid,
+            priority,
+            created_at: now,
+            delivery_count: 0,
+            not_now_count: 0,
+          })),
+        )
+        .execute();
+    });
+  }
+
+  async nextCommand(enrollmentId: string, at: Date): Promise<QueuedCommand | null> {
+    const row = await this.#db
+      .selectFrom('command_queue')
+      .innerJoin('commands', 'commands.uuid', 'command_queue.command_uuid')
+      .innerJoin('enrollments', 'enrollments.id', 'command_queue.enrollment_id')
+      .select(['commands.uuid', 'commands.request_type', 'commands.payload'])
+      .where('command_queue.enrollment_id', '=', enrollmentId)
+      .where('enrollments.enabled', '=', 1)
+      .orderBy('command_queue.priority', 'desc')
+      .orderBy('command_queue.created_at', 'asc')
+      .orderBy('command_queue.command_uuid', 'asc')
+      .limit(1)
+      .executeTakeFirst();
+    if (!row) return null;
+    await this.#db
+      .updateTable('command_queue')
+      .set((eb) => ({ delivered_at: iso(at), delivery_count: eb('delivery_count', '+', 1) }))
+      .where('enrollment_id', '=', enrollmentId)
+      .where('command_uuid', '=', row.uuid)
+      .execute();
+    return { uuid: row.uuid, requestType: row.request_type, payload: row.payload };
+  }
+
+  async markNotNow(enrollmentId: string, commandUuid: string, at: Date): Promise<{ known: boolean }> {
+    const result = await this.#db
+      .updateTable('command_queue')
+      .set((eb) => ({ not_now_at: iso(at), not_now_count: eb('not_now_count', '+', 1) }))
+      .where('enrollment_id', '=', enrollmentId)
+      .where('command_uuid', '=', commandUuid)
+      .executeTakeFirst();
+    return { known: Number(result.numUpdatedRows) > 0 };
+  }
+
+  async saveResult(r: ResultRecord): Promise<{ requestType: string | null; duplicate: boolean }> {
+    return this.#db.transaction().execute(async (tx) => {
+      const command = await tx
+        .selectFrom('commands')
+        .select('request_type')
+        .where('uuid', '=', r.commandUuid)
+        .executeTakeFirst();
+      const inserted = await tx
+        .insertInto('command_results')
+        .values({
+          enrollment_id: r.enrollmentId,
+          command_uuid: r.commandUuid,
+          status: r.status,
+          raw: r.raw,
+          error_chain: r.errorChain ? JSON.stringify(r.errorChain) : null,
+          received_at: iso(r.at),
+        })
+        .onConflict((oc) => oc.columns(['enrollment_id', 'command_uuid']).doNothing())
+        .executeTakeFirst();
+      await tx
+        .deleteFrom('command_queue')
+        .where('enrollment_id', '=', r.enrollmentId)
+        .where('command_uuid', '=', r.commandUuid)
+        .execute();
+      return { requestType: command?.request_type ?? null, duplicate: Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0 };
+    });
+  }
+
+  async saveDeviceFacts(deviceId: string, kind: DeviceFactKind, value: unknown, at: Date): Promise<void> {
+    const now = iso(at);
+    const json = JSON.stringify(value);
+    const set: Partial<Database['devices']> = { [kind]: json, [`${kind}_at`]: now, updated_at: now };
+    if (kind === 'facts' && value && typeof value === 'object') {
+      const facts = value as Record<string, unknown>;
+      if (typeof facts.OSVersion === 'string') set.os_version = facts.OSVersion;
+      if (typeof facts.IsSupervised === 'boolean') set.is_supervised = facts.IsSupervised ? 1 : 0;
+      if (facts.IsMultiUser === true) set.is_shared_ipad = 1;
+    }
+    await this.#db.updateTable('devices').set(set).where('id', '=', deviceId).execute();
+  }
+}
+
+/** A gap-free, human-friendly number (端末番号) — UPDATE … RETURNING works on SQLite ≥ 3.35 and PostgreSQL. */
+export async function nextCounter(db: Kysely<Database>, name: string): Promise<number> {
+  const bumped = await db
+    .updateTable('counters')
+    .set((eb) => ({ value: eb('value', '+', 1) }))
+    .where('name', '=', name)
+    .returning('value')
+    .executeTakeFirst();
+  if (bumped) return bumped.value;
+  await db.insertInto('counters').values({ name, value: 1 }).execute();
+  return 1;
+}

@@ -1,0 +1,11 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m0001 from './0001_mdm_core.ts';
+
+/** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
+const MIGRATIONS: Record<string, Migration> = {
+  '0001_mdm_core': m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => MIGRATIONS,
+};

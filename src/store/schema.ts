@@ -1,0 +1,150 @@
+/**
+ * Row shapes of every table. Both dialects store the same values: booleans as 0/1,
+ * timestamps as ISO-8601 UTC text (sortable), JSON as text — better-sqlite3 cannot
+ * bind booleans or dates, and identical rows keep one code path.
+ */
+export interface Database {
+  settings: SettingsTable;
+  counters: CountersTable;
+  groups: GroupsTable;
+  devices: DevicesTable;
+  identities: IdentitiesTable;
+  enrollments: EnrollmentsTable;
+  commands: CommandsTable;
+  command_queue: CommandQueueTable;
+  command_results: CommandResultsTable;
+  mdm_messages: MdmMessagesTable;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
+export interface CountersTable {
+  name: string;
+  value: number;
+}
+
+export interface GroupsTable {
+  id: string;
+  name: string;
+  parent_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export type DeviceStatus = 'pending' | 'enrolled' | 'unenrolled' | 'deactivated';
+
+export interface DevicesTable {
+  id: string;
+  device_number: number;
+  udid: string;
+  serial_number: string | null;
+  group_id: string;
+  name: string | null;
+  model: string | null;
+  model_name: string | null;
+  product_name: string | null;
+  os_version: string | null;
+  build_version: string | null;
+  imei: string | null;
+  meid: string | null;
+  is_supervised: number | null;
+  is_shared_ipad: number;
+  status: DeviceStatus;
+  /** SHA-256 of the identity certificate bound at the last Authenticate. */
+  cert_fingerprint: string;
+  enrolled_at: string | null;
+  last_seen_at: string | null;
+  checked_out_at: string | null;
+  last_push_at: string | null;
+  last_push_result: string | null;
+  /** DeviceInformation QueryResponses (JSON) and when they were read. */
+  facts: string | null;
+  facts_at: string | null;
+  restrictions: string | null;
+  restrictions_at: string | null;
+  shared_users: string | null;
+  shared_users_at: string | null;
+  installed_apps: string | null;
+  installed_apps_at: string | null;
+  managed_apps: string | null;
+  managed_apps_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Every device identity haishin issued; `device_id` is the binding made at Authenticate. */
+export interface IdentitiesTable {
+  fingerprint: string;
+  serial_hex: string;
+  group_id: string;
+  issued_at: string;
+  not_after: string;
+  device_id: string | null;
+  bound_at: string | null;
+}
+
+export type EnrollmentType = 'device' | 'user';
+
+/** A command channel: the device itself, or a (Shared iPad) user on it. */
+export interface EnrollmentsTable {
+  id: string;
+  device_id: string;
+  type: EnrollmentType;
+  user_id: string | null;
+  user_short_name: string | null;
+  user_long_name: string | null;
+  topic: string | null;
+  push_token: string | null;
+  push_magic: string | null;
+  /** 0 from Authenticate until the next TokenUpdate: no push, no commands. */
+  enabled: number;
+  token_update_count: number;
+  last_seen_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CommandsTable {
+  uuid: string;
+  request_type: string;
+  /** The complete command plist as sent to the device. */
+  payload: string;
+  created_at: string;
+}
+
+/** Only commands still owed to a device: answered rows leave this table, so it stays small. */
+export interface CommandQueueTable {
+  enrollment_id: string;
+  command_uuid: string;
+  priority: number;
+  created_at: string;
+  delivered_at: string | null;
+  delivery_count: number;
+  not_now_at: string | null;
+  not_now_count: number;
+}
+
+export interface CommandResultsTable {
+  enrollment_id: string;
+  command_uuid: string;
+  status: string;
+  /** Raw report plist, kept for the troubleshooter and support bundles. */
+  raw: string;
+  error_chain: string | null;
+  received_at: string;
+}
+
+export interface MdmMessagesTable {
+  id: string;
+  udid: string | null;
+  enrollment_id: string | null;
+  endpoint: 'checkin' | 'connect';
+  message_type: string;
+  command_uuid: string | null;
+  raw: string;
+  received_at: string;
+}

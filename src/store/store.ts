@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Selectable } from 'kysely';
+import { migrate, openDb } from './db.ts';
+import type { Db } from './db.ts';
+import { KyselyMdmStore } from './mdm-store.ts';
+import type { Database, DevicesTable, GroupsTable } from './schema.ts';
+
+export type GroupRow = Selectable<GroupsTable>;
+export type DeviceRow = Selectable<DevicesTable>;
+
+export const ROOT_GROUP_NAME = 'root';
+
+/** One handle on the database: the repositories every other layer reaches through ports. */
+export class Store {
+  readonly db: Db;
+  readonly mdm: KyselyMdmStore;
+
+  private constructor(db: Db) {
+    this.db = db;
+    this.mdm = new KyselyMdmStore(db);
+  }
+
+  /** Opens HAISHIN_DB, applies pending migrations and makes sure the root group exists. */
+  static async open(url: string, at: Date): Promise<Store> {
+    const db = openDb(url);
+    try {
+      await migrate(db);
+      const store = new Store(db);
+      await store.ensureRootGroup(at);
+      return store;
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  get #k(): Kysely<Database> {
+    return this.db.kysely;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  async getSetting(key: string): Promise<string | null> {
+    const row = await this.#k.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
+    return row?.value ?? null;
+  }
+
+  /** Writes the value only if the key is unset; returns what is stored afterwards (first writer wins). */
+  async setSettingIfAbsent(key: string, value: string, at: Date): Promise<string> {
+    await this.#k
+      .insertInto('settings')
+      .values({ key, value, updated_at: at.toISOString() })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .execute();
+    const stored = await this.getSetting(key);
+    if (stored === null) throw new Error(`setting ${key} vanished right after it was written`);
+    return stored;
+  }
+
+  async ensureRootGroup(at: Date): Promise<GroupRow> {
+    const root = await this.rootGroup();
+    if (root) return root;
+    const now = at.toISOString();
+    await this.#k
+      .insertInto('groups')
+      .values({ id: randomUUID(), name: ROOT_GROUP_NAME, parent_id: null, created_at: now, updated_at: now })
+      .execute();
+    const created = await this.rootGroup();
+    if (!created) throw new Error('the root group could not be created');
+    return created;
+  }
+
+  rootGroup(): Promise<GroupRow | undefined> {
+    return this.#k.selectFrom('groups').selectAll().where('parent_id', 'is', null).orderBy('created_at').executeTakeFirst();
+  }
+
+  getGroup(id: string): Promise<GroupRow | undefined> {
+    return this.#k.selectFrom('groups').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async createGroup(name: string, parentId: string, at: Date): Promise<GroupRow> {
+    const now = at.toISOString();
+    const row = { id: randomUUID(), name, parent_id: parentId, created_at: now, updated_at: now };
+    await this.#k.insertInto('groups').values(row).execute();
+    return row;
+  }
+
+  async recordIssuedIdentity(identity: {
+    fingerprint: string;
+    serialHex: string;
+    groupId: string;
+    issuedAt: Date;
+    notAfter: Date;
+  }): Promise<void> {
+    await this.#k
+      .insertInto('identities')
+      .values({
+        fingerprint: identity.fingerprint,
+        serial_hex: identity.serialHex,
+        group_id: identity.groupId,
+        issued_at: identity.issuedAt.toISOString(),
+        not_after: identity.notAfter.toISOString(),
+        device_id: null,
+        bound_at: null,
+      })
+      .execute();
+  }
+
+  getDeviceByUdid(udid: string): Promise<DeviceRow | undefined> {
+    return this.#k.selectFrom('devices').selectAll().where('udid', '=', udid).executeTakeFirst();
+  }
+
+  async queueLength(enrollmentId: string): Promise<number> {
+    const row = await this.#k
+      .selectFrom('command_queue')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('enrollment_id', '=', enrollmentId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+}

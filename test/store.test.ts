@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate } from '../src/store/db.ts';
+import { Store } from '../src/store/store.ts';
+import type { AuthenticateFacts, IdentityRecord } from '../src/mdm/ports.ts';
+import { postgresAvailable, postgresSkipReason, startPostgres } from './support/pg.ts';
+import type { ThrowawayPostgres } from './support/pg.ts';
+
+const T0 = new Date('2026-03-01T09:00:00Z');
+const later = (ms: number) => new Date(T0.getTime() + ms);
+
+if (!postgresAvailable) console.warn(`[store.test] ${postgresSkipReason}`);
+
+function facts(udid: string, serial = 'SERIAL1'): AuthenticateFacts {
+  return {
+    udid,
+    topic: 'com.apple.mgmt.External.test',
+    serialNumber: serial,
+    osVersion: '18.1',
+    buildVersion: '22B83',
+    productName: 'iPad13,18',
+    deviceName: 'iPad',
+    model: 'MK2K3J/A',
+    modelName: 'iPad',
+    imei: null,
+    meid: null,
+  };
+}
+
+const dialects = [
+  { name: 'sqlite', enabled: true },
+  { name: 'postgres', enabled: postgresAvailable },
+] as const;
+
+describe.each(dialects)('store on $name', ({ name, enabled }) => {
+  let pg: ThrowawayPostgres | null = null;
+  let store: Store;
+
+  beforeAll(async () => {
+    if (!enabled) return;
+    let url = 'sqlite::memory:';
+    if (name === 'postgres') {
+      pg = await startPostgres();
+      url = pg.url;
+    }
+    store = await Store.open(url, T0);
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    pg?.stop();
+  });
+
+  async function enrolledDevice(udid = randomUUID()): Promise<{ deviceId: string; identity: IdentityRecord }> {
+    const root = await store.ensureRootGroup(T0);
+    const fingerprint = randomUUID().replace(/-/g, '');
+    await store.recordIssuedIdentity({ fingerprint, serialHex: '01', groupId: root.id, issuedAt: T0, notAfter: later(1e10) });
+    const identity = (await store.mdm.findIdentity(fingerprint))!;
+    const { deviceId } = await store.mdm.authenticate(facts(udid), identity, T0);
+    await store.mdm.tokenUpdate(
+      deviceId,
+      {
+        udid,
+        enrollmentId: udid,
+        user: null,
+        topic: 't',
+        pushTokenHex: 'ab'.repeat(32),
+        pushMagic: 'magic',
+        awaitingConfiguration: false,
+      },
+      T0,
+    );
+    return { deviceId, identity };
+  }
+
+  const command = (type = 'DeviceInformation') => ({ uuid: randomUUID(), requestType: type, payload: `<plist>${type}</plist>` });
+
+  it.skipIf(!enabled)('migrates idempotently and keeps exactly one root group', async () => {
+    expect(await migrate(store.db)).toEqual([]);
+    await store.ensureRootGroup(later(1000));
+    const root = await store.rootGroup();
+    expect(root?.parent_id).toBeNull();
+    const all = await store.db.kysely.selectFrom('groups').selectAll().where('parent_id', 'is', null).execute();
+    expect(all).toHaveLength(1);
+  });
+
+  it.skipIf(!enabled)('gives devices consecutive device numbers and binds identities', async () => {
+    const a = await enrolledDevice();
+    const b = await enrolledDevice();
+    const rows = await store.db.kysely
+      .selectFrom('devices')
+      .select(['id', 'device_number', 'status'])
+      .where('id', 'in', [a.deviceId, b.deviceId])
+      .orderBy('device_number')
+      .execute();
+    expect(rows[1]!.device_number - rows[0]!.device_number).toBe(1);
+    expect(rows.every((r) => r.status === 'enrolled')).toBe(true);
+    const bound = await store.mdm.findIdentity(a.identity.fingerprint);
+    expect(bound?.deviceId).toBe(a.deviceId);
+  });
+
+  it.skipIf(!enabled)('serves the queue by priority then age, and answered rows leave it', async () => {
+    const udid = randomUUID();
+    await enrolledDevice(udid);
+    const low = command('InstalledApplicationList');
+    const high = command('DeviceInformation');
+    const lowLater = command('Restrictions');
+    await store.mdm.enqueue([udid], low, 0, later(1));
+    await store.mdm.enqueue([udid], lowLater, 0, later(2));
+    await store.mdm.enqueue([udid], high, 10, later(3));
+    expect((await store.mdm.nextCommand(udid, later(4)))?.uuid).toBe(high.uuid);
+    const saved = await store.mdm.saveResult({
+      enrollmentId: udid,
+      commandUuid: high.uuid,
+      status: 'Acknowledged',
+      raw: '<plist/>',
+      errorChain: null,
+      at: later(5),
+    });
+    expect(saved).toEqual({ requestType: 'DeviceInformation', duplicate: false });
+    expect((await store.mdm.nextCommand(udid, later(6)))?.uuid).toBe(low.uuid);
+    const again = await store.mdm.saveResult({
+      enrollmentId: udid,
+      commandUuid: high.uuid,
+      status: 'Acknowledged',
+      raw: '<plist/>',
+      errorChain: null,
+      at: later(7),
+    });
+    expect(again.duplicate).toBe(true);
+    expect(await store.queueLength(udid)).toBe(2);
+  });
+
+  it.skipIf(!enabled)('re-Authenticate clears the queue and disables the channel until TokenUpdate', async () => {
+    const udid = randomUUID();
+    const { identity } = await enrolledDevice(udid);
+    const queued = command();
+    await store.mdm.enqueue([udid], queued, 0, later(1));
+    const { clearedCommandUuids } = await store.mdm.authenticate(facts(udid), identity, later(2));
+    expect(clearedCommandUuids).toEqual([queued.uuid]);
+    await store.mdm.enqueue([udid], command(), 0, later(3));
+    expect(await store.mdm.nextCommand(udid, later(4))).toBeNull();
+    const device = await store.getDeviceByUdid(udid);
+    expect(device?.status).toBe('pending');
+  });
+
+  it.skipIf(!enabled)('marks NotNow without dropping the command, and CheckOut unenrolls', async () => {
+    const udid = randomUUID();
+    const { deviceId } = await enrolledDevice(udid);
+    const queued = command('InstallApplication');
+    await store.mdm.enqueue([udid], queued, 0, later(1));
+    expect(await store.mdm.markNotNow(udid, queued.uuid, later(2))).toEqual({ known: true });
+    expect(await store.mdm.markNotNow(udid, randomUUID(), later(2))).toEqual({ known: false });
+    expect((await store.mdm.nextCommand(udid, later(3)))?.uuid).toBe(queued.uuid);
+    await store.mdm.checkOut(deviceId, later(4));
+    expect((await store.getDeviceByUdid(udid))?.status).toBe('unenrolled');
+  });
+
+  it.skipIf(!enabled)('keeps device facts as JSON with their time', async () => {
+    const udid = randomUUID();
+    const { deviceId } = await enrolledDevice(udid);
+    await store.mdm.saveDeviceFacts(deviceId, 'facts', { OSVersion: '17.5', IsMultiUser: true, AvailableDeviceCapacity: 0.1 }, later(9));
+    const device = await store.getDeviceByUdid(udid);
+    expect(device?.os_version).toBe('17.5');
+    expect(device?.is_shared_ipad).toBe(1);
+    expect(JSON.parse(device!.facts!)).toMatchObject({ AvailableDeviceCapacity: 0.1 });
+    expect(device?.facts_at).toBe(later(9).toISOString());
+  });
+
+  it.skipIf(!enabled)('settings: the first writer wins', async () => {
+    const key = `k-${randomUUID()}`;
+    expect(await store.setSettingIfAbsent(key, 'first', T0)).toBe('first');
+    expect(await store.setSettingIfAbsent(key, 'second', T0)).toBe('first');
+  });
+});
