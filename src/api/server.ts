@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
+import { registerAdminApi } from './admin.ts';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
 import type { CertAndKey } from '../mdm/identity/ca.ts';
 import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
@@ -30,6 +31,8 @@ export interface Haishin {
   mdm: MdmService;
   deviceCa: CertAndKey;
   profiles: EnrollmentProfiles;
+  /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
+  generatedAdminToken: string | null;
   close(): Promise<void>;
 }
 
@@ -54,15 +57,18 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       topic: o.pushTopic,
       deviceKeyBits: o.config.deviceKeyBits,
     });
+    const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
     const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.config.maxBodyBytes });
     await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
     app.get('/api/health', async () => ({ ok: true }));
+    await registerAdminApi(app, { store, clock: o.clock });
     return {
       app,
       store,
       mdm,
       deviceCa,
       profiles,
+      generatedAdminToken,
       close: async () => {
         await app.close();
         await store.close();
@@ -72,4 +78,14 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     await store.close();
     throw err;
   }
+}
+
+/** HAISHIN_ADMIN_TOKEN is registered (hashed); without it, a first token is generated once. */
+async function ensureAdminToken(store: Store, configured: string | null, at: Date): Promise<string | null> {
+  if (configured) {
+    await store.admin.ensureToken(configured, 'HAISHIN_ADMIN_TOKEN', at);
+    return null;
+  }
+  if ((await store.admin.tokenCount()) > 0) return null;
+  return store.admin.createToken('first admin', at);
 }

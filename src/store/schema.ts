@@ -14,6 +14,8 @@ export interface Database {
   command_queue: CommandQueueTable;
   command_results: CommandResultsTable;
   mdm_messages: MdmMessagesTable;
+  admin_tokens: AdminTokensTable;
+  audit_events: AuditEventsTable;
 }
 
 export interface SettingsTable {
@@ -147,4 +149,26 @@ export interface MdmMessagesTable {
   command_uuid: string | null;
   raw: string;
   received_at: string;
+}
+
+export interface AdminTokensTable {
+  id: string;
+  name: string;
+  /** SHA-256 of the token: the token itself is shown once and never stored. */
+  token_hash: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface AuditEventsTable {
+  id: string;
+  at: string;
+  /** Admin token id (or `system`). */
+  actor: string;
+  /** Client address of the request. */
+  source: string | null;
+  action: string;
+  object_type: string;
+  object_id: string | null;
+  details: string | null;
 }

@@ -1,12 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely } from 'kysely';
 import { migrate, openDb } from './db.ts';
 import type { Db } from './db.ts';
+import { AdminRepo } from './admin-repo.ts';
+import { DeviceRepo } from './device-repo.ts';
+import { GroupRepo } from './group-repo.ts';
 import { KyselyMdmStore } from './mdm-store.ts';
-import type { Database, DevicesTable, GroupsTable } from './schema.ts';
+import type { GroupRow } from './group-repo.ts';
+import type { DeviceRow } from './device-repo.ts';
+import type { Database } from './schema.ts';
 
-export type GroupRow = Selectable<GroupsTable>;
-export type DeviceRow = Selectable<DevicesTable>;
+export type { GroupRow };
+export type { DeviceRow };
 
 export const ROOT_GROUP_NAME = 'root';
 
@@ -14,10 +19,16 @@ export const ROOT_GROUP_NAME = 'root';
 export class Store {
   readonly db: Db;
   readonly mdm: KyselyMdmStore;
+  readonly admin: AdminRepo;
+  readonly groups: GroupRepo;
+  readonly devices: DeviceRepo;
 
   private constructor(db: Db) {
     this.db = db;
     this.mdm = new KyselyMdmStore(db);
+    this.admin = new AdminRepo(db.kysely);
+    this.groups = new GroupRepo(db.kysely);
+    this.devices = new DeviceRepo(db.kysely);
   }
 
   /** Opens HAISHIN_DB, applies pending migrations and makes sure the root group exists. */
@@ -77,15 +88,9 @@ export class Store {
   }
 
   getGroup(id: string): Promise<GroupRow | undefined> {
-    return this.#k.selectFrom('groups').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.groups.get(id);
   }
 
-  async createGroup(name: string, parentId: string, at: Date): Promise<GroupRow> {
-    const now = at.toISOString();
-    const row = { id: randomUUID(), name, parent_id: parentId, created_at: now, updated_at: now };
-    await this.#k.insertInto('groups').values(row).execute();
-    return row;
-  }
 
   async recordIssuedIdentity(identity: {
     fingerprint: string;

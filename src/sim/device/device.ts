@@ -341,18 +341,34 @@ export class SimDevice {
     return out;
   }
 
-  async #put(url: string, body: string): Promise<{ status: number; text: string }> {
-    const bytes = Buffer.from(body, 'utf8');
-    const response = await this.#fetch(url, {
+  /** The Mdm-Signature this device would send for `body`. */
+  sign(body: Uint8Array): string {
+    return this.#need().signer.sign(body);
+  }
+
+  /**
+   * Sends bytes to one of the device's MDM URLs with a chosen signature header (or none):
+   * how tests play a forger, a corrupted message or a replay.
+   */
+  async sendRaw(
+    channel: 'checkin' | 'connect',
+    body: Uint8Array,
+    signature: string | null = this.sign(body),
+  ): Promise<{ status: number; text: string }> {
+    const enrolled = this.#need();
+    const headers: Record<string, string> = { 'content-type': 'application/x-apple-aspen-mdm-checkin', 'user-agent': 'MDM/1.0' };
+    if (signature !== null) headers['mdm-signature'] = signature;
+    const response = await this.#fetch(channel === 'checkin' ? enrolled.checkInUrl : enrolled.serverUrl, {
       method: 'PUT',
-      body: bytes,
-      headers: {
-        'content-type': 'application/x-apple-aspen-mdm-checkin',
-        'mdm-signature': this.#need().signer.sign(bytes),
-        'user-agent': 'MDM/1.0',
-      },
+      body,
+      headers,
     });
     return { status: response.status, text: await response.text() };
+  }
+
+  async #put(url: string, body: string): Promise<{ status: number; text: string }> {
+    const bytes = Buffer.from(body, 'utf8');
+    return this.sendRaw(url === this.#need().checkInUrl ? 'checkin' : 'connect', bytes);
   }
 
   #need(): Enrolled {

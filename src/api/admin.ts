@@ -1,0 +1,164 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+  RouteOptions,
+} from 'fastify';
+import type { Clock } from '../core/clock.ts';
+import type { Store } from '../store/store.ts';
+import { ApiError, errorBody } from './errors.ts';
+import { registerDeviceRoutes } from './routes/devices.ts';
+import { registerGroupRoutes } from './routes/groups.ts';
+
+export const API_PREFIX = '/api/v1';
+
+export interface AdminContext {
+  store: Store;
+  clock: Clock;
+  /** Writes an audit event for a change made by the caller of `req`. */
+  audit(req: FastifyRequest, action: string, objectType: string, objectId: string | null, details?: unknown): Promise<void>;
+}
+
+export type AdminApp = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    adminTokenId?: string;
+  }
+}
+
+interface OpenApiOperation {
+  method: string;
+  url: string;
+  schema: RouteOptions['schema'];
+}
+
+/** The REST admin API: bearer auth, DESIGN §7 errors, validation, OpenAPI from the route schemas. */
+export async function registerAdminApi(app: FastifyInstance, o: { store: Store; clock: Clock }): Promise<void> {
+  const operations: OpenApiOperation[] = [];
+  const ctx: AdminContext = {
+    store: o.store,
+    clock: o.clock,
+    audit: (req, action, objectType, objectId, details) =>
+      o.store.admin.audit({
+        actor: req.adminTokenId ?? 'unknown',
+        source: req.ip,
+        action,
+        objectType,
+        objectId,
+        details,
+        at: o.clock.now(),
+      }),
+  };
+
+  app.get(`${API_PREFIX}/openapi.json`, async () => openApiDocument(operations));
+
+  await app.register(
+    async (scope) => {
+      scope.addHook('onRoute', (route) => {
+        const methods = Array.isArray(route.method) ? route.method : [route.method];
+        for (const method of methods) {
+          if (method === 'HEAD') continue;
+          operations.push({ method: method.toLowerCase(), url: route.url, schema: route.schema });
+        }
+      });
+      scope.addHook('onRequest', async (req) => {
+        const header = req.headers.authorization;
+        const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+        if (!match) throw ApiError.of(401, 'auth.required');
+        const token = await o.store.admin.findToken(match[1]!);
+        if (!token) throw ApiError.of(401, 'auth.invalid');
+        req.adminTokenId = token.id;
+      });
+      scope.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => sendError(err, req, reply));
+      scope.setNotFoundHandler((req, reply) =>
+        sendError(ApiError.of(404, 'route.not_found', { method: req.method, url: req.url }), req, reply),
+      );
+      const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
+      await registerGroupRoutes(typed, ctx);
+      await registerDeviceRoutes(typed, ctx);
+    },
+    { prefix: API_PREFIX },
+  );
+}
+
+function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
+  let apiError: ApiError;
+  if (err instanceof ApiError) apiError = err;
+  else if (isValidationError(err)) apiError = ApiError.of(400, 'request.invalid', { detail: err.message });
+  else if (isClientError(err)) apiError = ApiError.of(400, 'request.invalid', { detail: err.message });
+  else {
+    req.log.error({ err }, 'admin API failure');
+    apiError = new ApiError(500, 'server.error', {
+      en: 'haishin failed to handle the request; the server log has the details.',
+      ja: 'haishin でリクエストを処理できませんでした。詳細はサーバーログを確認してください。',
+    });
+  }
+  return reply.code(apiError.status).send(errorBody(apiError, req.headers['accept-language']));
+}
+
+function isValidationError(err: unknown): err is { validation: unknown; message: string } {
+  return typeof err === 'object' && err !== null && 'validation' in err && 'message' in err;
+}
+
+function isClientError(err: unknown): err is { statusCode: number; message: string } {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'statusCode' in err &&
+    typeof err.statusCode === 'number' &&
+    err.statusCode >= 400 &&
+    err.statusCode < 500 &&
+    'message' in err
+  );
+}
+
+function openApiDocument(operations: OpenApiOperation[]) {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of operations) {
+    const path = op.url.replace(/:(\w+)/g, '{$1}');
+    const schema = (op.schema ?? {}) as Record<string, unknown>;
+    const parameters: unknown[] = [];
+    for (const [where, key] of [
+      ['path', 'params'],
+      ['query', 'querystring'],
+    ] as const) {
+      const s = schema[key] as { properties?: Record<string, unknown>; required?: string[] } | undefined;
+      for (const [name, prop] of Object.entries(s?.properties ?? {})) {
+        parameters.push({ name, in: where, required: where === 'path' || (s?.required ?? []).includes(name), schema: prop });
+      }
+    }
+    const responses: Record<string, unknown> = {};
+    for (const [status, body] of Object.entries((schema.response ?? {}) as Record<string, unknown>)) {
+      responses[status] = { description: status, content: { 'application/json': { schema: body } } };
+    }
+    responses['4XX'] = { description: 'error: {"error": {"code", "message", "messages": {"ja", "en"}}}' };
+    (paths[path] ??= {})[op.method] = {
+      summary: schema.summary,
+      description: schema.description,
+      tags: schema.tags,
+      parameters,
+      ...(schema.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema.body } } } } : {}),
+      responses,
+      security: [{ adminToken: [] }],
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'haishin admin API', version: '1' },
+    servers: [{ url: '/' }],
+    components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+    paths,
+  };
+}

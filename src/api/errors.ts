@@ -1,0 +1,35 @@
+import { apiMessage } from '../core/messages.ts';
+import type { ApiMessageCode, Bilingual } from '../core/messages.ts';
+
+/** A refusal of the admin API: HTTP status, stable code, and the message in both languages. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly messages: Bilingual;
+  readonly details: unknown;
+
+  constructor(status: number, code: string, messages: Bilingual, details?: unknown) {
+    super(messages.en);
+    this.status = status;
+    this.code = code;
+    this.messages = messages;
+    this.details = details;
+  }
+
+  static of(status: number, code: ApiMessageCode, params: Record<string, string | number> = {}, details?: unknown): ApiError {
+    return new ApiError(status, code, apiMessage(code, params), details);
+  }
+}
+
+/** DESIGN §7 error shape; `message` follows Accept-Language, `messages` carries both. */
+export function errorBody(err: ApiError, acceptLanguage: string | undefined) {
+  const ja = /^\s*ja\b/i.test(acceptLanguage ?? '');
+  return {
+    error: {
+      code: err.code,
+      message: ja ? err.messages.ja : err.messages.en,
+      messages: err.messages,
+      ...(err.details === undefined ? {} : { details: err.details }),
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import { Type } from 'typebox';
+import { subtreeIds } from '../../core/groups.ts';
+import type { DeviceRow } from '../../store/device-repo.ts';
+import type { AdminApp, AdminContext } from '../admin.ts';
+import { ApiError } from '../errors.ts';
+import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
+
+const Status = Type.Union([Type.Literal('pending'), Type.Literal('enrolled'), Type.Literal('unenrolled'), Type.Literal('deactivated')]);
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+export const Device = Type.Object({
+  id: Type.String(),
+  deviceNumber: Type.Integer(),
+  udid: Type.String(),
+  serialNumber: Nullable(Type.String()),
+  groupId: Type.String(),
+  status: Status,
+  name: Nullable(Type.String()),
+  model: Nullable(Type.String()),
+  osVersion: Nullable(Type.String()),
+  productName: Nullable(Type.String()),
+  isSupervised: Nullable(Type.Boolean()),
+  isSharedIPad: Type.Boolean(),
+  lastSeenAt: Nullable(Type.String({ format: 'date-time' })),
+  enrolledAt: Nullable(Type.String({ format: 'date-time' })),
+  checkedOutAt: Nullable(Type.String({ format: 'date-time' })),
+});
+
+const tags = ['devices'];
+const IdParams = Type.Object({ id: Type.String({ minLength: 1 }) });
+
+export function deviceToApi(d: DeviceRow) {
+  return {
+    id: d.id,
+    deviceNumber: d.device_number,
+    udid: d.udid,
+    serialNumber: d.serial_number,
+    groupId: d.group_id,
+    status: d.status,
+    name: d.name,
+    model: d.model,
+    osVersion: d.os_version,
+    productName: d.product_name,
+    isSupervised: d.is_supervised === null ? null : d.is_supervised === 1,
+    isSharedIPad: d.is_shared_ipad === 1,
+    lastSeenAt: d.last_seen_at,
+    enrolledAt: d.enrolled_at,
+    checkedOutAt: d.checked_out_at,
+  };
+}
+
+const json = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+
+export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext): Promise<void> {
+  const { store, clock } = ctx;
+
+  async function mustGet(id: string): Promise<DeviceRow> {
+    const device = await store.devices.get(id);
+    if (!device) throw ApiError.of(404, 'device.not_found', { id });
+    return device;
+  }
+
+  app.get(
+    '/devices',
+    {
+      schema: {
+        tags,
+        summary: 'List devices by device number',
+        querystring: Type.Object({
+          ...PageQuery,
+          groupId: Type.Optional(Type.String()),
+          includeSubgroups: Type.Optional(Type.Boolean()),
+          serialNumber: Type.Optional(Type.String()),
+          status: Type.Optional(Status),
+        }),
+        response: { 200: pageOf(Device) },
+      },
+    },
+    async (req) => {
+      const { groupId, includeSubgroups, serialNumber, status } = req.query;
+      const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
+      const after = decodeCursor(req.query.cursor, 1);
+      let groupIds: string[] | undefined;
+      if (groupId !== undefined) {
+        if (includeSubgroups) {
+          const all = await store.groups.all();
+          groupIds = [...subtreeIds(all.map((g) => ({ id: g.id, parentId: g.parent_id })), groupId)];
+        } else groupIds = [groupId];
+      }
+      const rows = await store.devices.list({
+        ...(groupIds ? { groupIds } : {}),
+        ...(serialNumber ? { serialNumber } : {}),
+        ...(status ? { status } : {}),
+        ...(after ? { afterDeviceNumber: Number(after[0]) } : {}),
+        limit: limit + 1,
+      });
+      const result = page(rows, limit, (d) => [d.device_number]);
+      return { items: result.items.map(deviceToApi), nextCursor: result.nextCursor };
+    },
+  );
+
+  app.get(
+    '/devices/:id',
+    {
+      schema: {
+        tags,
+        summary: 'One device with the facts haishin keeps (DeviceInformation, restrictions, users, app lists)',
+        params: IdParams,
+      },
+    },
+    async (req) => {
+      const d = await mustGet(req.params.id);
+      return {
+        ...deviceToApi(d),
+        facts: { value: json(d.facts), at: d.facts_at },
+        restrictions: { value: json(d.restrictions), at: d.restrictions_at },
+        sharedUsers: { value: json(d.shared_users), at: d.shared_users_at },
+        installedApps: { value: json(d.installed_apps), at: d.installed_apps_at },
+        managedApps: { value: json(d.managed_apps), at: d.managed_apps_at },
+      };
+    },
+  );
+
+  app.patch(
+    '/devices/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Move a device to another group or change its device number',
+        params: IdParams,
+        body: Type.Object(
+          { groupId: Type.Optional(Type.String({ minLength: 1 })), deviceNumber: Type.Optional(Type.Integer({ minimum: 1 })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Device },
+      },
+    },
+    async (req) => {
+      const device = await mustGet(req.params.id);
+      const { groupId, deviceNumber } = req.body;
+      if (groupId !== undefined && !(await store.groups.get(groupId))) throw ApiError.of(404, 'group.not_found', { id: groupId });
+      if (deviceNumber !== undefined && deviceNumber !== device.device_number) {
+        const holder = await store.devices.byNumber(deviceNumber);
+        if (holder) throw ApiError.of(409, 'device.number_taken', { number: deviceNumber });
+      }
+      await store.devices.update(device.id, req.body, clock.now());
+      await ctx.audit(req, groupId !== undefined ? 'device.move' : 'device.update', 'device', device.id, {
+        from: { groupId: device.group_id, deviceNumber: device.device_number },
+        to: req.body,
+      });
+      return deviceToApi(await mustGet(device.id));
+    },
+  );
+}
