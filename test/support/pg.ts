@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../src/cli/net.ts';
 
 /** A PostgreSQL cluster started for one test file in a temp dir, removed afterwards. */
 export interface ThrowawayPostgres {
@@ -24,15 +24,6 @@ function postgresBin(): string | null {
 export const postgresAvailable = postgresBin() !== null;
 export const postgresSkipReason = 'PostgreSQL binaries (initdb, pg_ctl) not found: PostgreSQL store tests skipped';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** initdb refuses to run as root, so as root the cluster runs as the `postgres` user. */
 function run(bin: string, args: string[], asPostgres: boolean): void {

@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { freePort } from '../../src/cli/net.ts';
 import { createHaishin } from '../../src/api/server.ts';
 import type { Haishin } from '../../src/api/server.ts';
 import { ManualClock, systemClock } from '../../src/core/clock.ts';
@@ -6,17 +6,10 @@ import type { Clock } from '../../src/core/clock.ts';
 import { parseConfig } from '../../src/core/config.ts';
 import type { MdmListener } from '../../src/mdm/ports.ts';
 
+export { freePort };
+
 export const TEST_TOPIC = 'com.apple.mgmt.External.9a1c5d3e-0000-4000-8000-haishintest';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export interface TestServer {
   haishin: Haishin;

@@ -84,6 +84,8 @@ export class SimDevice {
   readonly behaviours = new Map<string, Behaviour>();
   readonly pushToken = randomBytes(32);
   pushMagic = randomUUID().toUpperCase();
+  /** An iPad that is off or out of network ignores pushes (the fleet does not wake it). */
+  online = true;
   /** Every request type received, in order — tests read it. */
   readonly received: string[] = [];
   #enrolled: Enrolled | null = null;
