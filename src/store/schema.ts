@@ -16,6 +16,11 @@ export interface Database {
   mdm_messages: MdmMessagesTable;
   admin_tokens: AdminTokensTable;
   audit_events: AuditEventsTable;
+  vpp_tokens: VppTokensTable;
+  vpp_token_shares: VppTokenSharesTable;
+  auto_assign_settings: AutoAssignSettingsTable;
+  vpp_assets: VppAssetsTable;
+  licenses: LicensesTable;
 }
 
 export interface SettingsTable {
@@ -171,4 +176,79 @@ export interface AuditEventsTable {
   object_type: string;
   object_id: string | null;
   details: string | null;
+}
+
+export type ClaimState = 'ours' | 'other_mdm' | 'unclaimed' | 'legacy_unmigrated';
+
+export interface VppTokensTable {
+  id: string;
+  group_id: string;
+  org_name: string;
+  location_name: string | null;
+  location_id: string | null;
+  expires_at: string;
+  /** The sToken, sealed with HAISHIN_SECRET_KEY; never returned by the API. */
+  sealed_stoken: string;
+  claim_state: ClaimState;
+  /** What Apple last said about the token itself: 'revoked' | 'invalid' | 'expired' | null. */
+  apple_state: string | null;
+  last_error: string | null;
+  /** Bearer Apple sends with notifications for this token. */
+  notification_auth_token: string;
+  /** The last expiry warning emitted (30, 14, 7, 1 days), so each fires once. */
+  last_warning_days: number | null;
+  last_synced_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface VppTokenSharesTable {
+  token_id: string;
+  group_id: string;
+  created_at: string;
+}
+
+export interface AutoAssignSettingsTable {
+  group_id: string;
+  token_id: string;
+  updated_at: string;
+}
+
+export interface VppAssetsTable {
+  token_id: string;
+  /** Adam ids are kept as text: Apple sends them as strings and they are identifiers, not numbers. */
+  adam_id: string;
+  pricing_param: string;
+  product_type: string | null;
+  name: string | null;
+  bundle_id: string | null;
+  total_count: number;
+  assigned_count: number;
+  available_count: number;
+  device_assignable: number;
+  revocable: number;
+  size_bytes: number | null;
+  minimum_os_version: string | null;
+  supported_devices: string | null;
+  content_rating: string | null;
+  raw: string | null;
+  synced_at: string;
+}
+
+export type LicenseState = 'assigning' | 'assigned' | 'reclaiming' | 'reclaimed' | 'failed';
+
+export interface LicensesTable {
+  id: string;
+  token_id: string;
+  adam_id: string;
+  pricing_param: string;
+  serial_number: string;
+  state: LicenseState;
+  origin: 'auto' | 'manual';
+  /** The group whose registration or share the licence was assigned through (unsharing reclaims it). */
+  via_group_id: string | null;
+  event_id: string | null;
+  error_code: number | null;
+  created_at: string;
+  updated_at: string;
 }
