@@ -6,6 +6,7 @@ import { AdminRepo } from './admin-repo.ts';
 import { DeviceRepo } from './device-repo.ts';
 import { GroupRepo } from './group-repo.ts';
 import { KyselyMdmStore } from './mdm-store.ts';
+import { VppRepo } from './vpp-repo.ts';
 import type { GroupRow } from './group-repo.ts';
 import type { DeviceRow } from './device-repo.ts';
 import type { Database } from './schema.ts';
@@ -22,6 +23,7 @@ export class Store {
   readonly admin: AdminRepo;
   readonly groups: GroupRepo;
   readonly devices: DeviceRepo;
+  readonly vpp: VppRepo;
 
   private constructor(db: Db) {
     this.db = db;
@@ -29,6 +31,7 @@ export class Store {
     this.admin = new AdminRepo(db.kysely);
     this.groups = new GroupRepo(db.kysely);
     this.devices = new DeviceRepo(db.kysely);
+    this.vpp = new VppRepo(db.kysely);
   }
 
   /** Opens HAISHIN_DB, applies pending migrations and makes sure the root group exists. */

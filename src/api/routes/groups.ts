@@ -119,7 +119,7 @@ export async function registerGroupRoutes(app: AdminApp, ctx: AdminContext): Pro
       const group = await mustGet(req.params.id);
       if (group.parent_id === null) throw ApiError.of(409, 'group.root_cannot_delete');
       const contents = await store.groups.contents(group.id);
-      const tokens = 0;
+      const tokens = await store.vpp.tokensInGroup(group.id);
       if (contents.devices + contents.groups + tokens > 0) {
         throw ApiError.of(409, 'group.not_empty', { id: group.id, devices: contents.devices, groups: contents.groups, tokens });
       }
