@@ -10,6 +10,7 @@ import type {
   RouteOptions,
 } from 'fastify';
 import type { Clock } from '../core/clock.ts';
+import type { DevicePusher } from '../engine/push.ts';
 import type { Store } from '../store/store.ts';
 import { ApiError, errorBody } from './errors.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
@@ -20,6 +21,8 @@ export const API_PREFIX = '/api/v1';
 export interface AdminContext {
   store: Store;
   clock: Clock;
+  /** Absent only in setups without APNs; commands then wait for the device's next poll. */
+  pusher: DevicePusher | null;
   /** Writes an audit event for a change made by the caller of `req`. */
   audit(req: FastifyRequest, action: string, objectType: string, objectId: string | null, details?: unknown): Promise<void>;
 }
@@ -45,11 +48,15 @@ interface OpenApiOperation {
 }
 
 /** The REST admin API: bearer auth, DESIGN §7 errors, validation, OpenAPI from the route schemas. */
-export async function registerAdminApi(app: FastifyInstance, o: { store: Store; clock: Clock }): Promise<void> {
+export async function registerAdminApi(
+  app: FastifyInstance,
+  o: { store: Store; clock: Clock; pusher: DevicePusher | null },
+): Promise<void> {
   const operations: OpenApiOperation[] = [];
   const ctx: AdminContext = {
     store: o.store,
     clock: o.clock,
+    pusher: o.pusher,
     audit: (req, action, objectType, objectId, details) =>
       o.store.admin.audit({
         actor: req.adminTokenId ?? 'unknown',

@@ -4,6 +4,8 @@ import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from './admin.ts';
+import type { Apns } from '../apple/apns/client.ts';
+import { DevicePusher } from '../engine/push.ts';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
 import type { CertAndKey } from '../mdm/identity/ca.ts';
 import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
@@ -21,6 +23,8 @@ export interface HaishinOptions {
   /** The push certificate's topic (its subject UID). */
   pushTopic: string;
   listener?: MdmListener;
+  /** The APNs client (real, or pointed at the fake in the demo and tests). */
+  apns?: Apns;
   /** Pino options or false; tests keep it quiet. */
   logger?: boolean | { level: string };
 }
@@ -31,6 +35,7 @@ export interface Haishin {
   mdm: MdmService;
   deviceCa: CertAndKey;
   profiles: EnrollmentProfiles;
+  pusher: DevicePusher | null;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;
   close(): Promise<void>;
@@ -61,13 +66,15 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.config.maxBodyBytes });
     await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
     app.get('/api/health', async () => ({ ok: true }));
-    await registerAdminApi(app, { store, clock: o.clock });
+    const pusher = o.apns ? new DevicePusher({ store, apns: o.apns, clock: o.clock }) : null;
+    await registerAdminApi(app, { store, clock: o.clock, pusher });
     return {
       app,
       store,
       mdm,
       deviceCa,
       profiles,
+      pusher,
       generatedAdminToken,
       close: async () => {
         await app.close();

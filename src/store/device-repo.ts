@@ -36,6 +36,38 @@ export class DeviceRepo {
     return this.#db.selectFrom('devices').selectAll().where('device_number', '=', deviceNumber).executeTakeFirst();
   }
 
+  /** Device channels that can be pushed: enabled, with a token from a TokenUpdate. */
+  async pushTargets(deviceIds: readonly string[]): Promise<{ deviceId: string; token: string; pushMagic: string; tokenUpdatedAt: string }[]> {
+    if (deviceIds.length === 0) return [];
+    const rows = await this.#db
+      .selectFrom('enrollments')
+      .select(['device_id', 'push_token', 'push_magic', 'updated_at'])
+      .where('device_id', 'in', [...deviceIds])
+      .where('type', '=', 'device')
+      .where('enabled', '=', 1)
+      .where('push_token', 'is not', null)
+      .execute();
+    return rows.map((r) => ({ deviceId: r.device_id, token: r.push_token!, pushMagic: r.push_magic ?? '', tokenUpdatedAt: r.updated_at }));
+  }
+
+  async recordPush(deviceId: string, result: unknown, at: Date): Promise<void> {
+    await this.#db
+      .updateTable('devices')
+      .set({ last_push_at: at.toISOString(), last_push_result: JSON.stringify(result) })
+      .where('id', '=', deviceId)
+      .execute();
+  }
+
+  /** APNs said 410: the device removed its MDM profile without a CheckOut reaching us. */
+  async markGone(deviceId: string, at: Date): Promise<void> {
+    await this.#db
+      .updateTable('devices')
+      .set({ status: 'unenrolled', updated_at: at.toISOString() })
+      .where('id', '=', deviceId)
+      .where('status', 'in', ['enrolled', 'pending'])
+      .execute();
+  }
+
   async update(id: string, changes: { groupId?: string; deviceNumber?: number }, at: Date): Promise<void> {
     await this.#db
       .updateTable('devices')

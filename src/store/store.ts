@@ -61,6 +61,14 @@ export class Store {
     return row?.value ?? null;
   }
 
+  async putSetting(key: string, value: string, at: Date): Promise<void> {
+    await this.#k
+      .insertInto('settings')
+      .values({ key, value, updated_at: at.toISOString() })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value, updated_at: at.toISOString() }))
+      .execute();
+  }
+
   /** Writes the value only if the key is unset; returns what is stored afterwards (first writer wins). */
   async setSettingIfAbsent(key: string, value: string, at: Date): Promise<string> {
     await this.#k

@@ -1,5 +1,7 @@
 import { Type } from 'typebox';
+import { randomUUID } from 'node:crypto';
 import { subtreeIds } from '../../core/groups.ts';
+import { deviceInformation, installedApplicationList, restrictions, userList } from '../../mdm/commands.ts';
 import type { DeviceRow } from '../../store/device-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
@@ -149,6 +151,39 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext): Pr
         to: req.body,
       });
       return deviceToApi(await mustGet(device.id));
+    },
+  );
+
+  app.post(
+    '/devices/:id/refresh',
+    {
+      schema: {
+        tags,
+        summary: 'Ask the device for fresh facts: DeviceInformation, Restrictions, InstalledApplicationList (and UserList on Shared iPad), then push',
+        params: IdParams,
+        response: {
+          202: Type.Object({
+            commands: Type.Array(Type.Object({ uuid: Type.String(), requestType: Type.String() })),
+            push: Type.Union([Type.String(), Type.Null()], { description: 'the push outcome, or null when no APNs is configured' }),
+          }),
+        },
+      },
+    },
+    async (req, reply) => {
+      const device = await mustGet(req.params.id);
+      const builders = [deviceInformation, restrictions, installedApplicationList];
+      if (device.is_shared_ipad === 1) builders.push(userList);
+      const commands = builders.map((build) => build(randomUUID().toUpperCase()));
+      const at = clock.now();
+      // Higher priority than distribution work: the troubleshooter is waiting for these answers.
+      for (const c of commands) await store.mdm.enqueue([device.udid], c, 50, at);
+      let push: string | null = null;
+      if (ctx.pusher) {
+        const summary = await ctx.pusher.push([device.id]);
+        push = summary.sent > 0 ? 'sent' : summary.notPushable > 0 ? 'not_pushable' : summary.unregistered > 0 ? 'unregistered' : 'failed';
+      }
+      await ctx.audit(req, 'device.refresh', 'device', device.id, { commands: commands.map((c) => c.requestType), push });
+      return reply.code(202).send({ commands: commands.map((c) => ({ uuid: c.uuid, requestType: c.requestType })), push });
     },
   );
 }
