@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkShare, effectiveAutoAssign, tokenUsableIn } from '../src/core/tokens.ts';
+import { checkShare, dueExpiryWarning, effectiveAutoAssign, tokenState, tokenUsableIn } from '../src/core/tokens.ts';
 
 // L1 ─ L2 ─ L3 ─ L4, and a sibling S2 under L1
 const groups = [
@@ -32,5 +32,32 @@ describe('token sharing and auto-assign inheritance', () => {
     expect(effectiveAutoAssign(groups, settings, 'S2')).toEqual({ groupId: 'S2', tokenId: null, inheritedFrom: null });
     settings.set('L3', 't2');
     expect(effectiveAutoAssign(groups, settings, 'L4')).toEqual({ groupId: 'L4', tokenId: 't2', inheritedFrom: 'L3' });
+  });
+});
+
+
+describe('token state and expiry warnings', () => {
+  const now = new Date('2026-06-01T00:00:00Z');
+  const inDays = (d: number) => new Date(now.getTime() + d * 86_400_000);
+
+  it('derives the state the console shows', () => {
+    expect(tokenState({ expiresAt: inDays(200), claim: 'ours', appleState: null }, now)).toBe('active');
+    expect(tokenState({ expiresAt: inDays(10), claim: 'ours', appleState: null }, now)).toBe('expiring');
+    expect(tokenState({ expiresAt: inDays(-1), claim: 'ours', appleState: null }, now)).toBe('expired');
+    expect(tokenState({ expiresAt: inDays(200), claim: 'other_mdm', appleState: null }, now)).toBe('other_mdm');
+    expect(tokenState({ expiresAt: inDays(200), claim: 'legacy_unmigrated', appleState: null }, now)).toBe('legacy_unmigrated');
+    expect(tokenState({ expiresAt: inDays(200), claim: 'ours', appleState: 'revoked' }, now)).toBe('revoked');
+    expect(tokenState({ expiresAt: inDays(-5), claim: 'other_mdm', appleState: 'invalid' }, now)).toBe('invalid');
+  });
+
+  it('warns 30, 14, 7 and 1 days before, each once', () => {
+    expect(dueExpiryWarning(inDays(45), null, now)).toBeNull();
+    expect(dueExpiryWarning(inDays(29.5), null, now)).toBe(30);
+    expect(dueExpiryWarning(inDays(29.5), 30, now)).toBeNull();
+    expect(dueExpiryWarning(inDays(13), 30, now)).toBe(14);
+    expect(dueExpiryWarning(inDays(6), 30, now)).toBe(7);
+    expect(dueExpiryWarning(inDays(0.5), 7, now)).toBe(1);
+    expect(dueExpiryWarning(inDays(0.5), 1, now)).toBeNull();
+    expect(dueExpiryWarning(inDays(-1), null, now)).toBeNull();
   });
 });

@@ -56,3 +56,41 @@ export function effectiveAutoAssign(
   }
   return { groupId, tokenId: null, inheritedFrom: null };
 }
+
+export type TokenState = 'active' | 'expiring' | 'expired' | 'revoked' | 'invalid' | 'other_mdm' | 'legacy_unmigrated';
+export type TokenClaim = 'ours' | 'other_mdm' | 'unclaimed' | 'legacy_unmigrated';
+
+const DAY_MS = 86_400_000;
+/** DESIGN §4: warn 30, 14, 7 and 1 days before a token expires. */
+export const EXPIRY_WARNING_DAYS = [30, 14, 7, 1] as const;
+
+/**
+ * What the administrator sees about a token. Apple's verdicts (revoked, invalid) win over the
+ * local view, expiry over claims: an expired token cannot be used whoever claims it.
+ */
+export function tokenState(t: { expiresAt: Date; claim: TokenClaim; appleState: string | null }, now: Date): TokenState {
+  if (t.appleState === 'revoked') return 'revoked';
+  if (t.appleState === 'invalid') return 'invalid';
+  if (t.appleState === 'expired' || t.expiresAt.getTime() <= now.getTime()) return 'expired';
+  if (t.claim === 'legacy_unmigrated') return 'legacy_unmigrated';
+  if (t.claim === 'other_mdm') return 'other_mdm';
+  return t.expiresAt.getTime() - now.getTime() <= EXPIRY_WARNING_DAYS[0] * DAY_MS ? 'expiring' : 'active';
+}
+
+/** Whole days left before expiry (0 on the last day, negative once expired). */
+export function daysLeft(expiresAt: Date, now: Date): number {
+  return Math.floor((expiresAt.getTime() - now.getTime()) / DAY_MS);
+}
+
+/**
+ * The warning threshold due now and not yet given (each fires once, the smallest reached wins),
+ * or null. `lastWarned` is the threshold given last for this expiry date.
+ */
+export function dueExpiryWarning(expiresAt: Date, lastWarned: number | null, now: Date): number | null {
+  const left = (expiresAt.getTime() - now.getTime()) / DAY_MS;
+  if (left <= 0) return null;
+  const reached = EXPIRY_WARNING_DAYS.filter((d) => left <= d);
+  const smallest = reached[reached.length - 1];
+  if (smallest === undefined) return null;
+  return lastWarned !== null && lastWarned <= smallest ? null : smallest;
+}
