@@ -1,14 +1,15 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ApnsClient } from '../apple/apns/client.ts';
 import { generateDemoPushIdentity } from '../apple/apns/pushcert.ts';
 import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { createHaishin } from '../api/server.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseConfig } from '../core/config.ts';
 import { parseDuration } from '../core/duration.ts';
-import { deviceInformation, installedApplicationList } from '../mdm/commands.ts';
+import { FakeApns } from '../sim/apns/server.ts';
 import { SimDevice } from '../sim/device/device.ts';
-import { mapLimit, SimFleet } from '../sim/fleet.ts';
+import { SimFleet } from '../sim/fleet.ts';
 import { freePort } from './net.ts';
 import { resolveSecretKey } from './secret.ts';
 
@@ -55,7 +56,11 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const now = systemClock.now();
   const push = demoPushIdentity(dataDir, now);
   const secret = resolveSecretKey(config.secretKey, dataDir);
-  const haishin = await createHaishin({ config, clock: systemClock, secretKey: secret.key, pushTopic: push.topic });
+  const fleet = new SimFleet();
+  const fakeApns = new FakeApns({ accept: [push.certPem], onPush: (token) => void fleet.wake(token) });
+  await fakeApns.listen();
+  const apns = new ApnsClient({ url: fakeApns.url, identity: push, ca: fakeApns.caPem, clock: systemClock });
+  const haishin = await createHaishin({ config, clock: systemClock, secretKey: secret.key, pushTopic: push.topic, apns });
   await haishin.app.listen({ host: '127.0.0.1', port });
 
   let adminToken = haishin.generatedAdminToken;
@@ -76,7 +81,6 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   }
 
   console.log(t(`haishin デモ: ${baseUrl}`, `haishin demo: ${baseUrl}`));
-  const fleet = new SimFleet();
   for (let i = 0; i < count; i++) {
     fleet.add(
       new SimDevice({
@@ -92,19 +96,23 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const started = Date.now();
   await fleet.enrollAll((_d, i) => `${baseUrl}/mdm/enroll?group=${schools[i % schools.length]}`, 16);
   console.log(t(`${count} 台の iPad が登録されました (${((Date.now() - started) / 1000).toFixed(1)} 秒)`, `${count} iPads enrolled in ${((Date.now() - started) / 1000).toFixed(1)} s`));
-  await mapLimit(fleet.devices, 16, async (device) => {
-    const at = systemClock.now();
-    for (const build of [deviceInformation, installedApplicationList]) {
-      await store.mdm.enqueue([device.udid], build(crypto.randomUUID().toUpperCase()), 0, at);
-    }
-    await device.connect();
-  });
+  // Ask every iPad for its facts the way an administrator would (POST /devices/:id/refresh): queue, push, answer.
+  const all = await store.devices.list({ limit: 100_001 });
+  const byUdid = new Map(all.map((d) => [d.udid, d.id]));
+  const deviceIds = fleet.devices.map((d) => byUdid.get(d.udid)).filter((id): id is string => id !== undefined);
+  const { enqueueRefresh } = await import('../engine/refresh.ts');
+  for (const id of deviceIds) await enqueueRefresh(store, id, systemClock.now());
+  const pushed = await haishin.pusher!.push(deviceIds);
+  await fleet.idle();
+  console.log(t(`PUSH: 送信 ${pushed.sent} 件`, `pushes sent: ${pushed.sent}`));
   const enrolled = await store.devices.list({ status: 'enrolled', limit: 100_001 });
   console.log(t(`登録済み端末: ${enrolled.length} 台`, `enrolled devices: ${enrolled.length}`));
   console.log(t(`API: ${baseUrl}/api/v1  管理者トークン: ${adminToken ?? '(不明)'}`, `API: ${baseUrl}/api/v1  admin token: ${adminToken ?? '(unknown)'}`));
 
   const stop = async () => {
     await haishin.close();
+    await apns.close();
+    await fakeApns.close();
   };
   if (options.budget) {
     await new Promise((r) => setTimeout(r, parseDuration(options.budget!)));

@@ -1,7 +1,6 @@
 import { Type } from 'typebox';
-import { randomUUID } from 'node:crypto';
 import { subtreeIds } from '../../core/groups.ts';
-import { deviceInformation, installedApplicationList, restrictions, userList } from '../../mdm/commands.ts';
+import { enqueueRefresh } from '../../engine/refresh.ts';
 import type { DeviceRow } from '../../store/device-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
@@ -171,12 +170,7 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext): Pr
     },
     async (req, reply) => {
       const device = await mustGet(req.params.id);
-      const builders = [deviceInformation, restrictions, installedApplicationList];
-      if (device.is_shared_ipad === 1) builders.push(userList);
-      const commands = builders.map((build) => build(randomUUID().toUpperCase()));
-      const at = clock.now();
-      // Higher priority than distribution work: the troubleshooter is waiting for these answers.
-      for (const c of commands) await store.mdm.enqueue([device.udid], c, 50, at);
+      const commands = await enqueueRefresh(store, device.id, clock.now());
       let push: string | null = null;
       if (ctx.pusher) {
         const summary = await ctx.pusher.push([device.id]);
