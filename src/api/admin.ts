@@ -12,6 +12,7 @@ import type {
 import type { Clock } from '../core/clock.ts';
 import type { DevicePusher } from '../engine/push.ts';
 import type { Store } from '../store/store.ts';
+import { Refusal } from '../core/refusal.ts';
 import { ApiError, errorBody } from './errors.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
@@ -103,6 +104,7 @@ export async function registerAdminApi(
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
   let apiError: ApiError;
   if (err instanceof ApiError) apiError = err;
+  else if (err instanceof Refusal) apiError = ApiError.of(err.status, err.code, err.params);
   else if (isValidationError(err)) apiError = ApiError.of(400, 'request.invalid', { detail: err.message });
   else if (isClientError(err)) apiError = ApiError.of(400, 'request.invalid', { detail: err.message });
   else {

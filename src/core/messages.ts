@@ -60,6 +60,78 @@ export const API_MESSAGES = {
     en: 'Device number {number} is already used by another device.',
     ja: '端末番号 {number} は他の端末で使われています。',
   },
+  'token.not_found': {
+    en: 'VPP token {id} does not exist.',
+    ja: 'VPPトークン {id} は存在しません。',
+  },
+  'token.file_invalid': {
+    en: 'The file is not a usable VPP token (.vpptoken): {detail}',
+    ja: 'このファイルは使用できるVPPトークン(.vpptoken)ではありません: {detail}',
+  },
+  'token.expired_file': {
+    en: 'This VPP token expired on {date}. Download a new token from Apple Business Manager / Apple School Manager (Settings → Payments and Billing).',
+    ja: 'このVPPトークンは {date} に期限切れになっています。Apple Business Manager / Apple School Manager（設定 → お支払いと請求）から新しいトークンをダウンロードしてください。',
+  },
+  'token.apple_refused': {
+    en: 'Apple refused the token: {detail}',
+    ja: 'Apple がトークンを受け付けませんでした: {detail}',
+  },
+  'token.other_mdm_claim': {
+    en: 'The location "{location}" is managed by another MDM server ({other}). haishin will not take it over unless you ask explicitly (POST /api/v1/vpp-tokens/{id}/takeover).',
+    ja: 'ロケーション「{location}」は別のMDMサーバー（{other}）が管理しています。明示的に引き継ぐ操作（POST /api/v1/vpp-tokens/{id}/takeover）をしない限り、haishin は引き継ぎません。',
+  },
+  'token.renew_other_location': {
+    en: 'Renewal refused: the new token belongs to "{newLocation}", not to "{location}". Renew with a token of the same location.',
+    ja: '更新できません: 新しいトークンのロケーションは「{newLocation}」で、「{location}」ではありません。同じロケーションのトークンで更新してください。',
+  },
+  'token.renew_not_later': {
+    en: 'Renewal refused: the new token expires on {newDate}, which is not later than the current {date}.',
+    ja: '更新できません: 新しいトークンの有効期限 {newDate} は現在の有効期限 {date} より後ではありません。',
+  },
+  'token.renew_other_mdm': {
+    en: 'Renewal refused: the location is claimed by another MDM server ({other}). Take it over explicitly first.',
+    ja: '更新できません: このロケーションは別のMDMサーバー（{other}）が管理しています。先に明示的に引き継いでください。',
+  },
+  'token.group_has_token_for_location': {
+    en: 'A token for location "{location}" is already registered (token {id}). Renew that one instead.',
+    ja: 'ロケーション「{location}」のトークンはすでに登録されています（トークン {id}）。そちらを更新してください。',
+  },
+  'share.share_not_descendant': {
+    en: 'A token can be shared only to groups below the group it is registered to; {group} is not below {registered} (siblings and parents cannot receive it).',
+    ja: 'トークンは登録先グループの下位グループにのみ共有できます。{group} は {registered} の下位グループではありません（兄弟グループや上位グループには共有できません）。',
+  },
+  'share.share_self': {
+    en: 'The token is registered to {group} already; sharing it there is not needed.',
+    ja: 'トークンはすでに {group} に登録されているため、共有は不要です。',
+  },
+  'share.share_already': {
+    en: 'The token is already shared to {group}.',
+    ja: 'トークンはすでに {group} に共有されています。',
+  },
+  'share.share_from_shared': {
+    en: 'A shared token cannot be shared onward: only its registered group {registered} can share it.',
+    ja: '共有されたトークンをさらに共有することはできません。共有できるのは登録先グループ {registered} だけです。',
+  },
+  'share.not_found': {
+    en: 'The token is not shared to {group}.',
+    ja: 'トークンは {group} に共有されていません。',
+  },
+  'autoassign.token_not_usable': {
+    en: 'Token {id} is neither registered nor shared to group {group}, so it cannot auto-assign licences there. Share it first.',
+    ja: 'トークン {id} はグループ {group} に登録も共有もされていないため、自動割り当てに使えません。先に共有してください。',
+  },
+  'license.asset_not_found': {
+    en: 'App {adamId} is not among the assets of token {id}; sync the token or check the Adam ID.',
+    ja: 'アプリ {adamId} はトークン {id} の資産にありません。トークンを同期するか Adam ID を確認してください。',
+  },
+  'license.apple_error': {
+    en: 'Apple refused the licence change ({kind}, error {errorNumber}): {message}',
+    ja: 'Apple がライセンスの変更を拒否しました（{kind}、エラー {errorNumber}）: {message}',
+  },
+  'device.deactivated': {
+    en: 'Device {id} is deactivated: no commands are sent to it.',
+    ja: '端末 {id} は無効化されています。コマンドは送信されません。',
+  },
   'device.not_found': {
     en: 'Device {id} does not exist.',
     ja: '端末 {id} は存在しません。',

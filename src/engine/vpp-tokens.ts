@@ -1,0 +1,407 @@
+import { randomBytes } from 'node:crypto';
+import { VppClient } from '../apple/vpp/client.ts';
+import { VppError } from '../apple/vpp/errors.ts';
+import { decodeVppToken, VppTokenFileError } from '../apple/vpp/token.ts';
+import type { VppTokenFile } from '../apple/vpp/token.ts';
+import type { VppClientConfig, VppMdmInfo } from '../apple/vpp/wire.ts';
+import type { Clock } from '../core/clock.ts';
+import { Refusal } from '../core/refusal.ts';
+import { checkShare, dueExpiryWarning, effectiveAutoAssign, tokenState, tokenUsableIn } from '../core/tokens.ts';
+import type { EffectiveAutoAssign, TokenState } from '../core/tokens.ts';
+import type { Store } from '../store/store.ts';
+import type { SecretBox } from '../store/secretbox.ts';
+import type { LicenseRow, VppTokenRow } from '../store/vpp-repo.ts';
+
+export interface VppTokensOptions {
+  store: Store;
+  clock: Clock;
+  box: SecretBox;
+  vppUrl: string;
+  publicUrl: string;
+  mdmInfo: VppMdmInfo;
+  /** Tests and the demo may pass options (pacing, sleep) for the per-token clients. */
+  clientOptions?: { sleep?: (ms: number) => Promise<void>; pacing?: { perSecond?: number; burst?: number } | false; maxRetries?: number };
+}
+
+export interface TokenView {
+  id: string;
+  groupId: string;
+  orgName: string;
+  locationName: string | null;
+  expiresAt: string;
+  state: TokenState;
+  daysLeft: number;
+  sharedTo: string[];
+  lastSyncedAt: string | null;
+  lastError: unknown;
+}
+
+export interface LicenseChange {
+  tokenId: string;
+  adamId: string;
+  serials: string[];
+  eventIds: string[];
+  failed: { serials: string[]; kind: string; errorNumber: number | null }[];
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * VPP tokens as the administrator manages them (DESIGN §4): registration and claim, renewal
+ * rules, sharing, auto-assign inheritance, asset sync, licence assignment and the automatic
+ * reclaims. Business refusals are {@link Refusal}s carrying their bilingual message code.
+ */
+export class VppTokens {
+  readonly #o: VppTokensOptions;
+  readonly #clients = new Map<string, { sToken: string; client: VppClient }>();
+
+  constructor(options: VppTokensOptions) {
+    this.#o = options;
+  }
+
+  get #store() {
+    return this.#o.store;
+  }
+
+  #now(): Date {
+    return this.#o.clock.now();
+  }
+
+  clientFor(sToken: string): VppClient {
+    return new VppClient({
+      baseUrl: this.#o.vppUrl,
+      sToken,
+      clock: this.#o.clock,
+      mdmInfo: this.#o.mdmInfo,
+      ...(this.#o.clientOptions ?? {}),
+    });
+  }
+
+  /** One client per token, so its pacing and cached limits span every call for that token. */
+  #client(row: VppTokenRow): VppClient {
+    const sToken = this.#o.box.open(row.sealed_stoken);
+    const cached = this.#clients.get(row.id);
+    if (cached && cached.sToken === sToken) return cached.client;
+    const client = this.clientFor(sToken);
+    this.#clients.set(row.id, { sToken, client });
+    return client;
+  }
+
+  async mustGet(id: string): Promise<VppTokenRow> {
+    const row = await this.#store.vpp.getToken(id);
+    if (!row) throw new Refusal(404, 'token.not_found', { id });
+    return row;
+  }
+
+  async view(row: VppTokenRow): Promise<TokenView> {
+    const now = this.#now();
+    const expiresAt = new Date(row.expires_at);
+    return {
+      id: row.id,
+      groupId: row.group_id,
+      orgName: row.org_name,
+      locationName: row.location_name,
+      expiresAt: row.expires_at,
+      state: tokenState({ expiresAt, claim: row.claim_state, appleState: row.apple_state }, now),
+      daysLeft: Math.floor((expiresAt.getTime() - now.getTime()) / DAY_MS),
+      sharedTo: await this.#store.vpp.sharesOf(row.id),
+      lastSyncedAt: row.last_synced_at,
+      lastError: row.last_error ? JSON.parse(row.last_error) : null,
+    };
+  }
+
+  #decode(fileText: string): VppTokenFile {
+    try {
+      return decodeVppToken(fileText);
+    } catch (err) {
+      if (err instanceof VppTokenFileError) throw new Refusal(400, 'token.file_invalid', { detail: err.message });
+      throw err;
+    }
+  }
+
+  #checkNotExpired(file: VppTokenFile): void {
+    if (file.expiresAt.getTime() <= this.#now().getTime()) {
+      throw new Refusal(409, 'token.expired_file', { date: file.expiresAt.toISOString().slice(0, 10) });
+    }
+  }
+
+  /** Reads client/config and turns Apple's token-level refusals into the administrator's words. */
+  async #readConfig(client: VppClient): Promise<{ state: 'ours' | 'other_mdm' | 'unclaimed'; config: VppClientConfig }> {
+    try {
+      return await client.claimState();
+    } catch (err) {
+      if (err instanceof VppError) throw new Refusal(409, 'token.apple_refused', { detail: `${err.kind} ${err.errorNumber ?? ''} ${err.errorMessage ?? ''}`.trim() });
+      throw err;
+    }
+  }
+
+  #claimOptions(notificationAuthToken: string, takeOver = false) {
+    return { notificationUrl: `${this.#o.publicUrl}/vpp/notify`, notificationAuthToken, takeOver };
+  }
+
+  /** POST /vpp-tokens: decode, check with Apple, claim the location (unless another MDM has it), sync assets. */
+  async register(groupId: string, fileText: string): Promise<VppTokenRow> {
+    if (!(await this.#store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
+    const file = this.#decode(fileText);
+    this.#checkNotExpired(file);
+    const client = this.clientFor(file.sToken);
+    const { state, config } = await this.#readConfig(client);
+    const existing = (await this.#store.vpp.allTokens()).find(
+      (t) => config.locationId !== null && t.location_id === config.locationId,
+    );
+    if (existing) throw new Refusal(409, 'token.group_has_token_for_location', { location: config.locationName ?? '?', id: existing.id });
+    const notificationAuthToken = randomBytes(24).toString('base64url');
+    let claim: 'ours' | 'other_mdm' = 'other_mdm';
+    if (state !== 'other_mdm') {
+      await client.claim(this.#claimOptions(notificationAuthToken));
+      claim = 'ours';
+    }
+    const row = await this.#store.vpp.createToken(
+      {
+        groupId,
+        orgName: file.orgName,
+        locationName: config.locationName,
+        locationId: config.locationId,
+        expiresAt: config.tokenExpirationDate ?? file.expiresAt,
+        sealedSToken: this.#o.box.seal(file.sToken),
+        claimState: claim,
+        notificationAuthToken,
+      },
+      this.#now(),
+    );
+    this.#clients.set(row.id, { sToken: file.sToken, client });
+    if (claim === 'ours') await this.sync(row.id);
+    return (await this.#store.vpp.getToken(row.id))!;
+  }
+
+  /**
+   * PUT /vpp-tokens/:id: the same location, a later expiry, no other MDM's claim. The token row
+   * keeps its id, so shares and auto-assign settings keep working without any admin action.
+   */
+  async renew(id: string, fileText: string): Promise<VppTokenRow> {
+    const row = await this.mustGet(id);
+    const file = this.#decode(fileText);
+    const client = this.clientFor(file.sToken);
+    const { state, config } = await this.#readConfig(client);
+    if (row.location_id !== null && config.locationId !== row.location_id) {
+      throw new Refusal(409, 'token.renew_other_location', { newLocation: config.locationName ?? '?', location: row.location_name ?? '?' });
+    }
+    const newExpiry = config.tokenExpirationDate ?? file.expiresAt;
+    if (newExpiry.getTime() <= new Date(row.expires_at).getTime()) {
+      throw new Refusal(409, 'token.renew_not_later', {
+        newDate: newExpiry.toISOString().slice(0, 10),
+        date: row.expires_at.slice(0, 10),
+      });
+    }
+    if (state === 'other_mdm') throw new Refusal(409, 'token.renew_other_mdm', { other: config.mdmInfo?.name ?? '?' });
+    await client.claim(this.#claimOptions(row.notification_auth_token));
+    await this.#store.vpp.updateToken(
+      id,
+      {
+        sealed_stoken: this.#o.box.seal(file.sToken),
+        expires_at: newExpiry.toISOString(),
+        org_name: file.orgName,
+        claim_state: 'ours',
+        apple_state: null,
+        last_error: null,
+        last_warning_days: null,
+      },
+      this.#now(),
+    );
+    this.#clients.set(id, { sToken: file.sToken, client });
+    return (await this.#store.vpp.getToken(id))!;
+  }
+
+  /** Explicit takeover of a location another MDM holds. */
+  async takeOver(id: string): Promise<VppTokenRow> {
+    const row = await this.mustGet(id);
+    await this.#client(row).claim(this.#claimOptions(row.notification_auth_token, true));
+    await this.#store.vpp.updateToken(id, { claim_state: 'ours', last_error: null }, this.#now());
+    await this.sync(id);
+    return (await this.#store.vpp.getToken(id))!;
+  }
+
+  /** Full sync: claim check (stop writing if another MDM took the location) and every asset page. */
+  async sync(id: string): Promise<{ assets: number; syncedAt: string }> {
+    const row = await this.mustGet(id);
+    const client = this.#client(row);
+    const at = this.#now();
+    try {
+      const { state, config } = await client.claimState();
+      if (state === 'other_mdm') {
+        await this.#store.vpp.updateToken(id, { claim_state: 'other_mdm', last_error: JSON.stringify({ kind: 'other_mdm', other: config.mdmInfo }) }, at);
+        throw new Refusal(409, 'token.other_mdm_claim', { location: row.location_name ?? '?', other: config.mdmInfo?.name ?? '?', id });
+      }
+      const assets = await client.assets();
+      await this.#store.vpp.upsertAssets(
+        id,
+        assets.map((a) => ({
+          adamId: a.adamId,
+          pricingParam: a.pricingParam,
+          productType: a.productType,
+          name: null,
+          bundleId: null,
+          totalCount: a.totalCount,
+          assignedCount: a.assignedCount,
+          availableCount: a.availableCount,
+          deviceAssignable: a.deviceAssignable,
+          revocable: a.revocable,
+          sizeBytes: null,
+          minimumOsVersion: null,
+          supportedDevices: null,
+          contentRating: null,
+          raw: JSON.stringify(a),
+        })),
+        at,
+      );
+      await this.#store.vpp.updateToken(
+        id,
+        { last_synced_at: at.toISOString(), last_error: null, ...(config.tokenExpirationDate ? { expires_at: config.tokenExpirationDate.toISOString() } : {}) },
+        at,
+      );
+      return { assets: assets.length, syncedAt: at.toISOString() };
+    } catch (err) {
+      if (err instanceof VppError) {
+        const appleState = err.kind === 'token_expired' ? 'expired' : err.kind === 'token_revoked' ? 'revoked' : err.kind === 'token_invalid' ? 'invalid' : null;
+        await this.#store.vpp.updateToken(
+          id,
+          {
+            ...(appleState ? { apple_state: appleState } : {}),
+            last_error: JSON.stringify({ kind: err.kind, errorNumber: err.errorNumber ?? null, message: err.errorMessage ?? err.message }),
+          },
+          at,
+        );
+        throw new Refusal(409, 'token.apple_refused', { detail: `${err.kind} ${err.errorNumber ?? ''}`.trim() });
+      }
+      throw err;
+    }
+  }
+
+  /** DELETE /vpp-tokens/:id: auto-assigned licences go back to the pool first. */
+  async delete(id: string): Promise<LicenseChange[]> {
+    await this.mustGet(id);
+    const auto = await this.#store.vpp.licenses({ tokenId: id, origin: 'auto', states: ['assigned', 'assigning'] });
+    const changes = await this.#reclaimRows(auto);
+    await this.#store.vpp.deleteToken(id);
+    this.#clients.delete(id);
+    return changes;
+  }
+
+  async share(id: string, groupId: string, fromGroupId?: string): Promise<void> {
+    const row = await this.mustGet(id);
+    if (!(await this.#store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
+    const groups = await this.#nodes();
+    const placement = { tokenId: id, registeredGroupId: row.group_id, sharedGroupIds: await this.#store.vpp.sharesOf(id) };
+    const refusal = checkShare(groups, placement, groupId, fromGroupId);
+    if (refusal) throw new Refusal(409, `share.${refusal}`, { group: groupId, registered: row.group_id });
+    await this.#store.vpp.addShare(id, groupId, this.#now());
+  }
+
+  /** Removing a share reclaims the licences assigned through it. */
+  async unshare(id: string, groupId: string): Promise<LicenseChange[]> {
+    await this.mustGet(id);
+    if (!(await this.#store.vpp.removeShare(id, groupId))) throw new Refusal(404, 'share.not_found', { group: groupId });
+    const through = await this.#store.vpp.licenses({ tokenId: id, viaGroupId: groupId, states: ['assigned', 'assigning'] });
+    return this.#reclaimRows(through);
+  }
+
+  async setAutoAssign(groupId: string, tokenId: string | null): Promise<EffectiveAutoAssign> {
+    if (!(await this.#store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
+    if (tokenId !== null) {
+      const row = await this.mustGet(tokenId);
+      const placement = { tokenId, registeredGroupId: row.group_id, sharedGroupIds: await this.#store.vpp.sharesOf(tokenId) };
+      if (!tokenUsableIn(placement, groupId)) throw new Refusal(409, 'autoassign.token_not_usable', { id: tokenId, group: groupId });
+    }
+    await this.#store.vpp.setAutoAssign(groupId, tokenId, this.#now());
+    return this.effectiveAutoAssign(groupId);
+  }
+
+  async effectiveAutoAssign(groupId: string): Promise<EffectiveAutoAssign> {
+    if (!(await this.#store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
+    return effectiveAutoAssign(await this.#nodes(), await this.#store.vpp.autoAssignSettings(), groupId);
+  }
+
+  /** Assigns device licences for `serials` (batched by the client), recording each as `assigning`. */
+  async assign(tokenId: string, adamId: string, serials: readonly string[], origin: 'auto' | 'manual', viaGroupId: string | null): Promise<LicenseChange> {
+    const row = await this.mustGet(tokenId);
+    const asset = await this.#store.vpp.asset(tokenId, adamId);
+    if (!asset) throw new Refusal(404, 'license.asset_not_found', { adamId, id: tokenId });
+    const unique = [...new Set(serials)];
+    const result = await this.#client(row).associate([{ adamId, pricingParam: asset.pricing_param }], unique);
+    const at = this.#now();
+    const change: LicenseChange = { tokenId, adamId, serials: unique, eventIds: [], failed: [] };
+    for (const event of result.events) {
+      change.eventIds.push(event.eventId);
+      await this.#store.vpp.markLicenses(
+        event.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId })),
+        'assigning',
+        event.eventId,
+        at,
+      );
+    }
+    for (const failure of result.failed) {
+      change.failed.push({ serials: failure.serialNumbers, kind: failure.error.kind, errorNumber: failure.error.errorNumber ?? null });
+      await this.#store.vpp.markLicenses(
+        failure.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId })),
+        'failed',
+        null,
+        at,
+      );
+    }
+    return change;
+  }
+
+  /** Takes licences back from `serials` (one disassociate per batch), recording them as `reclaiming`. */
+  async reclaim(tokenId: string, adamId: string, serials: readonly string[]): Promise<LicenseChange> {
+    const row = await this.mustGet(tokenId);
+    const asset = await this.#store.vpp.asset(tokenId, adamId);
+    const pricingParam = asset?.pricing_param ?? 'STDQ';
+    const unique = [...new Set(serials)];
+    const result = await this.#client(row).disassociate([{ adamId, pricingParam }], unique);
+    const at = this.#now();
+    const change: LicenseChange = { tokenId, adamId, serials: unique, eventIds: result.events.map((e) => e.eventId), failed: [] };
+    for (const event of result.events) {
+      await this.#store.vpp.setLicenseState({ tokenId, adamId, serials: event.serialNumbers }, 'reclaiming', null, at);
+    }
+    for (const failure of result.failed) {
+      change.failed.push({ serials: failure.serialNumbers, kind: failure.error.kind, errorNumber: failure.error.errorNumber ?? null });
+    }
+    return change;
+  }
+
+  /** Device deactivation: every licence held by the device's serial goes back. */
+  async reclaimForSerial(serial: string): Promise<LicenseChange[]> {
+    return this.#reclaimRows(await this.#store.vpp.licenses({ serialNumber: serial, states: ['assigned', 'assigning'] }));
+  }
+
+  /** One disassociate per (token, app) with all the serials concerned. */
+  async #reclaimRows(rows: readonly LicenseRow[]): Promise<LicenseChange[]> {
+    const byAsset = new Map<string, { tokenId: string; adamId: string; serials: string[] }>();
+    for (const r of rows) {
+      const key = `${r.token_id}\u0000${r.adam_id}`;
+      const entry = byAsset.get(key) ?? { tokenId: r.token_id, adamId: r.adam_id, serials: [] };
+      entry.serials.push(r.serial_number);
+      byAsset.set(key, entry);
+    }
+    const changes: LicenseChange[] = [];
+    for (const entry of byAsset.values()) changes.push(await this.reclaim(entry.tokenId, entry.adamId, entry.serials));
+    return changes;
+  }
+
+  /** Tokens whose next expiry warning (30/14/7/1 days) is due now; marks them as warned. */
+  async dueWarnings(): Promise<{ tokenId: string; days: number; expiresAt: string }[]> {
+    const now = this.#now();
+    const due: { tokenId: string; days: number; expiresAt: string }[] = [];
+    for (const row of await this.#store.vpp.allTokens()) {
+      const days = dueExpiryWarning(new Date(row.expires_at), row.last_warning_days, now);
+      if (days === null) continue;
+      await this.#store.vpp.updateToken(row.id, { last_warning_days: days }, now);
+      due.push({ tokenId: row.id, days, expiresAt: row.expires_at });
+    }
+    return due;
+  }
+
+  async #nodes() {
+    return (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
+  }
+}
