@@ -11,11 +11,13 @@ import type {
 } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import type { DevicePusher } from '../engine/push.ts';
+import type { VppTokens } from '../engine/vpp-tokens.ts';
 import type { Store } from '../store/store.ts';
 import { Refusal } from '../core/refusal.ts';
 import { ApiError, errorBody } from './errors.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
+import { registerVppRoutes } from './routes/vpp.ts';
 
 export const API_PREFIX = '/api/v1';
 
@@ -51,7 +53,7 @@ interface OpenApiOperation {
 /** The REST admin API: bearer auth, DESIGN §7 errors, validation, OpenAPI from the route schemas. */
 export async function registerAdminApi(
   app: FastifyInstance,
-  o: { store: Store; clock: Clock; pusher: DevicePusher | null },
+  o: { store: Store; clock: Clock; pusher: DevicePusher | null; tokens: VppTokens },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
   const ctx: AdminContext = {
@@ -95,7 +97,8 @@ export async function registerAdminApi(
       );
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
       await registerGroupRoutes(typed, ctx);
-      await registerDeviceRoutes(typed, ctx);
+      await registerDeviceRoutes(typed, ctx, o.tokens);
+      await registerVppRoutes(typed, ctx, o.tokens);
     },
     { prefix: API_PREFIX },
   );

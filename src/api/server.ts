@@ -6,6 +6,9 @@ import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from './admin.ts';
 import type { Apns } from '../apple/apns/client.ts';
 import { DevicePusher } from '../engine/push.ts';
+import { VppTokens } from '../engine/vpp-tokens.ts';
+import type { VppTokensOptions } from '../engine/vpp-tokens.ts';
+import { randomUUID } from 'node:crypto';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
 import type { CertAndKey } from '../mdm/identity/ca.ts';
 import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
@@ -25,6 +28,8 @@ export interface HaishinOptions {
   listener?: MdmListener;
   /** The APNs client (real, or pointed at the fake in the demo and tests). */
   apns?: Apns;
+  /** Pacing/sleep for the Apps and Books clients (tests speed them up). */
+  vppClientOptions?: VppTokensOptions['clientOptions'];
   /** Pino options or false; tests keep it quiet. */
   logger?: boolean | { level: string };
 }
@@ -36,6 +41,7 @@ export interface Haishin {
   deviceCa: CertAndKey;
   profiles: EnrollmentProfiles;
   pusher: DevicePusher | null;
+  tokens: VppTokens;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;
   close(): Promise<void>;
@@ -67,7 +73,18 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
     app.get('/api/health', async () => ({ ok: true }));
     const pusher = o.apns ? new DevicePusher({ store, apns: o.apns, clock: o.clock }) : null;
-    await registerAdminApi(app, { store, clock: o.clock, pusher });
+    // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
+    const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
+    const tokens = new VppTokens({
+      store,
+      clock: o.clock,
+      box,
+      vppUrl: o.config.vppUrl,
+      publicUrl: o.config.publicUrl,
+      mdmInfo: { id: instanceId, name: 'haishin', metadata: o.config.publicUrl },
+      ...(o.vppClientOptions ? { clientOptions: o.vppClientOptions } : {}),
+    });
+    await registerAdminApi(app, { store, clock: o.clock, pusher, tokens });
     return {
       app,
       store,
@@ -75,6 +92,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       deviceCa,
       profiles,
       pusher,
+      tokens,
       generatedAdminToken,
       close: async () => {
         await app.close();

@@ -68,6 +68,17 @@ export class DeviceRepo {
       .execute();
   }
 
+  /** Stops all commands to the device: its queue is emptied and it is marked deactivated. */
+  async deactivate(id: string, at: Date): Promise<void> {
+    await this.#db.transaction().execute(async (tx) => {
+      const channels = await tx.selectFrom('enrollments').select('id').where('device_id', '=', id).execute();
+      if (channels.length > 0) {
+        await tx.deleteFrom('command_queue').where('enrollment_id', 'in', channels.map((c) => c.id)).execute();
+      }
+      await tx.updateTable('devices').set({ status: 'deactivated', updated_at: at.toISOString() }).where('id', '=', id).execute();
+    });
+  }
+
   async update(id: string, changes: { groupId?: string; deviceNumber?: number }, at: Date): Promise<void> {
     await this.#db
       .updateTable('devices')

@@ -2,6 +2,7 @@ import { Type } from 'typebox';
 import { subtreeIds } from '../../core/groups.ts';
 import { enqueueRefresh } from '../../engine/refresh.ts';
 import type { DeviceRow } from '../../store/device-repo.ts';
+import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
@@ -52,7 +53,7 @@ export function deviceToApi(d: DeviceRow) {
 
 const json = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
 
-export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext): Promise<void> {
+export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tokens: VppTokens): Promise<void> {
   const { store, clock } = ctx;
 
   async function mustGet(id: string): Promise<DeviceRow> {
@@ -178,6 +179,26 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext): Pr
       }
       await ctx.audit(req, 'device.refresh', 'device', device.id, { commands: commands.map((c) => c.requestType), push });
       return reply.code(202).send({ commands: commands.map((c) => ({ uuid: c.uuid, requestType: c.requestType })), push });
+    },
+  );
+
+  app.post(
+    '/devices/:id/deactivate',
+    {
+      schema: {
+        tags,
+        summary: 'Deactivate a device: its licences are reclaimed and no further commands are sent',
+        params: IdParams,
+        response: { 200: Type.Object({ device: Device, reclaimedLicenses: Type.Integer() }) },
+      },
+    },
+    async (req) => {
+      const device = await mustGet(req.params.id);
+      await store.devices.deactivate(device.id, clock.now());
+      const changes = device.serial_number ? await tokens.reclaimForSerial(device.serial_number) : [];
+      const reclaimedLicenses = changes.reduce((n, c) => n + c.serials.length, 0);
+      await ctx.audit(req, 'device.deactivate', 'device', device.id, { reclaimedLicenses });
+      return { device: deviceToApi(await mustGet(device.id)), reclaimedLicenses };
     },
   );
 }
