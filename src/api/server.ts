@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from './admin.ts';
+import { registerVppNotify } from './vpp-notify.ts';
 import type { Apns } from '../apple/apns/client.ts';
 import { DevicePusher } from '../engine/push.ts';
 import { VppTokens } from '../engine/vpp-tokens.ts';
@@ -30,6 +31,9 @@ export interface HaishinOptions {
   apns?: Apns;
   /** Pacing/sleep for the Apps and Books clients (tests speed them up). */
   vppClientOptions?: VppTokensOptions['clientOptions'];
+  vppEventTiming?: VppTokensOptions['eventTiming'];
+  /** How often pending Apps and Books events are checked for a poll (the tracker decides what is due). */
+  vppTickMs?: number;
   /** Pino options or false; tests keep it quiet. */
   logger?: boolean | { level: string };
 }
@@ -83,8 +87,14 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       publicUrl: o.config.publicUrl,
       mdmInfo: { id: instanceId, name: 'haishin', metadata: o.config.publicUrl },
       ...(o.vppClientOptions ? { clientOptions: o.vppClientOptions } : {}),
+      ...(o.vppEventTiming ? { eventTiming: o.vppEventTiming } : {}),
     });
     await registerAdminApi(app, { store, clock: o.clock, pusher, tokens });
+    await registerVppNotify(app, tokens);
+    const vppTimer = setInterval(() => {
+      tokens.tick().catch((err: unknown) => app.log.error({ err }, 'VPP event poll failed'));
+    }, o.vppTickMs ?? 15_000);
+    vppTimer.unref();
     return {
       app,
       store,
@@ -95,6 +105,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       tokens,
       generatedAdminToken,
       close: async () => {
+        clearInterval(vppTimer);
         await app.close();
         await store.close();
       },

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { VppClient } from '../apple/vpp/client.ts';
 import { VppError } from '../apple/vpp/errors.ts';
+import { VppEventTracker } from '../apple/vpp/events.ts';
+import type { VppEventOutcome } from '../apple/vpp/events.ts';
 import { decodeVppToken, VppTokenFileError } from '../apple/vpp/token.ts';
 import type { VppTokenFile } from '../apple/vpp/token.ts';
 import type { VppClientConfig, VppMdmInfo } from '../apple/vpp/wire.ts';
@@ -21,6 +23,9 @@ export interface VppTokensOptions {
   mdmInfo: VppMdmInfo;
   /** Tests and the demo may pass options (pacing, sleep) for the per-token clients. */
   clientOptions?: { sleep?: (ms: number) => Promise<void>; pacing?: { perSecond?: number; burst?: number } | false; maxRetries?: number };
+  /** Poll-fallback intervals of the event trackers (DESIGN §6 defaults: 5 min, 30 s, 10 min). */
+  eventTiming?: { pollAfterMs?: number; pollEveryMs?: number; resubmitAfterMs?: number };
+  onError?: (error: Error) => void;
 }
 
 export interface TokenView {
@@ -54,6 +59,7 @@ const DAY_MS = 86_400_000;
 export class VppTokens {
   readonly #o: VppTokensOptions;
   readonly #clients = new Map<string, { sToken: string; client: VppClient }>();
+  readonly #trackers = new Map<string, VppEventTracker>();
 
   constructor(options: VppTokensOptions) {
     this.#o = options;
@@ -85,6 +91,67 @@ export class VppTokens {
     const client = this.clientFor(sToken);
     this.#clients.set(row.id, { sToken, client });
     return client;
+  }
+
+  /**
+   * The asynchronous-event tracker of a token: associate/disassociate complete later, by
+   * notification or by polling. Held in memory; a full sync reconciles after a restart.
+   */
+  tracker(row: VppTokenRow): VppEventTracker {
+    let tracker = this.#trackers.get(row.id);
+    if (!tracker) {
+      const tokenId = row.id;
+      tracker = new VppEventTracker({
+        clock: this.#o.clock,
+        client: this.#client(row),
+        notificationAuthToken: row.notification_auth_token,
+        onOutcome: (outcome) => this.#settle(tokenId, outcome),
+        onAssetCount: async (change) => {
+          const asset = await this.#store.vpp.asset(tokenId, change.adamId);
+          if (!asset) return;
+          await this.#store.vpp.setAssetCounts(
+            tokenId,
+            change.adamId,
+            { assigned: asset.assigned_count + change.countDelta, available: asset.available_count - change.countDelta },
+            this.#now(),
+          );
+        },
+        ...(this.#o.onError ? { onError: (e: Error) => this.#o.onError!(e) } : {}),
+        ...(this.#o.eventTiming ?? {}),
+      });
+      this.#trackers.set(row.id, tracker);
+    }
+    return tracker;
+  }
+
+  /** The tracker Apple's notification is for, found by its bearer. */
+  async trackerForNotification(bearer: string): Promise<VppEventTracker | undefined> {
+    const row = await this.#store.vpp.tokenByNotificationAuth(bearer);
+    return row ? this.tracker(row) : undefined;
+  }
+
+  /** Polls overdue events of every token (the fallback when notifications do not arrive). */
+  async tick(): Promise<void> {
+    for (const tracker of this.#trackers.values()) await tracker.tick();
+  }
+
+  async #settle(tokenId: string, outcome: VppEventOutcome): Promise<void> {
+    const at = this.#now();
+    const licences = await this.#store.vpp.licenses({ tokenId, states: ['assigning', 'reclaiming'] });
+    const byEvent = licences.filter((l) => l.event_id !== null && outcome.eventIds.includes(l.event_id));
+    const rows = byEvent.length > 0 ? byEvent : licences.filter((l) => outcome.perSerial.has(l.serial_number));
+    for (const licence of rows) {
+      const result = outcome.perSerial.get(licence.serial_number);
+      if (!result) continue;
+      const assigning = licence.state === 'assigning';
+      const state = result.ok ? (assigning ? 'assigned' : 'reclaimed') : assigning ? 'failed' : 'assigned';
+      await this.#store.vpp.setLicenseState(
+        { tokenId, adamId: licence.adam_id, serials: [licence.serial_number] },
+        state,
+        result.ok ? null : result.errorNumber,
+        at,
+      );
+    }
   }
 
   async mustGet(id: string): Promise<VppTokenRow> {
@@ -284,6 +351,7 @@ export class VppTokens {
     const changes = await this.#reclaimRows(auto);
     await this.#store.vpp.deleteToken(id);
     this.#clients.delete(id);
+    this.#trackers.delete(id);
     return changes;
   }
 
@@ -328,6 +396,7 @@ export class VppTokens {
     if (!asset) throw new Refusal(404, 'license.asset_not_found', { adamId, id: tokenId });
     const unique = [...new Set(serials)];
     const result = await this.#client(row).associate([{ adamId, pricingParam: asset.pricing_param }], unique);
+    this.tracker(row).register(result);
     const at = this.#now();
     const change: LicenseChange = { tokenId, adamId, serials: unique, eventIds: [], failed: [] };
     for (const event of result.events) {
@@ -358,6 +427,7 @@ export class VppTokens {
     const pricingParam = asset?.pricing_param ?? 'STDQ';
     const unique = [...new Set(serials)];
     const result = await this.#client(row).disassociate([{ adamId, pricingParam }], unique);
+    this.tracker(row).register(result);
     const at = this.#now();
     const change: LicenseChange = { tokenId, adamId, serials: unique, eventIds: result.events.map((e) => e.eventId), failed: [] };
     for (const event of result.events) {
