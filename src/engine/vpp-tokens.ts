@@ -369,6 +369,8 @@ export class VppTokens {
   async unshare(id: string, groupId: string): Promise<LicenseChange[]> {
     await this.mustGet(id);
     if (!(await this.#store.vpp.removeShare(id, groupId))) throw new Refusal(404, 'share.not_found', { group: groupId });
+    // The token is no longer usable there: an auto-assign setting naming it would silently fail.
+    if ((await this.#store.vpp.autoAssignSettings()).get(groupId) === id) await this.#store.vpp.setAutoAssign(groupId, null, this.#now());
     const through = await this.#store.vpp.licenses({ tokenId: id, viaGroupId: groupId, states: ['assigned', 'assigning'] });
     return this.#reclaimRows(through);
   }

@@ -5,6 +5,7 @@ import { ManualClock, systemClock } from '../../src/core/clock.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import { parseConfig } from '../../src/core/config.ts';
 import type { MdmListener } from '../../src/mdm/ports.ts';
+import type { HaishinOptions } from '../../src/api/server.ts';
 
 export { freePort };
 
@@ -21,7 +22,14 @@ export interface TestServer {
 
 /** A real haishin on 127.0.0.1 with a fresh database; device keys are 1024-bit to keep tests fast. */
 export async function startTestServer(
-  options: { db?: string; env?: Record<string, string>; clock?: Clock | ManualClock; listener?: MdmListener } = {},
+  options: {
+    db?: string;
+    env?: Record<string, string>;
+    clock?: Clock | ManualClock;
+    listener?: MdmListener;
+    vppClientOptions?: HaishinOptions['vppClientOptions'];
+    apns?: HaishinOptions['apns'];
+  } = {},
 ): Promise<TestServer> {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -38,6 +46,8 @@ export async function startTestServer(
     secretKey: 'test-secret-key-0123456789',
     pushTopic: TEST_TOPIC,
     ...(options.listener ? { listener: options.listener } : {}),
+    ...(options.vppClientOptions ? { vppClientOptions: options.vppClientOptions } : {}),
+    ...(options.apns ? { apns: options.apns } : {}),
   });
   await haishin.app.listen({ host: '127.0.0.1', port });
   const root = await haishin.store.rootGroup();
