@@ -73,7 +73,12 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       deviceKeyBits: o.config.deviceKeyBits,
     });
     const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
-    const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.config.maxBodyBytes });
+    const app = Fastify({
+      logger: o.logger ?? false,
+      bodyLimit: o.config.maxBodyBytes,
+      // Unknown fields are a client mistake worth a 400, not something to drop silently.
+      ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    });
     await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
     app.get('/api/health', async () => ({ ok: true }));
     const pusher = o.apns ? new DevicePusher({ store, apns: o.apns, clock: o.clock }) : null;

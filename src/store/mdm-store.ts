@@ -208,6 +208,7 @@ export class KyselyMdmStore implements MdmStore {
         .values({ uuid: command.uuid, request_type: command.requestType, payload: command.payload, created_at: now })
         .execute();
       if (enrollmentIds.length === 0) return;
+      const seq = await nextCounter(tx, 'command_seq');
       await tx
         .insertInto('command_queue')
         .values(
@@ -215,6 +216,7 @@ export class KyselyMdmStore implements MdmStore {
             enrollment_id: id,
             command_uuid: command.uuid,
             priority,
+            seq,
             created_at: now,
             delivery_count: 0,
             not_now_count: 0,
@@ -235,8 +237,7 @@ export class KyselyMdmStore implements MdmStore {
       .where('enrollments.enabled', '=', 1)
       .where('devices.status', '!=', 'deactivated')
       .orderBy('command_queue.priority', 'desc')
-      .orderBy('command_queue.created_at', 'asc')
-      .orderBy('command_queue.command_uuid', 'asc')
+      .orderBy('command_queue.seq', 'asc')
       .limit(1)
       .executeTakeFirst();
     if (!row) return null;

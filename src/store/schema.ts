@@ -128,6 +128,8 @@ export interface CommandQueueTable {
   enrollment_id: string;
   command_uuid: string;
   priority: number;
+  /** Enqueue order: timestamps tie within a millisecond, this never does. */
+  seq: number;
   created_at: string;
   delivered_at: string | null;
   delivery_count: number;

@@ -108,6 +108,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('enrollment_id', 'text', (c) => c.notNull())
     .addColumn('command_uuid', 'text', (c) => c.notNull().references('commands.uuid'))
     .addColumn('priority', 'integer', (c) => c.notNull())
+    .addColumn('seq', 'integer', (c) => c.notNull())
     .addColumn('created_at', 'text', (c) => c.notNull())
     .addColumn('delivered_at', 'text')
     .addColumn('delivery_count', 'integer', (c) => c.notNull().defaultTo(0))
@@ -118,7 +119,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createIndex('command_queue_next')
     .on('command_queue')
-    .columns(['enrollment_id', 'priority', 'created_at'])
+    .columns(['enrollment_id', 'priority', 'seq'])
     .execute();
 
   await db.schema
