@@ -1,4 +1,4 @@
-import { SimDevice } from './device/device.ts';
+import type { SimDevice } from './device/device.ts';
 
 /** Runs `work` over `items` with at most `limit` in flight — enough to enroll thousands without a stampede. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {

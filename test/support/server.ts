@@ -1,8 +1,8 @@
 import { freePort } from '../../src/cli/net.ts';
 import { createHaishin } from '../../src/api/server.ts';
 import type { Haishin } from '../../src/api/server.ts';
-import { ManualClock, systemClock } from '../../src/core/clock.ts';
-import type { Clock } from '../../src/core/clock.ts';
+import { systemClock } from '../../src/core/clock.ts';
+import type { Clock , ManualClock} from '../../src/core/clock.ts';
 import { parseConfig } from '../../src/core/config.ts';
 import type { MdmListener } from '../../src/mdm/ports.ts';
 import type { HaishinOptions } from '../../src/api/server.ts';
