@@ -151,6 +151,9 @@ export class SimDevice {
     await this.installProfile(enrollUrl);
     await this.authenticate();
     await this.tokenUpdate();
+    if (this.spec.sharedIpad) {
+      for (const user of this.users) if (user.loggedIn) await this.userTokenUpdate(user.shortName);
+    }
   }
 
   authenticate(): Promise<number> {
