@@ -260,6 +260,19 @@ describe('licences and automatic reclaim', () => {
     expect(holders).toContain(direct);
   });
 
+  it('a remote wipe reclaims every licence of the device with one disassociate', async () => {
+    const device = await enrolled(school, 'WIPE00000001');
+    await server.haishin.tokens.assign(tokenId, ADAM, [device.serial], 'auto', school);
+    await settle();
+    fake.resetCounters();
+    const wipe = await api<{ reclaimedLicenses: number; commandUuid: string }>('POST', `/devices/${device.id}/wipe`);
+    expect(wipe.status).toBe(202);
+    expect(wipe.body.reclaimedLicenses).toBe(1);
+    expect(fake.calls('POST assets/disassociate')).toBe(1);
+    const queued = await server.haishin.store.db.kysely.selectFrom('commands').select('request_type').where('uuid', '=', wipe.body.commandUuid).executeTakeFirstOrThrow();
+    expect(queued.request_type).toBe('EraseDevice');
+  });
+
   it('deleting the token reclaims its auto-assigned licences only, in one disassociate', async () => {
     const autoSerials = ['DEL000000001', 'DEL000000002'];
     await server.haishin.tokens.assign(tokenId, ADAM, autoSerials, 'auto', school);
@@ -291,6 +304,22 @@ describe('licences and automatic reclaim', () => {
     await device.connect();
     expect(fake.calls('POST assets/disassociate')).toBe(0);
     expect(fake.holders(s, ADAM)).toContain(device.serialNumber);
+  });
+});
+
+describe('expiry warnings', () => {
+  it('a token 10 days from expiry shows the 14-day warning and raises one audit event', async () => {
+    const school = await group('期限校', server.rootGroupId);
+    const s = file('warn', 10);
+    seedToken(s, 'warn-loc');
+    const token = await register(school, s);
+    expect(token).toMatchObject({ state: 'expiring', expiryWarningDays: 14 });
+    await server.haishin.tokens.maintenance(3_600_000);
+    await server.haishin.tokens.maintenance(3_600_000);
+    const events = await server.haishin.store.admin.listAudit({ objectType: 'vpp_token', objectId: token.id, limit: 20 });
+    const warnings = events.filter((e) => e.action === 'token.expiry_warning');
+    expect(warnings).toHaveLength(1);
+    expect(JSON.parse(warnings[0]!.details!)).toMatchObject({ daysLeft: 14 });
   });
 });
 

@@ -19,6 +19,9 @@ import { MdmService } from '../mdm/service.ts';
 import { SecretBox } from '../store/secretbox.ts';
 import { Store } from '../store/store.ts';
 
+/** Full asset sync of every token this often, besides ASSET_COUNT notifications (DESIGN §4). */
+const TOKEN_SYNC_EVERY_MS = 6 * 3_600_000;
+
 export interface HaishinOptions {
   config: Config;
   clock: Clock;
@@ -100,6 +103,10 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       tokens.tick().catch((err: unknown) => app.log.error({ err }, 'VPP event poll failed'));
     }, o.vppTickMs ?? 15_000);
     vppTimer.unref();
+    const upkeepTimer = setInterval(() => {
+      tokens.maintenance(TOKEN_SYNC_EVERY_MS).catch((err: unknown) => app.log.error({ err }, 'VPP token upkeep failed'));
+    }, 60_000);
+    upkeepTimer.unref();
     return {
       app,
       store,
@@ -111,6 +118,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       generatedAdminToken,
       close: async () => {
         clearInterval(vppTimer);
+        clearInterval(upkeepTimer);
         await app.close();
         await store.close();
       },

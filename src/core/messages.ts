@@ -132,6 +132,10 @@ export const API_MESSAGES = {
     en: 'Device {id} is deactivated: no commands are sent to it.',
     ja: '端末 {id} は無効化されています。コマンドは送信されません。',
   },
+  'app.bundle_unknown': {
+    en: 'haishin does not know the bundle id of app {adamId} on this device (no licence or metadata): it cannot ask the device to remove it.',
+    ja: 'この端末のアプリ {adamId} のバンドルIDが分からないため（ライセンスまたはアプリ情報がありません）、削除を指示できません。',
+  },
   'device.not_found': {
     en: 'Device {id} does not exist.',
     ja: '端末 {id} は存在しません。',

@@ -8,7 +8,7 @@ import type { VppTokenFile } from '../apple/vpp/token.ts';
 import type { VppClientConfig, VppMdmInfo } from '../apple/vpp/wire.ts';
 import type { Clock } from '../core/clock.ts';
 import { Refusal } from '../core/refusal.ts';
-import { checkShare, dueExpiryWarning, effectiveAutoAssign, tokenState, tokenUsableIn } from '../core/tokens.ts';
+import { checkShare, dueExpiryWarning, effectiveAutoAssign, EXPIRY_WARNING_DAYS, tokenState, tokenUsableIn } from '../core/tokens.ts';
 import type { EffectiveAutoAssign, TokenState } from '../core/tokens.ts';
 import type { Store } from '../store/store.ts';
 import type { SecretBox } from '../store/secretbox.ts';
@@ -36,6 +36,8 @@ export interface TokenView {
   expiresAt: string;
   state: TokenState;
   daysLeft: number;
+  /** The expiry warning in force (30, 14, 7 or 1 days), or null. */
+  expiryWarningDays: number | null;
   sharedTo: string[];
   lastSyncedAt: string | null;
   lastError: unknown;
@@ -171,6 +173,7 @@ export class VppTokens {
       expiresAt: row.expires_at,
       state: tokenState({ expiresAt, claim: row.claim_state, appleState: row.apple_state }, now),
       daysLeft: Math.floor((expiresAt.getTime() - now.getTime()) / DAY_MS),
+      expiryWarningDays: warningInForce(expiresAt, now),
       sharedTo: await this.#store.vpp.sharesOf(row.id),
       lastSyncedAt: row.last_synced_at,
       lastError: row.last_error ? JSON.parse(row.last_error) : null,
@@ -460,6 +463,40 @@ export class VppTokens {
     return changes;
   }
 
+  /**
+   * Periodic upkeep: expiry warnings become audit events (once per threshold) and tokens not
+   * synced for `syncEveryMs` get a full sync. Errors are recorded on the token, not thrown.
+   */
+  async maintenance(syncEveryMs: number): Promise<{ warnings: number; synced: number }> {
+    const now = this.#now();
+    const warnings = await this.dueWarnings();
+    for (const w of warnings) {
+      await this.#store.admin.audit({
+        actor: 'system',
+        source: null,
+        action: 'token.expiry_warning',
+        objectType: 'vpp_token',
+        objectId: w.tokenId,
+        details: { daysLeft: w.days, expiresAt: w.expiresAt },
+        at: now,
+      });
+    }
+    let synced = 0;
+    for (const row of await this.#store.vpp.allTokens()) {
+      if (row.claim_state !== 'ours') continue;
+      const last = row.last_synced_at ? new Date(row.last_synced_at).getTime() : 0;
+      if (now.getTime() - last < syncEveryMs) continue;
+      try {
+        await this.sync(row.id);
+        synced++;
+      } catch (err) {
+        // sync() already recorded Apple's refusal on the token; anything else goes to the log.
+        if (!(err instanceof Refusal)) this.#o.onError?.(err as Error);
+      }
+    }
+    return { warnings: warnings.length, synced };
+  }
+
   /** Tokens whose next expiry warning (30/14/7/1 days) is due now; marks them as warned. */
   async dueWarnings(): Promise<{ tokenId: string; days: number; expiresAt: string }[]> {
     const now = this.#now();
@@ -476,4 +513,11 @@ export class VppTokens {
   async #nodes() {
     return (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
   }
+}
+
+function warningInForce(expiresAt: Date, now: Date): number | null {
+  const left = (expiresAt.getTime() - now.getTime()) / DAY_MS;
+  if (left <= 0) return null;
+  const reached = EXPIRY_WARNING_DAYS.filter((d) => left <= d);
+  return reached[reached.length - 1] ?? null;
 }

@@ -86,3 +86,8 @@ export function restrictions(uuid: string): BuiltCommand {
 export function userList(uuid: string): BuiltCommand {
   return renderCommand(uuid, { RequestType: 'UserList' });
 }
+
+/** Remote wipe. iOS needs no options; the device leaves management once it is erased. */
+export function eraseDevice(uuid: string): BuiltCommand {
+  return renderCommand(uuid, { RequestType: 'EraseDevice' });
+}

@@ -1,6 +1,9 @@
 import { Type } from 'typebox';
 import { subtreeIds } from '../../core/groups.ts';
+import { randomUUID } from 'node:crypto';
 import { enqueueRefresh } from '../../engine/refresh.ts';
+import { eraseDevice, removeApplication } from '../../mdm/commands.ts';
+import { Refusal } from '../../core/refusal.ts';
 import type { DeviceRow } from '../../store/device-repo.ts';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
@@ -199,6 +202,68 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
       const reclaimedLicenses = changes.reduce((n, c) => n + c.serials.length, 0);
       await ctx.audit(req, 'device.deactivate', 'device', device.id, { reclaimedLicenses });
       return { device: deviceToApi(await mustGet(device.id)), reclaimedLicenses };
+    },
+  );
+
+  /** Queues a command at high priority and pushes; answers what the push did. */
+  async function sendNow(device: DeviceRow, command: { uuid: string; requestType: string; payload: string }): Promise<string | null> {
+    await store.mdm.enqueue([device.udid], command, 60, clock.now());
+    if (!ctx.pusher) return null;
+    const summary = await ctx.pusher.push([device.id]);
+    return summary.sent > 0 ? 'sent' : summary.notPushable > 0 ? 'not_pushable' : summary.unregistered > 0 ? 'unregistered' : 'failed';
+  }
+
+  app.post(
+    '/devices/:id/wipe',
+    {
+      schema: {
+        tags,
+        summary: 'Remote wipe (EraseDevice). Every licence the device holds is reclaimed',
+        params: IdParams,
+        response: { 202: Type.Object({ commandUuid: Type.String(), push: Type.Union([Type.String(), Type.Null()]), reclaimedLicenses: Type.Integer() }) },
+      },
+    },
+    async (req, reply) => {
+      const device = await mustGet(req.params.id);
+      if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
+      const command = eraseDevice(randomUUID().toUpperCase());
+      const push = await sendNow(device, command);
+      const changes = device.serial_number ? await tokens.reclaimForSerial(device.serial_number) : [];
+      const reclaimedLicenses = changes.reduce((n, c) => n + c.serials.length, 0);
+      await ctx.audit(req, 'device.wipe', 'device', device.id, { commandUuid: command.uuid, reclaimedLicenses });
+      return reply.code(202).send({ commandUuid: command.uuid, push, reclaimedLicenses });
+    },
+  );
+
+  app.post(
+    '/devices/:id/uninstall',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a managed app through haishin (RemoveApplication); a licence haishin auto-assigned for it is reclaimed',
+        params: IdParams,
+        body: Type.Object({ adamId: Type.String({ minLength: 1, pattern: '^[0-9]+$' }) }, { additionalProperties: false }),
+        response: { 202: Type.Object({ commandUuid: Type.String(), push: Type.Union([Type.String(), Type.Null()]), reclaimedLicenses: Type.Integer() }) },
+      },
+    },
+    async (req, reply) => {
+      const device = await mustGet(req.params.id);
+      if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
+      const licences = device.serial_number
+        ? (await store.vpp.licenses({ serialNumber: device.serial_number, adamId: req.body.adamId, states: ['assigned', 'assigning'] }))
+        : [];
+      const assets = await Promise.all(licences.map((l) => store.vpp.asset(l.token_id, l.adam_id)));
+      const bundleId = assets.find((a) => a?.bundle_id)?.bundle_id;
+      if (!bundleId) throw new Refusal(409, 'app.bundle_unknown', { adamId: req.body.adamId });
+      const command = removeApplication(randomUUID().toUpperCase(), bundleId);
+      const push = await sendNow(device, command);
+      let reclaimedLicenses = 0;
+      for (const licence of licences.filter((l) => l.origin === 'auto')) {
+        const change = await tokens.reclaim(licence.token_id, licence.adam_id, [licence.serial_number]);
+        reclaimedLicenses += change.serials.length;
+      }
+      await ctx.audit(req, 'device.uninstall', 'device', device.id, { adamId: req.body.adamId, commandUuid: command.uuid, reclaimedLicenses });
+      return reply.code(202).send({ commandUuid: command.uuid, push, reclaimedLicenses });
     },
   );
 }

@@ -21,6 +21,7 @@ export const Token = Type.Object({
   expiresAt: Type.String({ format: 'date-time' }),
   state: TokenState,
   daysLeft: Type.Integer(),
+  expiryWarningDays: Type.Union([Type.Integer(), Type.Null()], { description: '30, 14, 7 or 1 once the token is that close to expiry' }),
   sharedTo: Type.Array(Type.String()),
   lastSyncedAt: Type.Union([Type.String(), Type.Null()]),
   lastError: Type.Unknown(),
