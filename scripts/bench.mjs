@@ -9,7 +9,7 @@ const chosen = wanted.length === 0 ? all : all.filter((f) => wanted.some((w) => 
 let failed = 0;
 for (const file of chosen) {
   console.log(`\n## bench/${file}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', `bench/${file}`], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', `bench/${file}`], { stdio: 'inherit' });
   if (r.status !== 0) failed++;
 }
 process.exit(failed === 0 ? 0 : 1);
