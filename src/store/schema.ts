@@ -21,6 +21,9 @@ export interface Database {
   auto_assign_settings: AutoAssignSettingsTable;
   vpp_assets: VppAssetsTable;
   licenses: LicensesTable;
+  distributions: DistributionsTable;
+  jobs: JobsTable;
+  job_history: JobHistoryTable;
 }
 
 export interface SettingsTable {
@@ -253,4 +256,59 @@ export interface LicensesTable {
   error_code: number | null;
   created_at: string;
   updated_at: string;
+}
+
+export interface DistributionsTable {
+  id: string;
+  kind: 'install' | 'uninstall';
+  token_id: string;
+  /** JSON array of adam ids (text). */
+  adam_ids: string;
+  /** JSON {deviceIds?, groupIds?, includeSubgroups?}. */
+  targets: string;
+  license_mode: 'auto' | 'manual';
+  scheduled_at: string | null;
+  created_by: string;
+  created_at: string;
+  cancelled_at: string | null;
+}
+
+export interface JobsTable {
+  id: string;
+  distribution_id: string;
+  device_id: string;
+  adam_id: string;
+  kind: 'install' | 'uninstall';
+  token_id: string;
+  license_mode: 'auto' | 'manual';
+  /** A JobStatus of src/core/jobs.ts. */
+  status: string;
+  /** Why the job is in its status, as a short code (e.g. 'NotNow', 'license 9709', 'token.not_shared'). */
+  reason: string | null;
+  retry_count: number;
+  attempt: number;
+  /** Order of jobs on one device: one in flight, the rest wait in this order. */
+  seq: number;
+  bundle_id: string | null;
+  command_uuid: string | null;
+  /** When a worker should look at the job again (retry, verification); null: not time-driven. */
+  next_at: string | null;
+  push_deadline: string | null;
+  session_deadline: string | null;
+  request_deadline: string;
+  /** JSON: {chain, rejectionReason, errorNumber, raw} of the last failure. */
+  error: string | null;
+  diagnosis: string | null;
+  scheduled_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface JobHistoryTable {
+  job_id: string;
+  seq: number;
+  from_status: string | null;
+  to_status: string;
+  at: string;
+  reason: string | null;
 }

@@ -2,12 +2,14 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_mdm_core.ts';
 import * as m0002 from './0002_admin.ts';
 import * as m0003 from './0003_vpp.ts';
+import * as m0004 from './0004_engine.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
   '0001_mdm_core': m0001,
   '0002_admin': m0002,
   '0003_vpp': m0003,
+  '0004_engine': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {
