@@ -12,12 +12,14 @@ import type {
 import type { Clock } from '../core/clock.ts';
 import type { DevicePusher } from '../engine/push.ts';
 import type { VppTokens } from '../engine/vpp-tokens.ts';
+import type { DistributionEngine } from '../engine/engine.ts';
 import type { Store } from '../store/store.ts';
 import { Refusal } from '../core/refusal.ts';
 import { ApiError, errorBody } from './errors.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
 import { registerVppRoutes } from './routes/vpp.ts';
+import { registerJobRoutes } from './routes/jobs.ts';
 
 export const API_PREFIX = '/api/v1';
 
@@ -53,7 +55,7 @@ interface OpenApiOperation {
 /** The REST admin API: bearer auth, DESIGN §7 errors, validation, OpenAPI from the route schemas. */
 export async function registerAdminApi(
   app: FastifyInstance,
-  o: { store: Store; clock: Clock; pusher: DevicePusher | null; tokens: VppTokens },
+  o: { store: Store; clock: Clock; pusher: DevicePusher | null; tokens: VppTokens; engine: DistributionEngine },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
   const ctx: AdminContext = {
@@ -99,6 +101,7 @@ export async function registerAdminApi(
       await registerGroupRoutes(typed, ctx);
       await registerDeviceRoutes(typed, ctx, o.tokens);
       await registerVppRoutes(typed, ctx, o.tokens);
+      await registerJobRoutes(typed, ctx, o.engine);
     },
     { prefix: API_PREFIX },
   );

@@ -8,6 +8,9 @@ import { registerVppNotify } from './vpp-notify.ts';
 import type { Apns } from '../apple/apns/client.ts';
 import { DevicePusher } from '../engine/push.ts';
 import { VppTokens } from '../engine/vpp-tokens.ts';
+import { DEFAULT_TIMINGS, DistributionEngine } from '../engine/engine.ts';
+import type { EngineTimings } from '../engine/engine.ts';
+import { AppMetaClient } from '../apple/appmeta/client.ts';
 import type { VppTokensOptions } from '../engine/vpp-tokens.ts';
 import { randomUUID } from 'node:crypto';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
@@ -35,6 +38,10 @@ export interface HaishinOptions {
   /** Pacing/sleep for the Apps and Books clients (tests speed them up). */
   vppClientOptions?: VppTokensOptions['clientOptions'];
   vppEventTiming?: VppTokensOptions['eventTiming'];
+  /** Overrides of the engine's internal timings (tests use milliseconds). */
+  engineTimings?: Partial<EngineTimings>;
+  /** Engine tick period; 0 disables the timer (tests drive `engine.tick()` themselves). */
+  engineTickMs?: number;
   /** How often pending Apps and Books events are checked for a poll (the tracker decides what is due). */
   vppTickMs?: number;
   /** Pino options or false; tests keep it quiet. */
@@ -49,6 +56,7 @@ export interface Haishin {
   profiles: EnrollmentProfiles;
   pusher: DevicePusher | null;
   tokens: VppTokens;
+  engine: DistributionEngine;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;
   close(): Promise<void>;
@@ -57,33 +65,16 @@ export interface Haishin {
 /** Wires store, device CA, MDM protocol and HTTP routes — the composition root of the server. */
 export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   const store = await Store.open(o.config.db, o.clock.now());
+  const timers: NodeJS.Timeout[] = [];
   try {
     const box = new SecretBox(o.secretKey);
     const deviceCa = await loadOrCreateDeviceCa(store, box, o.clock.now());
-    const mdm = new MdmService({
-      store: store.mdm,
-      verifier: new MdmSignatureVerifier(deviceCa.certPem),
-      clock: o.clock,
-      maxBodyBytes: o.config.maxBodyBytes,
-      ...(o.listener ? { listener: o.listener } : {}),
-    });
-    const profiles = new EnrollmentProfiles({
-      store,
-      ca: deviceCa,
-      clock: o.clock,
-      publicUrl: o.config.publicUrl,
-      topic: o.pushTopic,
-      deviceKeyBits: o.config.deviceKeyBits,
-    });
-    const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
     const app = Fastify({
       logger: o.logger ?? false,
       bodyLimit: o.config.maxBodyBytes,
       // Unknown fields are a client mistake worth a 400, not something to drop silently.
       ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     });
-    await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
-    app.get('/api/health', async () => ({ ok: true }));
     const pusher = o.apns ? new DevicePusher({ store, apns: o.apns, clock: o.clock }) : null;
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
@@ -94,19 +85,54 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       vppUrl: o.config.vppUrl,
       publicUrl: o.config.publicUrl,
       mdmInfo: { id: instanceId, name: 'haishin', metadata: o.config.publicUrl },
+      appMeta: new AppMetaClient({ baseUrl: o.config.appMetaUrl, clock: o.clock }),
+      onError: (err) => app.log.warn({ err }, 'Apps and Books background work failed'),
       ...(o.vppClientOptions ? { clientOptions: o.vppClientOptions } : {}),
       ...(o.vppEventTiming ? { eventTiming: o.vppEventTiming } : {}),
     });
-    await registerAdminApi(app, { store, clock: o.clock, pusher, tokens });
+    const engine = new DistributionEngine({
+      store,
+      clock: o.clock,
+      tokens,
+      pusher,
+      timings: {
+        ...DEFAULT_TIMINGS,
+        pushTimeoutMs: o.config.timeouts.pushMs,
+        requestTimeoutMs: o.config.timeouts.requestMs,
+        sessionTimeoutMs: o.config.timeouts.sessionMs,
+        ...o.engineTimings,
+      },
+    });
+    const mdm = new MdmService({
+      store: store.mdm,
+      verifier: new MdmSignatureVerifier(deviceCa.certPem),
+      clock: o.clock,
+      maxBodyBytes: o.config.maxBodyBytes,
+      listener: combineListeners(engine, o.listener),
+    });
+    const profiles = new EnrollmentProfiles({
+      store,
+      ca: deviceCa,
+      clock: o.clock,
+      publicUrl: o.config.publicUrl,
+      topic: o.pushTopic,
+      deviceKeyBits: o.config.deviceKeyBits,
+    });
+    const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
+    await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
+    app.get('/api/health', async () => ({ ok: true }));
+    await registerAdminApi(app, { store, clock: o.clock, pusher, tokens, engine });
     await registerVppNotify(app, tokens);
-    const vppTimer = setInterval(() => {
-      tokens.tick().catch((err: unknown) => app.log.error({ err }, 'VPP event poll failed'));
-    }, o.vppTickMs ?? 15_000);
-    vppTimer.unref();
-    const upkeepTimer = setInterval(() => {
-      tokens.maintenance(TOKEN_SYNC_EVERY_MS).catch((err: unknown) => app.log.error({ err }, 'VPP token upkeep failed'));
-    }, 60_000);
-    upkeepTimer.unref();
+    const every = (ms: number, what: string, work: () => Promise<unknown>) => {
+      const timer = setInterval(() => {
+        work().catch((err: unknown) => app.log.error({ err }, `${what} failed`));
+      }, ms);
+      timer.unref();
+      timers.push(timer);
+    };
+    every(o.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick());
+    every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
+    if (o.engineTickMs !== 0) every(o.engineTickMs ?? 2_000, 'engine tick', () => engine.tick());
     return {
       app,
       store,
@@ -115,18 +141,41 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       profiles,
       pusher,
       tokens,
+      engine,
       generatedAdminToken,
       close: async () => {
-        clearInterval(vppTimer);
-        clearInterval(upkeepTimer);
+        for (const t of timers) clearInterval(t);
         await app.close();
         await store.close();
       },
     };
   } catch (err) {
+    for (const t of timers) clearInterval(t);
     await store.close();
     throw err;
   }
+}
+
+/** The MDM service has one listener; the engine and an optional observer (tests, demo) share it. */
+function combineListeners(...listeners: (MdmListener | undefined)[]): MdmListener {
+  const all = listeners.filter((l): l is MdmListener => l !== undefined);
+  return {
+    onAuthenticate: async (...a) => {
+      for (const l of all) await l.onAuthenticate?.(...a);
+    },
+    onTokenUpdate: async (...a) => {
+      for (const l of all) await l.onTokenUpdate?.(...a);
+    },
+    onCheckOut: async (...a) => {
+      for (const l of all) await l.onCheckOut?.(...a);
+    },
+    onCommandReport: async (...a) => {
+      for (const l of all) await l.onCommandReport?.(...a);
+    },
+    onCommandSent: async (...a) => {
+      for (const l of all) await l.onCommandSent?.(...a);
+    },
+  };
 }
 
 /** HAISHIN_ADMIN_TOKEN is registered (hashed); without it, a first token is generated once. */

@@ -136,6 +136,14 @@ export const API_MESSAGES = {
     en: 'haishin does not know the bundle id of app {adamId} on this device (no licence or metadata): it cannot ask the device to remove it.',
     ja: 'この端末のアプリ {adamId} のバンドルIDが分からないため（ライセンスまたはアプリ情報がありません）、削除を指示できません。',
   },
+  'job.not_found': {
+    en: 'Job {id} does not exist.',
+    ja: 'ジョブ {id} は存在しません。',
+  },
+  'distribution.not_found': {
+    en: 'Distribution {id} does not exist.',
+    ja: '配信 {id} は存在しません。',
+  },
   'device.not_found': {
     en: 'Device {id} does not exist.',
     ja: '端末 {id} は存在しません。',

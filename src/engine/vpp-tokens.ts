@@ -6,6 +6,7 @@ import type { VppEventOutcome } from '../apple/vpp/events.ts';
 import { decodeVppToken, VppTokenFileError } from '../apple/vpp/token.ts';
 import type { VppTokenFile } from '../apple/vpp/token.ts';
 import type { VppClientConfig, VppMdmInfo } from '../apple/vpp/wire.ts';
+import type { AppMeta, AppMetaLookup } from '../apple/appmeta/client.ts';
 import type { Clock } from '../core/clock.ts';
 import { Refusal } from '../core/refusal.ts';
 import { checkShare, dueExpiryWarning, effectiveAutoAssign, EXPIRY_WARNING_DAYS, tokenState, tokenUsableIn } from '../core/tokens.ts';
@@ -26,6 +27,8 @@ export interface VppTokensOptions {
   /** Poll-fallback intervals of the event trackers (DESIGN §6 defaults: 5 min, 30 s, 10 min). */
   eventTiming?: { pollAfterMs?: number; pollEveryMs?: number; resubmitAfterMs?: number };
   onError?: (error: Error) => void;
+  /** App facts (bundle id, size, minimum OS, rating) for synced assets; sync works without it. */
+  appMeta?: AppMetaLookup;
 }
 
 export interface TokenView {
@@ -303,25 +306,29 @@ export class VppTokens {
         throw new Refusal(409, 'token.other_mdm_claim', { location: row.location_name ?? '?', other: config.mdmInfo?.name ?? '?', id });
       }
       const assets = await client.assets();
+      const meta = await this.#appMeta(assets.filter((a) => a.productType !== 'Book').map((a) => a.adamId));
       await this.#store.vpp.upsertAssets(
         id,
-        assets.map((a) => ({
-          adamId: a.adamId,
-          pricingParam: a.pricingParam,
-          productType: a.productType,
-          name: null,
-          bundleId: null,
-          totalCount: a.totalCount,
-          assignedCount: a.assignedCount,
-          availableCount: a.availableCount,
-          deviceAssignable: a.deviceAssignable,
-          revocable: a.revocable,
-          sizeBytes: null,
-          minimumOsVersion: null,
-          supportedDevices: null,
-          contentRating: null,
-          raw: JSON.stringify(a),
-        })),
+        assets.map((a) => {
+          const m = meta.get(a.adamId);
+          return {
+            adamId: a.adamId,
+            pricingParam: a.pricingParam,
+            productType: a.productType,
+            name: m?.name ?? null,
+            bundleId: m?.bundleId ?? null,
+            totalCount: a.totalCount,
+            assignedCount: a.assignedCount,
+            availableCount: a.availableCount,
+            deviceAssignable: a.deviceAssignable,
+            revocable: a.revocable,
+            sizeBytes: m?.sizeBytes ?? null,
+            minimumOsVersion: m?.minimumOsVersion ?? null,
+            supportedDevices: m ? m.supportedDevices : null,
+            contentRating: m?.contentRating ?? null,
+            raw: JSON.stringify(a),
+          };
+        }),
         at,
       );
       await this.#store.vpp.updateToken(
@@ -344,6 +351,17 @@ export class VppTokens {
         throw new Refusal(409, 'token.apple_refused', { detail: `${err.kind} ${err.errorNumber ?? ''}`.trim() });
       }
       throw err;
+    }
+  }
+
+  /** Metadata is a nicety for sync: a look-up failure leaves the fields empty rather than failing the sync. */
+  async #appMeta(adamIds: string[]): Promise<Map<string, AppMeta>> {
+    if (!this.#o.appMeta || adamIds.length === 0) return new Map();
+    try {
+      return await this.#o.appMeta.lookup(adamIds);
+    } catch (err) {
+      this.#o.onError?.(err as Error);
+      return new Map();
     }
   }
 
@@ -395,7 +413,18 @@ export class VppTokens {
   }
 
   /** Assigns device licences for `serials` (batched by the client), recording each as `assigning`. */
-  async assign(tokenId: string, adamId: string, serials: readonly string[], origin: 'auto' | 'manual', viaGroupId: string | null): Promise<LicenseChange> {
+  /**
+   * `via` is the group whose registration or share each licence is assigned through (one group
+   * for all, or per serial): unsharing that group later reclaims exactly these.
+   */
+  async assign(
+    tokenId: string,
+    adamId: string,
+    serials: readonly string[],
+    origin: 'auto' | 'manual',
+    via: string | null | ReadonlyMap<string, string>,
+  ): Promise<LicenseChange> {
+    const viaGroupOf = (serial: string) => (via instanceof Map ? (via.get(serial) ?? null) : (via as string | null));
     const row = await this.mustGet(tokenId);
     const asset = await this.#store.vpp.asset(tokenId, adamId);
     if (!asset) throw new Refusal(404, 'license.asset_not_found', { adamId, id: tokenId });
@@ -407,7 +436,7 @@ export class VppTokens {
     for (const event of result.events) {
       change.eventIds.push(event.eventId);
       await this.#store.vpp.markLicenses(
-        event.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId })),
+        event.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId: viaGroupOf(serial) })),
         'assigning',
         event.eventId,
         at,
@@ -416,7 +445,7 @@ export class VppTokens {
     for (const failure of result.failed) {
       change.failed.push({ serials: failure.serialNumbers, kind: failure.error.kind, errorNumber: failure.error.errorNumber ?? null });
       await this.#store.vpp.markLicenses(
-        failure.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId })),
+        failure.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId: viaGroupOf(serial) })),
         'failed',
         null,
         at,
@@ -442,6 +471,13 @@ export class VppTokens {
       change.failed.push({ serials: failure.serialNumbers, kind: failure.error.kind, errorNumber: failure.error.errorNumber ?? null });
     }
     return change;
+  }
+
+  /** The serials Apple says hold a licence for the app (manual mode checks this before installing). */
+  async appleAssignedSerials(tokenId: string, adamId: string): Promise<Set<string>> {
+    const row = await this.mustGet(tokenId);
+    const { assignments } = await this.#client(row).assignments({ adamId });
+    return new Set(assignments.map((a) => a.serialNumber).filter((s): s is string => typeof s === 'string'));
   }
 
   /** Device deactivation: every licence held by the device's serial goes back. */

@@ -117,4 +117,6 @@ export interface MdmListener {
   onTokenUpdate?(deviceId: string, enrollmentId: string, first: boolean): void | Promise<void>;
   onCheckOut?(deviceId: string): void | Promise<void>;
   onCommandReport?(report: CommandReport): void | Promise<void>;
+  /** A queued command was handed to the device in a response body. */
+  onCommandSent?(deviceId: string, enrollmentId: string, commandUuid: string, requestType: string): void | Promise<void>;
 }

@@ -195,6 +195,7 @@ export class MdmService {
 
     const next = await store.nextCommand(enrollmentId, at);
     if (!next) return { status: 200, body: '', note: `${status}: nothing to do` };
+    await this.#o.listener?.onCommandSent?.(device.id, enrollmentId, next.uuid, next.requestType);
     return {
       status: 200,
       body: next.payload,

@@ -5,6 +5,7 @@ import type { Db } from './db.ts';
 import { AdminRepo } from './admin-repo.ts';
 import { DeviceRepo } from './device-repo.ts';
 import { GroupRepo } from './group-repo.ts';
+import { JobRepo } from './job-repo.ts';
 import { KyselyMdmStore } from './mdm-store.ts';
 import { VppRepo } from './vpp-repo.ts';
 import type { GroupRow } from './group-repo.ts';
@@ -24,6 +25,7 @@ export class Store {
   readonly groups: GroupRepo;
   readonly devices: DeviceRepo;
   readonly vpp: VppRepo;
+  readonly jobs: JobRepo;
 
   private constructor(db: Db) {
     this.db = db;
@@ -32,6 +34,7 @@ export class Store {
     this.groups = new GroupRepo(db.kysely);
     this.devices = new DeviceRepo(db.kysely);
     this.vpp = new VppRepo(db.kysely);
+    this.jobs = new JobRepo(db.kysely);
   }
 
   /** Opens HAISHIN_DB, applies pending migrations and makes sure the root group exists. */

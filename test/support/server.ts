@@ -29,6 +29,8 @@ export async function startTestServer(
     listener?: MdmListener;
     vppClientOptions?: HaishinOptions['vppClientOptions'];
     apns?: HaishinOptions['apns'];
+    engineTickMs?: number;
+    vppTickMs?: number;
   } = {},
 ): Promise<TestServer> {
   const port = await freePort();
@@ -48,6 +50,8 @@ export async function startTestServer(
     ...(options.listener ? { listener: options.listener } : {}),
     ...(options.vppClientOptions ? { vppClientOptions: options.vppClientOptions } : {}),
     ...(options.apns ? { apns: options.apns } : {}),
+    engineTickMs: options.engineTickMs ?? 0,
+    ...(options.vppTickMs ? { vppTickMs: options.vppTickMs } : {}),
   });
   await haishin.app.listen({ host: '127.0.0.1', port });
   const root = await haishin.store.rootGroup();

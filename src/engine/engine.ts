@@ -1,0 +1,478 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../core/clock.ts';
+import { subtreeIds } from '../core/groups.ts';
+import { isTerminal, transition } from '../core/jobs.ts';
+import type { JobStatus } from '../core/jobs.ts';
+import { Refusal } from '../core/refusal.ts';
+import { effectiveAutoAssign, tokenUsableIn } from '../core/tokens.ts';
+import { installVppApplication, managedApplicationList, removeApplication } from '../mdm/commands.ts';
+import type { CommandReport, MdmListener } from '../mdm/ports.ts';
+import type { DeviceRow } from '../store/device-repo.ts';
+import type { JobPatch, JobRow } from '../store/job-repo.ts';
+import type { Store } from '../store/store.ts';
+import type { DevicePusher } from './push.ts';
+import type { VppTokens } from './vpp-tokens.ts';
+
+export interface EngineTimings {
+  pushTimeoutMs: number;
+  requestTimeoutMs: number;
+  sessionTimeoutMs: number;
+  /** How long after a NotNow the job is pushed again. */
+  notNowRetryMs: number;
+  /** Between ManagedApplicationList checks while an install runs. */
+  verifyEveryMs: number;
+  /** Transient device errors (ASDErrorDomain 506, store busy) are retried this many times. */
+  maxTransientRetries: number;
+  transientBackoffMs: number;
+}
+
+export const DEFAULT_TIMINGS: Omit<EngineTimings, 'pushTimeoutMs' | 'requestTimeoutMs' | 'sessionTimeoutMs'> = {
+  notNowRetryMs: 5 * 60_000,
+  verifyEveryMs: 60_000,
+  maxTransientRetries: 3,
+  transientBackoffMs: 60_000,
+};
+
+export interface DistributionInput {
+  kind: 'install' | 'uninstall';
+  tokenId: string;
+  adamIds: string[];
+  targets: { deviceIds?: string[]; groupIds?: string[]; includeSubgroups?: boolean };
+  licenseMode: 'auto' | 'manual';
+  scheduledAt?: Date | null;
+}
+
+/** Statuses in which a job occupies its device: the next one waits. */
+const IN_FLIGHT: JobStatus[] = ['license_assigning', 'push_sending', 'retry_waiting', 'awaiting_response', 'executing'];
+const PUSH_STATES: JobStatus[] = ['push_sending', 'retry_waiting'];
+const SESSION_STATES: JobStatus[] = ['awaiting_response', 'executing'];
+const ACTIVE: JobStatus[] = ['waiting', 'scheduled', ...IN_FLIGHT];
+const BATCH = 500;
+/** Error codes a retry can cure (DESIGN §6): duplicate request, store busy. */
+const TRANSIENT = new Set(['ASDErrorDomain:506']);
+const FAILED_MANAGED_STATES = new Set(['Failed', 'UserRejected', 'ManagementRejected', 'UserInstalledApp', 'ManagedButUninstalled']);
+
+interface ChainItem {
+  code: number | null;
+  domain: string | null;
+  description: string | null;
+}
+
+/**
+ * The distribution engine: one job per device × app, moved through the DESIGN §3 state machine
+ * by `tick()` (time-driven work, in batches) and by what devices report (the MdmListener).
+ * All state is in the store, so a restart resumes where it stopped.
+ */
+export class DistributionEngine implements MdmListener {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #tokens: VppTokens;
+  readonly #pusher: DevicePusher | null;
+  readonly #t: EngineTimings;
+  #ticking: Promise<void> | null = null;
+
+  constructor(o: { store: Store; clock: Clock; tokens: VppTokens; pusher: DevicePusher | null; timings: EngineTimings }) {
+    this.#store = o.store;
+    this.#clock = o.clock;
+    this.#tokens = o.tokens;
+    this.#pusher = o.pusher;
+    this.#t = o.timings;
+  }
+
+  // ---- creating work -------------------------------------------------------------------
+
+  async create(input: DistributionInput, createdBy: string): Promise<{ id: string; jobCount: number }> {
+    const token = await this.#tokens.mustGet(input.tokenId);
+    const now = this.#clock.now();
+    const groups = await this.#store.groups.all();
+    const nodes = groups.map((g) => ({ id: g.id, parentId: g.parent_id }));
+    const devices = await this.#targetDevices(input.targets, nodes);
+    const placement = { tokenId: token.id, registeredGroupId: token.group_id, sharedGroupIds: await this.#store.vpp.sharesOf(token.id) };
+    const id = randomUUID();
+    const scheduled = input.scheduledAt && input.scheduledAt.getTime() > now.getTime() ? input.scheduledAt : null;
+    const jobs: Omit<JobRow, 'seq'>[] = [];
+    for (const device of devices) {
+      for (const adamId of input.adamIds) {
+        let status: JobStatus = scheduled ? 'scheduled' : 'waiting';
+        let reason: string | null = scheduled ? 'scheduled' : null;
+        // Nothing is dropped silently: a target that cannot receive the app gets a job that says why.
+        if (device.status === 'deactivated') [status, reason] = ['cancelled', 'device.deactivated'];
+        else if (!tokenUsableIn(placement, device.group_id)) [status, reason] = ['license_failed', 'token.not_shared'];
+        jobs.push({
+          id: randomUUID(),
+          distribution_id: id,
+          device_id: device.id,
+          adam_id: adamId,
+          kind: input.kind,
+          token_id: token.id,
+          license_mode: input.licenseMode,
+          status,
+          reason,
+          retry_count: 0,
+          attempt: 1,
+          bundle_id: null,
+          command_uuid: null,
+          next_at: scheduled ? scheduled.toISOString() : null,
+          push_deadline: null,
+          session_deadline: null,
+          request_deadline: new Date((scheduled ?? now).getTime() + this.#t.requestTimeoutMs).toISOString(),
+          error: null,
+          diagnosis: null,
+          scheduled_at: scheduled ? scheduled.toISOString() : null,
+          created_at: now.toISOString(),
+          updated_at: now.toISOString(),
+        });
+      }
+    }
+    await this.#store.jobs.createDistribution(
+      {
+        id,
+        kind: input.kind,
+        token_id: token.id,
+        adam_ids: JSON.stringify(input.adamIds),
+        targets: JSON.stringify(input.targets),
+        license_mode: input.licenseMode,
+        scheduled_at: scheduled ? scheduled.toISOString() : null,
+        created_by: createdBy,
+        created_at: now.toISOString(),
+        cancelled_at: null,
+      },
+      jobs,
+      now,
+    );
+    return { id, jobCount: jobs.length };
+  }
+
+  async #targetDevices(targets: DistributionInput['targets'], nodes: { id: string; parentId: string | null }[]): Promise<DeviceRow[]> {
+    const byId = new Map<string, DeviceRow>();
+    for (const deviceId of targets.deviceIds ?? []) {
+      const d = await this.#store.devices.get(deviceId);
+      if (!d) throw new Refusal(404, 'device.not_found', { id: deviceId });
+      byId.set(d.id, d);
+    }
+    const groupIds = new Set<string>();
+    for (const g of targets.groupIds ?? []) {
+      if (!nodes.some((n) => n.id === g)) throw new Refusal(404, 'group.not_found', { id: g });
+      for (const id of targets.includeSubgroups ? subtreeIds(nodes, g) : [g]) groupIds.add(id);
+    }
+    if (groupIds.size > 0) {
+      for (const d of await this.#store.devices.list({ groupIds: [...groupIds], limit: 1_000_000 })) byId.set(d.id, d);
+    }
+    return [...byId.values()];
+  }
+
+  // ---- moving jobs ---------------------------------------------------------------------
+
+  async #move(job: JobRow, to: JobStatus, reason: string | null, patch: JobPatch = {}): Promise<JobRow | null> {
+    const now = this.#clock.now();
+    const { state, change } = transition({ status: job.status as JobStatus, retryCount: job.retry_count, attempt: job.attempt }, to, now, reason);
+    const applied = await this.#store.jobs.apply(job, change, { ...patch, retry_count: state.retryCount, attempt: state.attempt });
+    return applied ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt } : null;
+  }
+
+  /** One pass of every time-driven step; concurrent calls share the running pass. */
+  tick(): Promise<void> {
+    if (!this.#ticking) {
+      this.#ticking = this.#tickOnce().finally(() => {
+        this.#ticking = null;
+      });
+    }
+    return this.#ticking;
+  }
+
+  async #tickOnce(): Promise<void> {
+    const now = this.#clock.now();
+    await this.#timeouts(now);
+    for (const job of await this.#store.jobs.byStatus(['scheduled'], BATCH, now)) await this.#move(job, 'waiting', 'schedule reached', { next_at: null });
+    await this.#activate();
+    await this.#licensePhase();
+    for (const job of await this.#store.jobs.byStatus(['retry_waiting'], BATCH, now)) {
+      await this.#move(job, 'push_sending', 'retry', { next_at: null });
+    }
+    await this.#pushPhase(now);
+    await this.#verify(now);
+  }
+
+  /** Promotes the first waiting job of every idle device. */
+  async #activate(): Promise<void> {
+    const waiting = await this.#store.jobs.byStatus(['waiting'], BATCH * 4);
+    if (waiting.length === 0) return;
+    const busy = await this.#store.jobs.devicesWithActive([...new Set(waiting.map((j) => j.device_id))], IN_FLIGHT);
+    const manualChecks = new Map<string, Set<string>>();
+    const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
+    const autoAssign = await this.#store.vpp.autoAssignSettings();
+    for (const job of waiting) {
+      if (busy.has(job.device_id)) continue;
+      busy.add(job.device_id);
+      const device = await this.#store.devices.get(job.device_id);
+      if (!device) continue;
+      if (job.kind === 'uninstall') {
+        await this.#move(job, 'push_sending', null);
+        continue;
+      }
+      if (job.license_mode === 'manual') {
+        const key = `${job.token_id}\u0000${job.adam_id}`;
+        let assigned = manualChecks.get(key);
+        if (!assigned) {
+          try {
+            assigned = await this.#tokens.appleAssignedSerials(job.token_id, job.adam_id);
+          } catch {
+            assigned = new Set();
+          }
+          manualChecks.set(key, assigned);
+        }
+        if (device.serial_number && assigned.has(device.serial_number)) await this.#move(job, 'push_sending', 'licence assigned (manual)');
+        else await this.#move(job, 'license_failed', 'license.not_assigned');
+        continue;
+      }
+      const effective = effectiveAutoAssign(groups, autoAssign, device.group_id);
+      if (effective.tokenId !== job.token_id) {
+        await this.#move(job, 'license_failed', effective.inheritedFrom && effective.tokenId ? 'autoassign.inherited_only' : 'autoassign.token_misconfigured');
+        continue;
+      }
+      await this.#move(job, 'license_assigning', null);
+    }
+  }
+
+  /** Batches licence assignment per (token, app); jobs whose serial already holds one skip ahead. */
+  async #licensePhase(): Promise<void> {
+    const jobs = await this.#store.jobs.byStatus(['license_assigning'], BATCH * 2);
+    const submit = new Map<string, { tokenId: string; adamId: string; items: { job: JobRow; serial: string; groupId: string }[] }>();
+    for (const job of jobs) {
+      const device = await this.#store.devices.get(job.device_id);
+      if (!device?.serial_number) {
+        await this.#move(job, 'license_failed', 'device has no serial number');
+        continue;
+      }
+      const [licence] = await this.#store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: device.serial_number });
+      if (licence?.state === 'assigned') {
+        await this.#move(job, 'push_sending', 'licence assigned');
+        continue;
+      }
+      if (licence?.state === 'failed' && job.reason === 'submitted') {
+        await this.#move(job, 'license_failed', `license ${licence.error_code ?? 'refused'}`, {
+          error: JSON.stringify({ errorNumber: licence.error_code }),
+        });
+        continue;
+      }
+      if (job.reason === 'submitted') continue;
+      const key = `${job.token_id}\u0000${job.adam_id}`;
+      const entry = submit.get(key) ?? { tokenId: job.token_id, adamId: job.adam_id, items: [] };
+      entry.items.push({ job, serial: device.serial_number, groupId: device.group_id });
+      submit.set(key, entry);
+    }
+    for (const entry of submit.values()) {
+      // One call for the whole batch (the client splits at Apple's limits); each licence remembers its group.
+      const via = new Map(entry.items.map((i) => [i.serial, i.groupId]));
+      let failedSerials = new Map<string, string>();
+      try {
+        const change = await this.#tokens.assign(entry.tokenId, entry.adamId, entry.items.map((i) => i.serial), 'auto', via);
+        failedSerials = new Map(change.failed.flatMap((f) => f.serials.map((s) => [s, `license ${f.errorNumber ?? f.kind}`] as const)));
+      } catch (err) {
+        const reason = err instanceof Refusal ? err.code : 'license.apple_refused';
+        failedSerials = new Map(entry.items.map((i) => [i.serial, reason]));
+      }
+      const now = this.#clock.now();
+      for (const item of entry.items) {
+        const failure = failedSerials.get(item.serial);
+        if (failure) await this.#move(item.job, 'license_failed', failure);
+        else await this.#store.jobs.patch(item.job.id, { reason: 'submitted' }, now);
+      }
+    }
+  }
+
+  /** Queues the install/remove command of each job that has none yet, then pushes the devices once. */
+  async #pushPhase(now: Date): Promise<void> {
+    const jobs = await this.#store.jobs.byStatus(['push_sending'], BATCH * 2);
+    const toPush = new Set<string>();
+    for (const job of jobs) {
+      if (job.command_uuid && job.push_deadline) continue;
+      const device = await this.#store.devices.get(job.device_id);
+      if (!device) continue;
+      const uuid = randomUUID().toUpperCase();
+      let command;
+      if (job.kind === 'install') {
+        command = installVppApplication(uuid, { adamId: Number(job.adam_id) });
+      } else {
+        const asset = await this.#store.vpp.asset(job.token_id, job.adam_id);
+        const bundleId = job.bundle_id ?? asset?.bundle_id;
+        if (!bundleId) {
+          await this.#move(job, 'device_error', 'app.bundle_unknown');
+          continue;
+        }
+        command = removeApplication(uuid, bundleId);
+      }
+      await this.#store.mdm.enqueue([device.udid], command, 10, now);
+      await this.#store.jobs.patch(
+        job.id,
+        { command_uuid: uuid, push_deadline: job.push_deadline ?? new Date(now.getTime() + this.#t.pushTimeoutMs).toISOString() },
+        now,
+      );
+      toPush.add(device.id);
+    }
+    const retried = await this.#store.jobs.byStatus(['push_sending'], BATCH * 2);
+    for (const job of retried) if (job.reason === 'retry') toPush.add(job.device_id);
+    if (toPush.size > 0 && this.#pusher) await this.#pusher.push([...toPush]);
+  }
+
+  async #verify(now: Date): Promise<void> {
+    const due = await this.#store.jobs.byStatus(['executing'], BATCH, now);
+    const devices = new Set<string>();
+    for (const job of due) {
+      if (devices.has(job.device_id)) continue;
+      devices.add(job.device_id);
+      const device = await this.#store.devices.get(job.device_id);
+      if (!device) continue;
+      const bundleIds = due.filter((j) => j.device_id === job.device_id && j.bundle_id).map((j) => j.bundle_id!);
+      await this.#store.mdm.enqueue([device.udid], managedApplicationList(randomUUID().toUpperCase(), bundleIds), 20, now);
+    }
+    for (const job of due) await this.#store.jobs.patch(job.id, { next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString() }, now);
+    if (devices.size > 0 && this.#pusher) await this.#pusher.push([...devices]);
+  }
+
+  async #timeouts(now: Date): Promise<void> {
+    for (const job of await this.#store.jobs.overdue('push_deadline', PUSH_STATES, now, BATCH)) {
+      await this.#dropCommand(job);
+      await this.#move(job, 'push_timeout', 'push timeout');
+    }
+    for (const job of await this.#store.jobs.overdue('session_deadline', SESSION_STATES, now, BATCH)) {
+      await this.#dropCommand(job);
+      await this.#move(job, 'session_timeout', 'session timeout');
+    }
+    for (const job of await this.#store.jobs.overdue('request_deadline', ACTIVE, now, BATCH)) {
+      await this.#dropCommand(job);
+      await this.#move(job, 'request_timeout', 'request timeout');
+    }
+  }
+
+  async #dropCommand(job: JobRow): Promise<void> {
+    if (!job.command_uuid) return;
+    await this.#store.db.kysely.deleteFrom('command_queue').where('command_uuid', '=', job.command_uuid).execute();
+  }
+
+  // ---- what devices say ----------------------------------------------------------------
+
+  async onCommandSent(_deviceId: string, _enrollmentId: string, commandUuid: string): Promise<void> {
+    const job = await this.#store.jobs.byCommand(commandUuid);
+    if (!job || !PUSH_STATES.includes(job.status as JobStatus)) return;
+    const now = this.#clock.now();
+    await this.#move(job, 'awaiting_response', 'command fetched', {
+      session_deadline: job.session_deadline ?? new Date(now.getTime() + this.#t.sessionTimeoutMs).toISOString(),
+    });
+  }
+
+  async onAuthenticate(_deviceId: string, cleared: string[]): Promise<void> {
+    for (const uuid of cleared) {
+      const job = await this.#store.jobs.byCommand(uuid);
+      if (job && !isTerminal(job.status as JobStatus) && job.status !== 'retry_waiting') {
+        await this.#move(job, 'retry_waiting', 're-Authenticate cleared the queue', { command_uuid: null, push_deadline: null, next_at: this.#clock.now().toISOString() });
+      }
+    }
+  }
+
+  async onCommandReport(report: CommandReport): Promise<void> {
+    if (report.requestType === 'ManagedApplicationList' && report.status === 'Acknowledged') {
+      await this.#onManagedList(report);
+      return;
+    }
+    const job = await this.#store.jobs.byCommand(report.commandUuid);
+    if (!job || isTerminal(job.status as JobStatus)) return;
+    const now = this.#clock.now();
+    if (report.status === 'NotNow') {
+      await this.#move(job, 'retry_waiting', 'NotNow', { next_at: new Date(now.getTime() + this.#t.notNowRetryMs).toISOString() });
+      return;
+    }
+    if (report.status === 'Acknowledged') {
+      if (job.kind === 'uninstall') {
+        await this.#move(job, 'success', 'removed');
+        await this.#reclaimAfterUninstall(job);
+        return;
+      }
+      const bundleId =
+        typeof report.report.Identifier === 'string'
+          ? report.report.Identifier
+          : (job.bundle_id ?? (await this.#store.vpp.asset(job.token_id, job.adam_id))?.bundle_id ?? null);
+      const moved = await this.#move(job, 'executing', typeof report.report.State === 'string' ? `State ${report.report.State}` : 'acknowledged', {
+        bundle_id: bundleId,
+        next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString(),
+      });
+      // Queued now, the check rides the same session: the device gets it as the answer to this report.
+      if (moved && bundleId) {
+        const device = await this.#store.devices.get(job.device_id);
+        if (device) await this.#store.mdm.enqueue([device.udid], managedApplicationList(randomUUID().toUpperCase(), [bundleId]), 20, now);
+      }
+      return;
+    }
+    const chain = parseChain(report.report.ErrorChain);
+    const rejectionReason = typeof report.report.RejectionReason === 'string' ? report.report.RejectionReason : null;
+    const error = JSON.stringify({ chain, rejectionReason, status: report.status, raw: report.raw });
+    const top = chain[0];
+    const transient = chain.some((c) => TRANSIENT.has(`${c.domain}:${c.code}`));
+    if (report.status === 'Error' && transient && job.retry_count < this.#t.maxTransientRetries) {
+      await this.#move(job, 'retry_waiting', `transient ${top?.domain}:${top?.code}`, {
+        error,
+        command_uuid: null,
+        push_deadline: null,
+        next_at: new Date(now.getTime() + this.#t.transientBackoffMs * 2 ** job.retry_count).toISOString(),
+      });
+      return;
+    }
+    await this.#move(job, 'device_error', top ? `${top.domain}:${top.code}` : (rejectionReason ?? report.status), { error });
+  }
+
+  async #onManagedList(report: CommandReport): Promise<void> {
+    const list = (report.report.ManagedApplicationList ?? {}) as Record<string, { Status?: unknown }>;
+    for (const job of await this.#store.jobs.forDevice(report.deviceId, ['executing'])) {
+      if (!job.bundle_id) continue;
+      const status = list[job.bundle_id]?.Status;
+      if (status === 'Managed') await this.#move(job, 'success', 'Managed');
+      else if (typeof status === 'string' && FAILED_MANAGED_STATES.has(status)) {
+        await this.#move(job, 'device_error', status, { error: JSON.stringify({ chain: [], managedStatus: status, raw: report.raw }) });
+      }
+    }
+  }
+
+  async #reclaimAfterUninstall(job: JobRow): Promise<void> {
+    const device = await this.#store.devices.get(job.device_id);
+    if (!device?.serial_number) return;
+    const [licence] = await this.#store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: device.serial_number, origin: 'auto' });
+    if (licence && (licence.state === 'assigned' || licence.state === 'assigning')) {
+      await this.#tokens.reclaim(job.token_id, job.adam_id, [device.serial_number]);
+    }
+  }
+
+  // ---- administrator actions -----------------------------------------------------------
+
+  async cancelJob(id: string): Promise<JobRow | null> {
+    const job = await this.#store.jobs.get(id);
+    if (!job || isTerminal(job.status as JobStatus)) return job ?? null;
+    await this.#dropCommand(job);
+    return this.#move(job, 'cancelled', 'admin');
+  }
+
+  async retryJob(id: string): Promise<JobRow | null> {
+    const job = await this.#store.jobs.get(id);
+    if (!job || !isTerminal(job.status as JobStatus) || job.status === 'success') return job ?? null;
+    const now = this.#clock.now();
+    return this.#move(job, 'waiting', 'admin retry', {
+      command_uuid: null,
+      push_deadline: null,
+      session_deadline: null,
+      next_at: null,
+      error: null,
+      request_deadline: new Date(now.getTime() + this.#t.requestTimeoutMs).toISOString(),
+    });
+  }
+}
+
+function parseChain(value: unknown): ChainItem[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((item) => {
+    const o = (item ?? {}) as Record<string, unknown>;
+    return {
+      code: typeof o.ErrorCode === 'number' ? o.ErrorCode : Number.isFinite(Number(o.ErrorCode)) ? Number(o.ErrorCode) : null,
+      domain: typeof o.ErrorDomain === 'string' ? o.ErrorDomain : null,
+      description: typeof o.LocalizedDescription === 'string' ? o.LocalizedDescription : typeof o.USEnglishDescription === 'string' ? o.USEnglishDescription : null,
+    };
+  });
+}

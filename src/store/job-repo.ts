@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Selectable } from 'kysely';
+import type { JobStatus, StatusChange } from '../core/jobs.ts';
+import type { Database, DistributionsTable, JobsTable } from './schema.ts';
+
+export type JobRow = Selectable<JobsTable>;
+export type DistributionRow = Selectable<DistributionsTable>;
+export type JobPatch = Partial<Omit<JobRow, 'id' | 'distribution_id' | 'device_id' | 'adam_id' | 'created_at'>>;
+
+/** Distributions, jobs and their status history. Every status change goes through {@link JobRepo.apply}. */
+export class JobRepo {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async createDistribution(row: DistributionRow, jobs: readonly Omit<JobRow, 'seq'>[], at: Date): Promise<void> {
+    await this.#db.transaction().execute(async (tx) => {
+      await tx.insertInto('distributions').values(row).execute();
+      if (jobs.length === 0) return;
+      // One counter bump reserves the whole range of per-device order numbers.
+      const bumped = await tx
+        .updateTable('counters')
+        .set((eb) => ({ value: eb('value', '+', jobs.length) }))
+        .where('name', '=', 'job_seq')
+        .returning('value')
+        .executeTakeFirst();
+      let last = bumped?.value;
+      if (last === undefined) {
+        await tx.insertInto('counters').values({ name: 'job_seq', value: jobs.length }).execute();
+        last = jobs.length;
+      }
+      const first = last - jobs.length + 1;
+      const rows = jobs.map((j, i) => ({ ...j, seq: first + i }));
+      for (let i = 0; i < rows.length; i += 200) {
+        const chunk = rows.slice(i, i + 200);
+        await tx.insertInto('jobs').values(chunk).execute();
+        await tx
+          .insertInto('job_history')
+          .values(chunk.map((j) => ({ job_id: j.id, seq: 1, from_status: null, to_status: j.status, at: at.toISOString(), reason: j.reason })))
+          .execute();
+      }
+    });
+  }
+
+  getDistribution(id: string): Promise<DistributionRow | undefined> {
+    return this.#db.selectFrom('distributions').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  get(id: string): Promise<JobRow | undefined> {
+    return this.#db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  byCommand(commandUuid: string): Promise<JobRow | undefined> {
+    return this.#db.selectFrom('jobs').selectAll().where('command_uuid', '=', commandUuid).executeTakeFirst();
+  }
+
+  byStatus(statuses: readonly JobStatus[], limit: number, dueBefore?: Date): Promise<JobRow[]> {
+    let q = this.#db.selectFrom('jobs').selectAll().where('status', 'in', [...statuses]);
+    if (dueBefore) q = q.where('next_at', '<=', dueBefore.toISOString());
+    return q.orderBy('seq').limit(limit).execute();
+  }
+
+  /** Jobs whose deadline column has passed while in one of `statuses` — what the sweeper times out. */
+  overdue(column: 'push_deadline' | 'session_deadline' | 'request_deadline', statuses: readonly JobStatus[], now: Date, limit: number): Promise<JobRow[]> {
+    return this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('status', 'in', [...statuses])
+      .where(column, '<', now.toISOString())
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+  }
+
+  async devicesWithActive(deviceIds: readonly string[], active: readonly JobStatus[]): Promise<Set<string>> {
+    if (deviceIds.length === 0) return new Set();
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .select('device_id')
+      .distinct()
+      .where('device_id', 'in', [...deviceIds])
+      .where('status', 'in', [...active])
+      .execute();
+    return new Set(rows.map((r) => r.device_id));
+  }
+
+  forDevice(deviceId: string, statuses: readonly JobStatus[]): Promise<JobRow[]> {
+    return this.#db.selectFrom('jobs').selectAll().where('device_id', '=', deviceId).where('status', 'in', [...statuses]).orderBy('seq').execute();
+  }
+
+  /**
+   * Persists a status change computed by core `transition()`, guarded by the status it was
+   * computed from: a concurrent change makes this a no-op (returns false) instead of a lost update.
+   */
+  async apply(job: JobRow, change: StatusChange, patch: JobPatch): Promise<boolean> {
+    return this.#db.transaction().execute(async (tx) => {
+      const result = await tx
+        .updateTable('jobs')
+        .set({ ...patch, status: change.to, reason: change.reason, updated_at: change.at.toISOString() })
+        .where('id', '=', job.id)
+        .where('status', '=', job.status)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return false;
+      const last = await tx
+        .selectFrom('job_history')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .where('job_id', '=', job.id)
+        .executeTakeFirst();
+      await tx
+        .insertInto('job_history')
+        .values({ job_id: job.id, seq: Number(last?.seq ?? 0) + 1, from_status: change.from, to_status: change.to, at: change.at.toISOString(), reason: change.reason })
+        .execute();
+      return true;
+    });
+  }
+
+  async patch(id: string, patch: JobPatch, at: Date): Promise<void> {
+    await this.#db.updateTable('jobs').set({ ...patch, updated_at: at.toISOString() }).where('id', '=', id).execute();
+  }
+
+  history(jobId: string) {
+    return this.#db.selectFrom('job_history').selectAll().where('job_id', '=', jobId).orderBy('seq').execute();
+  }
+
+  async counts(distributionId: string): Promise<Record<string, number>> {
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('distribution_id', '=', distributionId)
+      .groupBy('status')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  list(filter: { distributionId?: string; deviceId?: string; status?: string; afterSeq?: number; limit: number }): Promise<JobRow[]> {
+    let q = this.#db.selectFrom('jobs').selectAll();
+    if (filter.distributionId) q = q.where('distribution_id', '=', filter.distributionId);
+    if (filter.deviceId) q = q.where('device_id', '=', filter.deviceId);
+    if (filter.status) q = q.where('status', '=', filter.status);
+    if (filter.afterSeq !== undefined) q = q.where('seq', '>', filter.afterSeq);
+    return q.orderBy('seq').limit(filter.limit).execute();
+  }
+
+  static newId(): string {
+    return randomUUID();
+  }
+}

@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { World } from './support/world.ts';
+import type { CatalogApp } from './support/world.ts';
+
+const KEYNOTE_LIKE: CatalogApp = { adamId: '361285480', name: 'ロイロノート', bundleId: 'jp.loilo.note', sizeBytes: 180_000_000, licences: 1000 };
+const SCARCE: CatalogApp = { adamId: '409183694', name: '少ない教材', bundleId: 'jp.example.scarce', sizeBytes: 20_000_000, licences: 3 };
+
+let world: World;
+beforeAll(async () => {
+  world = await World.start([KEYNOTE_LIKE, SCARCE]);
+});
+afterAll(async () => {
+  await world?.close();
+});
+
+interface Job {
+  id: string;
+  status: string;
+  reason: string | null;
+  deviceId: string;
+  error: { chain: { code: number | null; domain: string | null }[]; rejectionReason: string | null } | null;
+}
+
+const jobs = async (distributionId: string) =>
+  (await world.api<{ items: Job[] }>('GET', `/jobs?distributionId=${distributionId}&limit=1000`)).body.items;
+
+describe('distribution engine in the simulated world', () => {
+  it('installs an app on 120 iPads in a group tree: every job succeeds, licences batched, ~one push per device', async () => {
+    const board = await world.group('教育委員会');
+    const schools = [await world.group('第一小学校', board), await world.group('第二小学校', board)];
+    const classes = [await world.group('1年1組', schools[0]), await world.group('1年2組', schools[1])];
+    const token = await world.token(board, [KEYNOTE_LIKE, SCARCE], 'tree');
+    // Registration reaches the board only; the schools and classes get the token by sharing.
+    for (const g of [...schools, ...classes]) expect((await world.api('POST', `/vpp-tokens/${token.id}/shares`, { groupId: g })).status).toBe(201);
+    const devices = await world.devices(120, [board, ...schools, ...classes]);
+    world.vpp.resetCounters();
+    const pushesBefore = world.apnsFake.stats.requests;
+
+    const created = await world.api<{ id: string; jobCount: number }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId: token.id,
+      adamIds: [KEYNOTE_LIKE.adamId],
+      targets: { groupIds: [board], includeSubgroups: true },
+      licenseMode: 'auto',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.jobCount).toBe(120);
+    // Auto-assign is set on the board only: the schools and classes inherit it.
+    const counts = await world.settle(created.body.id);
+    expect(counts).toEqual({ success: 120 });
+    expect(world.vpp.calls('POST assets/associate')).toBeLessThanOrEqual(2);
+    const pushes = world.apnsFake.stats.requests - pushesBefore;
+    expect(pushes / devices.length).toBeLessThanOrEqual(1.2);
+    expect(devices.every((d) => d.apps.get(KEYNOTE_LIKE.bundleId)?.managedStatus === 'Managed')).toBe(true);
+    expect(world.vpp.holders(token.sToken, KEYNOTE_LIKE.adamId)).toHaveLength(120);
+
+    const one = (await jobs(created.body.id))[0]!;
+    const detail = await world.api<{ history: { to: string }[] }>('GET', `/jobs/${one.id}`);
+    expect(detail.body.history.map((h) => h.to)).toEqual(['waiting', 'license_assigning', 'push_sending', 'awaiting_response', 'executing', 'success']);
+  });
+
+  it('fails only the jobs Apple has no licence for (9709), with the reason', async () => {
+    const school = await world.group('不足校');
+    const token = await world.token(school, [SCARCE], 'scarce');
+    await world.devices(5, [school], () => ({}), 'SC');
+    const created = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId: token.id,
+      adamIds: [SCARCE.adamId],
+      targets: { groupIds: [school] },
+      licenseMode: 'auto',
+    });
+    const counts = await world.settle(created.body.id);
+    expect(counts).toEqual({ success: 3, license_failed: 2 });
+    const failed = (await jobs(created.body.id)).filter((j) => j.status === 'license_failed');
+    expect(failed.every((j) => j.reason === 'license 9709')).toBe(true);
+  });
+
+  it('devices without a reachable token, or with the wrong auto-assign token, get a job that says why', async () => {
+    const registered = await world.group('登録校');
+    const other = await world.group('共有なし校');
+    const token = await world.token(registered, [KEYNOTE_LIKE], 'reach');
+    const [outside] = await world.devices(1, [other], () => ({}), 'NS');
+    const inside = await world.devices(1, [registered], () => ({}), 'IN');
+    await world.api('PUT', `/groups/${registered}/auto-assign-token`, { tokenId: null });
+    const outsideId = (await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${outside!.serialNumber}`)).body.items[0]!.id;
+    const insideId = (await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${inside[0]!.serialNumber}`)).body.items[0]!.id;
+    const created = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId: token.id,
+      adamIds: [KEYNOTE_LIKE.adamId],
+      targets: { deviceIds: [outsideId, insideId] },
+      licenseMode: 'auto',
+    });
+    await world.settle(created.body.id);
+    const byDevice = new Map((await jobs(created.body.id)).map((j) => [j.deviceId, j]));
+    expect(byDevice.get(outsideId)).toMatchObject({ status: 'license_failed', reason: 'token.not_shared' });
+    expect(byDevice.get(insideId)).toMatchObject({ status: 'license_failed', reason: 'autoassign.token_misconfigured' });
+  });
+
+  it('NotNow → retry_waiting, then success once the device accepts; a device Error keeps its ErrorChain', async () => {
+    const school = await world.group('応答校');
+    const token = await world.token(school, [KEYNOTE_LIKE], 'answers');
+    const [busy, broken] = await world.devices(2, [school], () => ({}), 'AN');
+    busy!.behaviours.set('InstallApplication', { kind: 'not_now' });
+    broken!.behaviours.set('InstallApplication', {
+      kind: 'error',
+      chain: [
+        { ErrorCode: 12064, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: 'Could not retrieve license for the app with iTunes Store ID 361285480.' },
+        { ErrorCode: 2605, ErrorDomain: 'DeviceManagement.error', LocalizedDescription: 'License not found' },
+      ],
+    });
+    const created = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId: token.id,
+      adamIds: [KEYNOTE_LIKE.adamId],
+      targets: { groupIds: [school] },
+      licenseMode: 'auto',
+    });
+    const deadline = Date.now() + 20_000;
+    let busyJob: Job | undefined;
+    while (Date.now() < deadline) {
+      busyJob = (await jobs(created.body.id)).find((j) => j.status === 'retry_waiting');
+      if (busyJob) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(busyJob?.reason).toBe('NotNow');
+    busy!.behaviours.set('InstallApplication', { kind: 'acknowledge' });
+    await busy!.connect();
+    const counts = await world.settle(created.body.id);
+    expect(counts).toEqual({ success: 1, device_error: 1 });
+    const failed = (await jobs(created.body.id)).find((j) => j.status === 'device_error')!;
+    expect(failed.reason).toBe('MCMDMErrorDomain:12064');
+    expect(failed.error?.chain.map((c) => c.code)).toEqual([12064, 2605]);
+  });
+
+  it('an iPad that is off stays in push_sending until cancelled; a retry is a new attempt that succeeds', async () => {
+    const school = await world.group('電源オフ校');
+    const token = await world.token(school, [KEYNOTE_LIKE], 'off');
+    const [off] = await world.devices(1, [school], () => ({}), 'OFF');
+    off!.online = false;
+    const created = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId: token.id,
+      adamIds: [KEYNOTE_LIKE.adamId],
+      targets: { groupIds: [school] },
+      licenseMode: 'auto',
+    });
+    const deadline = Date.now() + 20_000;
+    let job: Job | undefined;
+    while (Date.now() < deadline) {
+      job = (await jobs(created.body.id))[0];
+      if (job?.status === 'push_sending') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(job?.status).toBe('push_sending');
+    const cancelled = await world.api<Job>('POST', `/jobs/${job!.id}/cancel`);
+    expect(cancelled.body.status).toBe('cancelled');
+    off!.online = true;
+    const retried = await world.api<Job>('POST', `/jobs/${job!.id}/retry`);
+    expect(retried.body).toMatchObject({ status: 'waiting', attempt: 2 });
+    expect(await world.settle(created.body.id)).toEqual({ success: 1 });
+  });
+});

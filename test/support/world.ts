@@ -1,0 +1,114 @@
+import { ApnsClient } from '../../src/apple/apns/client.ts';
+import { generateDemoPushIdentity } from '../../src/apple/apns/pushcert.ts';
+import { systemClock } from '../../src/core/clock.ts';
+import { FakeApns } from '../../src/sim/apns/server.ts';
+import { FakeAppMeta } from '../../src/sim/appmeta/server.ts';
+import { SimDevice } from '../../src/sim/device/device.ts';
+import type { SimDeviceSpec } from '../../src/sim/device/device.ts';
+import { SimFleet } from '../../src/sim/fleet.ts';
+import { FakeVppService } from '../../src/sim/vpp/server.ts';
+import { startTestServer } from './server.ts';
+import type { TestServer } from './server.ts';
+
+export const ADMIN = 'test-admin-token-world-0123456789';
+
+export interface CatalogApp {
+  adamId: string;
+  name: string;
+  bundleId: string;
+  sizeBytes: number;
+  licences: number;
+}
+
+/**
+ * The whole simulated world over real sockets: haishin, fake APNs (HTTP/2 + TLS), fake Apps
+ * and Books API, fake app look-up, and a fleet of simulated iPads woken by pushes.
+ */
+export class World {
+  readonly fleet = new SimFleet();
+  readonly vpp = new FakeVppService({ eventDelayMs: 10 });
+  readonly appMeta = new FakeAppMeta();
+  apnsFake!: FakeApns;
+  apns!: ApnsClient;
+  server!: TestServer;
+  readonly catalog = new Map<number, { bundleId: string; name: string; version: string; sizeBytes: number }>();
+
+  static async start(apps: CatalogApp[], env: Record<string, string> = {}): Promise<World> {
+    const w = new World();
+    for (const app of apps) {
+      w.appMeta.add({ adamId: app.adamId, name: app.name, bundleId: app.bundleId, sizeBytes: app.sizeBytes, minimumOsVersion: '15.0', contentRating: '4+' });
+      w.catalog.set(Number(app.adamId), { bundleId: app.bundleId, name: app.name, version: '1.0', sizeBytes: app.sizeBytes });
+    }
+    const identity = generateDemoPushIdentity(systemClock.now());
+    w.apnsFake = new FakeApns({ accept: [identity.certPem], onPush: (token) => void w.fleet.wake(token) });
+    await w.apnsFake.listen();
+    w.apns = new ApnsClient({ url: w.apnsFake.url, identity, ca: w.apnsFake.caPem, clock: systemClock, retry: { attempts: 2, baseMs: 10, capMs: 20 } });
+    const vppUrl = await w.vpp.listen();
+    const metaUrl = await w.appMeta.listen();
+    w.server = await startTestServer({
+      env: { HAISHIN_ADMIN_TOKEN: ADMIN, HAISHIN_VPP_URL: vppUrl, HAISHIN_APPMETA_URL: metaUrl, ...env },
+      apns: w.apns,
+      vppClientOptions: { pacing: false },
+      engineTickMs: 25,
+      vppTickMs: 50,
+    });
+    return w;
+  }
+
+  async api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const response = await fetch(`${this.server.baseUrl}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+  }
+
+  async group(name: string, parentId: string = this.server.rootGroupId): Promise<string> {
+    return (await this.api<{ id: string }>('POST', '/groups', { name, parentId })).body.id;
+  }
+
+  /** A token with licences for the catalogue, registered to `groupId` and set to auto-assign there. */
+  async token(groupId: string, apps: CatalogApp[], name = 'main'): Promise<{ id: string; sToken: string }> {
+    const sToken = FakeVppService.tokenFile(`world-${name}`, '教育委員会', new Date(Date.now() + 300 * 86_400_000));
+    this.vpp.addToken({ sToken, orgName: '教育委員会', locationName: name });
+    for (const app of apps) this.vpp.addAsset(sToken, { adamId: app.adamId, total: app.licences });
+    const res = await this.api<{ id: string }>('POST', '/vpp-tokens', { groupId, sToken });
+    if (res.status !== 201) throw new Error(`token registration failed: ${JSON.stringify(res.body)}`);
+    await this.api('PUT', `/groups/${groupId}/auto-assign-token`, { tokenId: res.body.id });
+    return { id: res.body.id, sToken };
+  }
+
+  async devices(count: number, groupIds: string[], spec: (i: number) => SimDeviceSpec = () => ({}), prefix = 'W'): Promise<SimDevice[]> {
+    const created: SimDevice[] = [];
+    for (let i = 0; i < count; i++) {
+      created.push(this.fleet.add(new SimDevice({ spec: { serialNumber: `${prefix}${String(i).padStart(10, '0')}`, ...spec(i) }, catalog: this.catalog })));
+    }
+    const { mapLimit } = await import('../../src/sim/fleet.ts');
+    await mapLimit(created, 16, (d, i) => d.enroll(this.server.enrollUrl(groupIds[i % groupIds.length])));
+    return created;
+  }
+
+  /** Waits (bounded) until every job of the distribution is terminal; returns the counts. */
+  async settle(distributionId: string, timeoutMs = 60_000): Promise<Record<string, number>> {
+    const deadline = Date.now() + timeoutMs;
+    const terminal = new Set(['success', 'push_timeout', 'request_timeout', 'session_timeout', 'cancelled', 'device_error', 'server_error', 'license_failed']);
+    for (;;) {
+      const { body } = await this.api<{ counts: Record<string, number> }>('GET', `/distributions/${distributionId}`);
+      const open = Object.entries(body.counts).filter(([s]) => !terminal.has(s));
+      if (open.length === 0) return body.counts;
+      if (Date.now() > deadline) throw new Error(`distribution did not settle: ${JSON.stringify(body.counts)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.fleet.idle();
+    await this.server?.close();
+    await this.apns?.close();
+    await this.apnsFake?.close();
+    await this.vpp.close();
+    await this.appMeta.close();
+  }
+}
