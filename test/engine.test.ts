@@ -74,6 +74,9 @@ describe('distribution engine in the simulated world', () => {
     expect(counts).toEqual({ success: 3, license_failed: 2 });
     const failed = (await jobs(created.body.id)).filter((j) => j.status === 'license_failed');
     expect(failed.every((j) => j.reason === 'license 9709')).toBe(true);
+    const diagnosis = await world.api<{ causes: { code: string; confidence: string; remedy: { ja: string } }[] }>('GET', `/jobs/${failed[0]!.id}/diagnosis`);
+    expect(diagnosis.body.causes[0]).toMatchObject({ code: 'license.insufficient' });
+    expect(diagnosis.body.causes[0]!.remedy.ja.length).toBeGreaterThan(10);
   });
 
   it('devices without a reachable token, or with the wrong auto-assign token, get a job that says why', async () => {
@@ -96,6 +99,9 @@ describe('distribution engine in the simulated world', () => {
     const byDevice = new Map((await jobs(created.body.id)).map((j) => [j.deviceId, j]));
     expect(byDevice.get(outsideId)).toMatchObject({ status: 'license_failed', reason: 'token.not_shared' });
     expect(byDevice.get(insideId)).toMatchObject({ status: 'license_failed', reason: 'autoassign.token_misconfigured' });
+    const top = async (jobId: string) => (await world.api<{ causes: { code: string }[] }>('GET', `/jobs/${jobId}/diagnosis`)).body.causes[0]?.code;
+    expect(await top(byDevice.get(outsideId)!.id)).toBe('token.not_shared');
+    expect(await top(byDevice.get(insideId)!.id)).toBe('autoassign.token_misconfigured');
   });
 
   it('NotNow → retry_waiting, then success once the device accepts; a device Error keeps its ErrorChain', async () => {
@@ -132,6 +138,17 @@ describe('distribution engine in the simulated world', () => {
     const failed = (await jobs(created.body.id)).find((j) => j.status === 'device_error')!;
     expect(failed.reason).toBe('MCMDMErrorDomain:12064');
     expect(failed.error?.chain.map((c) => c.code)).toEqual([12064, 2605]);
+    const diagnosis = await world.api<{ causes: { code: string }[] }>('GET', `/jobs/${failed.id}/diagnosis`);
+    expect(diagnosis.body.causes.map((c) => c.code)).toContain('license.not_assigned');
+  });
+
+  it('explains an error pasted from another console', async () => {
+    const text =
+      'ErrorChain=ErrorCode[0]=12064, ErrorDomain[0]=MCMDMErrorDomain, LocalizedDescription[0]=iTunes Store ID 361285480 のApp のライセンスを取得できませんでした。, ErrorCode[1]=2605, ErrorDomain[1]=DeviceManagement.error, LocalizedDescription[1]=ライセンスが見つかりません';
+    const res = await world.api<{ chain: { code: number }[]; causes: { code: string }[] }>('POST', '/diagnose/error', { text });
+    expect(res.status).toBe(200);
+    expect(res.body.chain.map((c) => c.code)).toEqual([12064, 2605]);
+    expect(res.body.causes[0]!.code).toBe('license.not_assigned');
   });
 
   it('an iPad that is off stays in push_sending until cancelled; a retry is a new attempt that succeeds', async () => {

@@ -100,6 +100,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         pushTimeoutMs: o.config.timeouts.pushMs,
         requestTimeoutMs: o.config.timeouts.requestMs,
         sessionTimeoutMs: o.config.timeouts.sessionMs,
+        offlineAfterMs: o.config.offlineAfterMs,
+        unenrolledAfterMs: o.config.unenrolledAfterMs,
         ...o.engineTimings,
       },
     });

@@ -12,6 +12,9 @@ import type { JobPatch, JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
 import type { DevicePusher } from './push.ts';
 import type { VppTokens } from './vpp-tokens.ts';
+import { diagnose } from '../diagnosis/index.ts';
+import type { Cause } from '../diagnosis/index.ts';
+import { gatherEvidence } from './evidence.ts';
 
 export interface EngineTimings {
   pushTimeoutMs: number;
@@ -24,9 +27,12 @@ export interface EngineTimings {
   /** Transient device errors (ASDErrorDomain 506, store busy) are retried this many times. */
   maxTransientRetries: number;
   transientBackoffMs: number;
+  /** HAISHIN_OFFLINE_AFTER / HAISHIN_UNENROLLED_AFTER: when silence counts as offline / gone. */
+  offlineAfterMs: number;
+  unenrolledAfterMs: number;
 }
 
-export const DEFAULT_TIMINGS: Omit<EngineTimings, 'pushTimeoutMs' | 'requestTimeoutMs' | 'sessionTimeoutMs'> = {
+export const DEFAULT_TIMINGS: Omit<EngineTimings, 'pushTimeoutMs' | 'requestTimeoutMs' | 'sessionTimeoutMs' | 'offlineAfterMs' | 'unenrolledAfterMs'> = {
   notNowRetryMs: 5 * 60_000,
   verifyEveryMs: 60_000,
   maxTransientRetries: 3,
@@ -439,6 +445,17 @@ export class DistributionEngine implements MdmListener {
     if (licence && (licence.state === 'assigned' || licence.state === 'assigning')) {
       await this.#tokens.reclaim(job.token_id, job.adam_id, [device.serial_number]);
     }
+  }
+
+  // ---- diagnosis -----------------------------------------------------------------------
+
+  /** Gathers what haishin knows about the job, ranks the causes, and keeps the answer on the job. */
+  async diagnose(job: JobRow): Promise<Cause[]> {
+    const now = this.#clock.now();
+    const evidence = await gatherEvidence(this.#store, job, now, { offlineAfterMs: this.#t.offlineAfterMs, unenrolledAfterMs: this.#t.unenrolledAfterMs });
+    const causes = diagnose(evidence);
+    await this.#store.jobs.patch(job.id, { diagnosis: JSON.stringify({ at: now.toISOString(), causes }) }, now);
+    return causes;
   }
 
   // ---- administrator actions -----------------------------------------------------------

@@ -3,6 +3,7 @@ import { isTerminal, JOB_STATUSES } from '../../core/jobs.ts';
 import type { JobStatus } from '../../core/jobs.ts';
 import { Refusal } from '../../core/refusal.ts';
 import type { DistributionEngine } from '../../engine/engine.ts';
+import { diagnoseErrorText } from '../../diagnosis/index.ts';
 import type { JobRow } from '../../store/job-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
@@ -184,4 +185,51 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
     await ctx.audit(req, 'job.retry', 'job', req.params.id);
     return jobToApi(await mustGetJob(req.params.id));
   });
+
+  const Bilingual = Type.Object({ ja: Type.String(), en: Type.String() });
+  const Cause = Type.Object({
+    code: Type.String(),
+    confidence: Type.Union([Type.Literal('confirmed'), Type.Literal('likely'), Type.Literal('possible')]),
+    title: Bilingual,
+    remedy: Bilingual,
+    evidence: Type.Array(Type.Object({ fact: Type.String(), value: Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), source: Type.String() })),
+    actions: Type.Array(Type.String()),
+  });
+
+  app.get(
+    '/jobs/:id/diagnosis',
+    {
+      schema: {
+        tags: ['diagnosis'],
+        summary: 'Why this job did not (yet) succeed: causes ranked best first, with evidence and remedy in ja/en',
+        params: IdParams,
+        response: { 200: Type.Object({ jobId: Type.String(), status: Type.String(), causes: Type.Array(Cause) }) },
+      },
+    },
+    async (req) => {
+      const job = await mustGetJob(req.params.id);
+      return { jobId: job.id, status: job.status, causes: await engine.diagnose(job) };
+    },
+  );
+
+  app.post(
+    '/diagnose/error',
+    {
+      schema: {
+        tags: ['diagnosis'],
+        summary: 'Explain an error as pasted from a console or log (ErrorChain line, plist, Apple VPP JSON)',
+        body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1_000_000 }) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({
+            chain: Type.Array(Type.Object({ code: Type.Integer(), domain: Type.Union([Type.String(), Type.Null()]), description: Type.Union([Type.String(), Type.Null()]) })),
+            causes: Type.Array(Cause),
+          }),
+        },
+      },
+    },
+    async (req) => {
+      const result = diagnoseErrorText(req.body.text, ctx.clock.now());
+      return { chain: result.chain.map((c) => ({ code: c.code, domain: c.domain, description: c.description })), causes: result.causes };
+    },
+  );
 }

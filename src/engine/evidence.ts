@@ -1,0 +1,155 @@
+import { isAppleBuiltinBundle, isIWorkBundle } from '../apple/appmeta/client.ts';
+import { effectiveAutoAssign, tokenState, tokenUsableIn } from '../core/tokens.ts';
+import type { JobStatus } from '../core/jobs.ts';
+import type { ChainItem, ContentRating, Evidence, InstalledApp, PushResultKind } from '../diagnosis/index.ts';
+import type { JobRow } from '../store/job-repo.ts';
+import type { Store } from '../store/store.ts';
+
+type Json = Record<string, unknown>;
+
+const parse = (text: string | null): unknown => {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+};
+const obj = (v: unknown): Json => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const strings = (v: unknown): string[] | null => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : null);
+const date = (v: string | null | undefined): Date | null => (v ? new Date(v) : null);
+
+/**
+ * Everything haishin knows that bears on a job, shaped as the troubleshooter's Evidence. Facts
+ * it does not have stay undefined (unknown), facts known to be absent are null.
+ */
+export async function gatherEvidence(
+  store: Store,
+  job: JobRow,
+  now: Date,
+  thresholds: { offlineAfterMs: number; unenrolledAfterMs: number },
+): Promise<Evidence> {
+  const device = await store.devices.get(job.device_id);
+  const token = await store.vpp.getToken(job.token_id);
+  const asset = await store.vpp.asset(job.token_id, job.adam_id);
+  const history = await store.jobs.history(job.id);
+  const error = obj(parse(job.error));
+  const chain = Array.isArray(error.chain) ? (error.chain as ChainItem[]).filter((c) => typeof c.code === 'number') : [];
+  const evidence: Evidence = {
+    now,
+    thresholds,
+    job: {
+      kind: job.kind,
+      status: job.status as JobStatus,
+      retryCount: job.retry_count,
+      licenseMode: job.license_mode,
+      errorChain: chain,
+      rawError: typeof error.raw === 'string' ? error.raw : null,
+      rejectionReason: typeof error.rejectionReason === 'string' ? error.rejectionReason : null,
+      managedAppStatusesSeen: typeof error.managedStatus === 'string' ? [error.managedStatus] : [],
+      sentAsVpp: true,
+      notNowCount: history.filter((h) => h.reason === 'NotNow').length,
+      commandSentAt: date(history.find((h) => h.to_status === 'awaiting_response')?.at),
+      ackAt: date(history.find((h) => h.to_status === 'executing')?.at),
+    },
+  };
+
+  if (token && device) {
+    const groups = (await store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
+    const shares = await store.vpp.sharesOf(token.id);
+    const placement = { tokenId: token.id, registeredGroupId: token.group_id, sharedGroupIds: shares };
+    const effective = effectiveAutoAssign(groups, await store.vpp.autoAssignSettings(), device.group_id);
+    const allTokens = await store.vpp.allTokens();
+    const allShares = await store.vpp.shares();
+    const usable = allTokens.filter((t) =>
+      tokenUsableIn({ tokenId: t.id, registeredGroupId: t.group_id, sharedGroupIds: allShares.filter((s) => s.token_id === t.id).map((s) => s.group_id) }, device.group_id),
+    );
+    const lastError = obj(parse(token.last_error));
+    evidence.token = {
+      id: token.id,
+      state: tokenState({ expiresAt: new Date(token.expires_at), claim: token.claim_state, appleState: token.apple_state }, now),
+      expiresAt: new Date(token.expires_at),
+      registeredGroupId: token.group_id,
+      sharedToDeviceGroup: shares.includes(device.group_id),
+      vppErrorNumbers: typeof lastError.errorNumber === 'number' ? [lastError.errorNumber] : [],
+      otherMdmName: typeof obj(lastError.other).name === 'string' ? (obj(lastError.other).name as string) : null,
+    };
+    evidence.groups = {
+      deviceGroupId: device.group_id,
+      tokenReachable: tokenUsableIn(placement, device.group_id),
+      tokensUsableInGroup: usable.length,
+      effectiveAutoAssignTokenId: effective.tokenId,
+      autoAssignInheritedFrom: effective.inheritedFrom,
+      distributionTokenId: token.id,
+    };
+  }
+
+  if (device?.serial_number) {
+    const [licence] = await store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: device.serial_number });
+    const vppNumber = /^license (\d{4})$/.exec(job.reason ?? '')?.[1] ?? (licence?.error_code ? String(licence.error_code) : undefined);
+    evidence.licence = {
+      assignmentState: licence?.state ?? null,
+      ...(licence ? { assignedToSerial: licence.state === 'assigned' } : {}),
+      availableCount: asset?.available_count ?? null,
+      neededCount: 1,
+      lastVppError: vppNumber ? { errorNumber: Number(vppNumber), errorMessage: null } : null,
+    };
+  }
+
+  if (device) {
+    const push = obj(parse(device.last_push_result));
+    const facts = obj(parse(device.facts));
+    const restrictions = obj(parse(device.restrictions));
+    const users = Array.isArray(parse(device.shared_users)) ? (parse(device.shared_users) as Json[]) : null;
+    const installed = Array.isArray(parse(device.installed_apps)) ? (parse(device.installed_apps) as Json[]) : null;
+    const managed = obj(parse(device.managed_apps));
+    evidence.push = {
+      lastResult: typeof push.kind === 'string' ? (push.kind as PushResultKind) : null,
+      lastReason: typeof push.reason === 'string' ? push.reason : null,
+      lastPushAt: date(device.last_push_at),
+    };
+    const managedIds = new Set(Object.keys(managed));
+    const installedApps: InstalledApp[] | null = installed
+      ? installed.filter((a) => typeof a.Identifier === 'string').map((a) => ({ bundleId: a.Identifier as string, managed: managedIds.has(a.Identifier as string) }))
+      : null;
+    evidence.device = {
+      status: device.status,
+      lastSeenAt: date(device.last_seen_at),
+      checkedOutAt: date(device.checked_out_at),
+      osVersion: device.os_version,
+      productName: device.product_name,
+      isSharedIPad: device.is_shared_ipad === 1,
+      ...(device.facts ? { availableCapacityGb: num(facts.AvailableDeviceCapacity), cellular: facts.CellularTechnology !== undefined && facts.CellularTechnology !== 0 } : {}),
+      ...(users ? { loggedInUsers: users.filter((u) => u.IsLoggedIn === true).length } : {}),
+      ...(device.restrictions
+        ? {
+            restrictions: {
+              ratingApps: num(obj(obj(restrictions.restrictedValue).ratingApps).value),
+              allowListedAppBundleIDs: strings(obj(obj(restrictions.intersection).allowListedAppBundleIDs).values),
+              blockedAppBundleIDs: strings(obj(obj(restrictions.union).blockedAppBundleIDs).values),
+              allowAppInstallation: typeof obj(obj(restrictions.restrictedBool).allowAppInstallation).value === 'boolean' ? (obj(obj(restrictions.restrictedBool).allowAppInstallation).value as boolean) : null,
+            },
+          }
+        : {}),
+      ...(installedApps ? { installedApps } : {}),
+      managedButUninstalledBundleIds: Object.entries(managed).filter(([, v]) => obj(v).Status === 'ManagedButUninstalled').map(([k]) => k),
+    };
+  }
+
+  if (asset) {
+    evidence.app = {
+      adamId: asset.adam_id,
+      bundleId: asset.bundle_id,
+      name: asset.name,
+      sizeBytes: asset.size_bytes,
+      minimumOsVersion: asset.minimum_os_version,
+      supportedDevices: strings(parse(asset.supported_devices)),
+      contentRating: (asset.content_rating as ContentRating | null) ?? null,
+      deviceAssignable: asset.device_assignable === 1,
+      isAppleBuiltin: asset.bundle_id ? isAppleBuiltinBundle(asset.bundle_id) : null,
+      isIWork: asset.bundle_id ? isIWorkBundle(asset.bundle_id) : null,
+    };
+  }
+  return evidence;
+}
