@@ -4,12 +4,20 @@ import { ApnsClient } from '../apple/apns/client.ts';
 import { generateDemoPushIdentity } from '../apple/apns/pushcert.ts';
 import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { createHaishin } from '../api/server.ts';
+import type { Haishin } from '../api/server.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseConfig } from '../core/config.ts';
 import { parseDuration } from '../core/duration.ts';
+import { isTerminal, JOB_STATUSES } from '../core/jobs.ts';
+import type { JobStatus } from '../core/jobs.ts';
+import { CATALOGUE, jobStatusLabel } from '../diagnosis/index.ts';
+import type { CauseCode } from '../diagnosis/index.ts';
 import { FakeApns } from '../sim/apns/server.ts';
+import { FakeAppMeta } from '../sim/appmeta/server.ts';
 import { SimDevice } from '../sim/device/device.ts';
-import { SimFleet } from '../sim/fleet.ts';
+import { mapLimit, SimFleet } from '../sim/fleet.ts';
+import { SCENARIO_APPS, scenarioDevice } from '../sim/scenario.ts';
+import { FakeVppService } from '../sim/vpp/server.ts';
 import { freePort } from './net.ts';
 import { resolveSecretKey } from './secret.ts';
 
@@ -20,6 +28,9 @@ interface DemoOptions {
   budget?: string;
   lang?: string;
 }
+
+type Lang = 'ja' | 'en';
+const DAY_MS = 86_400_000;
 
 /** The demo push identity is kept so devices enrolled in an earlier run keep a valid topic. */
 function demoPushIdentity(dataDir: string, now: Date): PushIdentity {
@@ -33,15 +44,41 @@ function demoPushIdentity(dataDir: string, now: Date): PushIdentity {
   return identity;
 }
 
-/** `haishin demo`: the whole world in one process on 127.0.0.1. */
+/** Token files are derived from the data dir's creation so a rerun finds the same tokens. */
+function demoTokenFile(dataDir: string, name: string, expiresInDays: number, now: Date): string {
+  const file = join(dataDir, `demo-token-${name}.vpptoken`);
+  if (existsSync(file)) return readFileSync(file, 'utf8');
+  const text = FakeVppService.tokenFile(`demo-${name}-${now.getTime()}`, '教育委員会', new Date(now.getTime() + expiresInDays * DAY_MS));
+  writeFileSync(file, text, { mode: 0o600 });
+  return text;
+}
+
+/** `haishin demo`: the server, the fakes of Apple's services and a fleet of iPads, all on 127.0.0.1. */
 export async function runDemo(options: DemoOptions): Promise<void> {
   const count = Number(options.devices);
-  if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new Error('--devices must be between 1 and 100000');
-  const lang = (options.lang ?? process.env.LANG ?? '').startsWith('ja') ? 'ja' : 'en';
+  if (!Number.isInteger(count) || count < 10 || count > 100_000) throw new Error('--devices must be between 10 and 100000');
+  const budgetMs = options.budget ? parseDuration(options.budget) : null;
+  const lang: Lang = (options.lang ?? process.env.LANG ?? '').startsWith('ja') ? 'ja' : 'en';
   const t = (ja: string, en: string) => (lang === 'ja' ? ja : en);
+  const started = Date.now();
   const dataDir = resolve(options.data);
   if (options.reset) rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
+  const now = systemClock.now();
+
+  // Apple's side: APNs, the Apps and Books API and the app look-up, each a real server on loopback.
+  const fleet = new SimFleet();
+  const push = demoPushIdentity(dataDir, now);
+  const fakeApns = new FakeApns({ accept: [push.certPem], onPush: (token) => void fleet.wake(token) });
+  await fakeApns.listen();
+  const apns = new ApnsClient({ url: fakeApns.url, identity: push, ca: fakeApns.caPem, clock: systemClock });
+  const vpp = new FakeVppService({ eventDelayMs: 50 });
+  const vppUrl = await vpp.listen();
+  const appMeta = new FakeAppMeta();
+  for (const app of SCENARIO_APPS) {
+    appMeta.add({ adamId: app.adamId, name: app.name, bundleId: app.bundleId, sizeBytes: app.sizeBytes, minimumOsVersion: app.minimumOsVersion, contentRating: app.contentRating });
+  }
+  const appMetaUrl = await appMeta.listen();
 
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -51,78 +88,228 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     HAISHIN_DATA_DIR: dataDir,
     HAISHIN_LISTEN: `127.0.0.1:${port}`,
     HAISHIN_PUBLIC_URL: baseUrl,
+    HAISHIN_VPP_URL: vppUrl,
+    HAISHIN_APPMETA_URL: appMetaUrl,
     HAISHIN_DEVICE_KEY_BITS: '1024',
+    // Short timeouts so the story ends within minutes (production defaults are days).
+    HAISHIN_PUSH_TIMEOUT: process.env.HAISHIN_PUSH_TIMEOUT ?? '25s',
+    HAISHIN_SESSION_TIMEOUT: process.env.HAISHIN_SESSION_TIMEOUT ?? '20s',
+    HAISHIN_REQUEST_TIMEOUT: process.env.HAISHIN_REQUEST_TIMEOUT ?? '10m',
   });
-  const now = systemClock.now();
-  const push = demoPushIdentity(dataDir, now);
   const secret = resolveSecretKey(config.secretKey, dataDir);
-  const fleet = new SimFleet();
-  const fakeApns = new FakeApns({ accept: [push.certPem], onPush: (token) => void fleet.wake(token) });
-  await fakeApns.listen();
-  const apns = new ApnsClient({ url: fakeApns.url, identity: push, ca: fakeApns.caPem, clock: systemClock });
-  const haishin = await createHaishin({ config, clock: systemClock, secretKey: secret.key, pushTopic: push.topic, apns });
+  const haishin = await createHaishin({
+    config,
+    clock: systemClock,
+    secretKey: secret.key,
+    pushTopic: push.topic,
+    apns,
+    engineTickMs: 200,
+    vppTickMs: 500,
+    engineTimings: { notNowRetryMs: 4_000, verifyEveryMs: 5_000 },
+  });
   await haishin.app.listen({ host: '127.0.0.1', port });
-
   let adminToken = haishin.generatedAdminToken;
   const tokenFile = join(dataDir, 'admin-token.txt');
   if (adminToken) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
   else if (existsSync(tokenFile)) adminToken = readFileSync(tokenFile, 'utf8').trim();
 
-  const store = haishin.store;
-  const root = (await store.rootGroup())!;
-  const groups = await store.groups.all();
-  let board = groups.find((g) => g.name === '教育委員会');
-  if (!board) board = await store.groups.create('教育委員会', root.id, now);
-  const schools: string[] = [];
-  for (const name of ['第一小学校', '第二小学校', '中央中学校']) {
-    let school = groups.find((g) => g.name === name && g.parent_id === board!.id);
-    if (!school) school = await store.groups.create(name, board.id, now);
-    schools.push(school.id);
-  }
-
-  console.log(t(`haishin デモ: ${baseUrl}`, `haishin demo: ${baseUrl}`));
-  for (let i = 0; i < count; i++) {
-    fleet.add(
-      new SimDevice({
-        spec: {
-          udid: `DEMO-${String(i).padStart(6, '0')}`,
-          serialNumber: `DMO${String(i).padStart(9, '0')}`,
-          osVersion: i % 17 === 5 ? '15.8' : '18.1',
-          availableGb: i % 29 === 3 ? 0.1 : 24,
-        },
-      }),
-    );
-  }
-  const started = Date.now();
-  await fleet.enrollAll((_d, i) => `${baseUrl}/mdm/enroll?group=${schools[i % schools.length]}`, 16);
-  console.log(t(`${count} 台の iPad が登録されました (${((Date.now() - started) / 1000).toFixed(1)} 秒)`, `${count} iPads enrolled in ${((Date.now() - started) / 1000).toFixed(1)} s`));
-  // Ask every iPad for its facts the way an administrator would (POST /devices/:id/refresh): queue, push, answer.
-  const all = await store.devices.list({ limit: 100_001 });
-  const byUdid = new Map(all.map((d) => [d.udid, d.id]));
-  const deviceIds = fleet.devices.map((d) => byUdid.get(d.udid)).filter((id): id is string => id !== undefined);
-  const { enqueueRefresh } = await import('../engine/refresh.ts');
-  for (const id of deviceIds) await enqueueRefresh(store, id, systemClock.now());
-  const pushed = await haishin.pusher!.push(deviceIds);
-  await fleet.idle();
-  console.log(t(`PUSH: 送信 ${pushed.sent} 件`, `pushes sent: ${pushed.sent}`));
-  const enrolled = await store.devices.list({ status: 'enrolled', limit: 100_001 });
-  console.log(t(`登録済み端末: ${enrolled.length} 台`, `enrolled devices: ${enrolled.length}`));
-  console.log(t(`API: ${baseUrl}/api/v1  管理者トークン: ${adminToken ?? '(不明)'}`, `API: ${baseUrl}/api/v1  admin token: ${adminToken ?? '(unknown)'}`));
-
+  let stopped = false;
   const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await fleet.idle();
     await haishin.close();
     await apns.close();
     await fakeApns.close();
+    await vpp.close();
+    await appMeta.close();
   };
-  if (options.budget) {
-    await new Promise((r) => setTimeout(r, parseDuration(options.budget!)));
+
+  try {
+    const groups = await buildTree(haishin);
+    const tokenIds = await buildTokens(haishin, vpp, groups, dataDir, count, now);
+    console.log(t(`haishin デモ — ${baseUrl}`, `haishin demo — ${baseUrl}`));
+
+    // The fleet: scenario devices with their stories, enrolled over HTTP with real CMS signatures.
+    const catalog = new Map(SCENARIO_APPS.map((a) => [Number(a.adamId), { bundleId: a.bundleId, name: a.name, version: '1.0', sizeBytes: a.sizeBytes, minimumOsVersion: a.minimumOsVersion }]));
+    const stories = Array.from({ length: count }, (_, i) => scenarioDevice(i));
+    const devices = stories.map((s) => {
+      const preinstalled = s.preinstalled.map((bundleId) => ({ bundleId, name: 'Keynote', version: '13.2', sizeBytes: 600_000_000 }));
+      const device = fleet.add(new SimDevice({ spec: { ...s.spec, installedApps: preinstalled }, catalog }));
+      for (const [type, behaviour] of s.behaviours) device.behaviours.set(type, behaviour);
+      return device;
+    });
+    const enrollStart = Date.now();
+    await mapLimit(devices, 16, (d, i) => d.enroll(`${baseUrl}/mdm/enroll?group=${groups.get(stories[i]!.group)}`));
+    for (const [i, s] of stories.entries()) {
+      const device = devices[i]!;
+      if (s.checkOutAfterEnroll) {
+        await device.checkOut();
+        fakeApns.failToken(device.pushToken.toString('hex'), { status: 410, reason: 'Unregistered' });
+      }
+      device.online = s.online;
+    }
+    console.log(t(`iPad ${count} 台を登録しました（${((Date.now() - enrollStart) / 1000).toFixed(1)} 秒）`, `${count} iPads enrolled in ${((Date.now() - enrollStart) / 1000).toFixed(1)} s`));
+
+    // Facts first, as an administrator would refresh them: storage, restrictions, users, apps.
+    const rows = await haishin.store.devices.list({ limit: 1_000_000 });
+    const { enqueueRefresh } = await import('../engine/refresh.ts');
+    for (const row of rows) if (row.status === 'enrolled') await enqueueRefresh(haishin.store, row.id, systemClock.now());
+    await haishin.pusher!.push(rows.filter((r) => r.status === 'enrolled').map((r) => r.id));
+    await fleet.idle();
+
+    const distribution = await haishin.engine.create(
+      {
+        kind: 'install',
+        tokenId: tokenIds.main,
+        adamIds: SCENARIO_APPS.map((a) => a.adamId),
+        targets: { groupIds: [groups.get('board')!], includeSubgroups: true },
+        licenseMode: 'auto',
+      },
+      'demo',
+    );
+    console.log(t(`配信を開始しました: アプリ ${SCENARIO_APPS.length} 本 × iPad ${count} 台 = ジョブ ${distribution.jobCount} 件`, `distribution started: ${SCENARIO_APPS.length} apps × ${count} iPads = ${distribution.jobCount} jobs`));
+    // One teacher's iPad is taken out of the distribution by an administrator.
+    const cancelTarget = (await haishin.store.jobs.list({ distributionId: distribution.id, limit: 1_000_000 })).find((j) => j.device_id === rows.find((r) => r.serial_number === 'DMO000000012')?.id);
+    if (cancelTarget) await haishin.engine.cancelJob(cancelTarget.id);
+
+    const deadline = budgetMs === null ? Number.POSITIVE_INFINITY : started + budgetMs - 3_000;
+    await showProgress(haishin, distribution.id, distribution.jobCount, lang, deadline);
+    await printSummary(haishin, distribution.id, lang);
+    console.log('');
+    console.log(t(`API: ${baseUrl}/api/v1   管理者トークン: ${adminToken ?? '(不明)'}`, `API: ${baseUrl}/api/v1   admin token: ${adminToken ?? '(unknown)'}`));
+    console.log(t(`例: curl -H "Authorization: Bearer ${adminToken}" ${baseUrl}/api/v1/distributions/${distribution.id}`, `try: curl -H "Authorization: Bearer ${adminToken}" ${baseUrl}/api/v1/distributions/${distribution.id}`));
+
+    if (budgetMs !== null) return;
+    console.log(t('Ctrl-C で終了します。', 'Press Ctrl-C to stop.'));
+    await new Promise<void>((resolveStop) => {
+      process.once('SIGINT', () => resolveStop());
+      process.once('SIGTERM', () => resolveStop());
+    });
+  } finally {
     await stop();
-    return;
   }
-  console.log(t('Ctrl-C で終了します。', 'Press Ctrl-C to stop.'));
-  await new Promise<void>((resolveStop) => {
-    const onSignal = () => void stop().then(resolveStop);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+}
+
+async function buildTree(haishin: Haishin): Promise<Map<string, string>> {
+  const store = haishin.store;
+  const at = systemClock.now();
+  const root = (await store.rootGroup())!;
+  const all = await store.groups.all();
+  const ids = new Map<string, string>();
+  const ensure = async (key: string, name: string, parentKey: string | null) => {
+    const parentId = parentKey ? ids.get(parentKey)! : root.id;
+    const existing = all.find((g) => g.name === name && g.parent_id === parentId);
+    ids.set(key, existing ? existing.id : (await store.groups.create(name, parentId, at)).id);
+  };
+  await ensure('board', '教育委員会', null);
+  await ensure('school1', '第一小学校', 'board');
+  await ensure('school2', '第二小学校', 'board');
+  await ensure('junior', '中央中学校', 'board');
+  await ensure('branch', '分校（トークン未共有）', 'board');
+  for (const school of ['school1', 'school2', 'junior']) {
+    await ensure(`${school}/1-1`, '1年1組', school);
+    await ensure(`${school}/2-1`, '2年1組', school);
+  }
+  await ensure('junior/3-2', '3年2組', 'junior');
+  return ids;
+}
+
+async function buildTokens(haishin: Haishin, vpp: FakeVppService, groups: Map<string, string>, dataDir: string, fleet: number, now: Date) {
+  const main = demoTokenFile(dataDir, 'board', 300, now);
+  const expiring = demoTokenFile(dataDir, 'junior', 10, now);
+  vpp.addToken({ sToken: main, orgName: '教育委員会', locationName: '教育委員会 本部' });
+  for (const app of SCENARIO_APPS) vpp.addAsset(main, { adamId: app.adamId, total: app.licences(fleet) });
+  vpp.addToken({ sToken: expiring, orgName: '教育委員会', locationName: '中央中学校' });
+  for (const app of SCENARIO_APPS) vpp.addAsset(expiring, { adamId: app.adamId, total: 30 });
+
+  const tokens = haishin.tokens;
+  const store = haishin.store;
+  const existing = await store.vpp.allTokens();
+  const byLocation = (name: string) => existing.find((t) => t.location_name === name)?.id;
+  let mainId = byLocation('教育委員会 本部');
+  if (!mainId) {
+    mainId = (await tokens.register(groups.get('board')!, main)).id;
+    // Shared to every school and class — but not to the branch school.
+    for (const [key, id] of groups) if (key !== 'board' && key !== 'branch') await tokens.share(mainId, id);
+    await tokens.setAutoAssign(groups.get('board')!, mainId);
+  } else {
+    await tokens.sync(mainId);
+  }
+  let juniorId = byLocation('中央中学校');
+  if (!juniorId) {
+    juniorId = (await tokens.register(groups.get('junior')!, expiring)).id;
+    await tokens.share(juniorId, groups.get('junior/3-2')!);
+    await tokens.setAutoAssign(groups.get('junior/3-2')!, juniorId);
+  }
+  return { main: mainId, expiring: juniorId };
+}
+
+const BAR = 28;
+
+async function showProgress(haishin: Haishin, distributionId: string, total: number, lang: Lang, deadline: number): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  let drawn = 0;
+  let lastPlain = 0;
+  for (;;) {
+    const counts = await haishin.store.jobs.counts(distributionId);
+    const done = Object.entries(counts).filter(([s]) => isTerminal(s as JobStatus)).reduce((n, [, c]) => n + c, 0);
+    const lines = JOB_STATUSES.filter((s) => (counts[s] ?? 0) > 0).map((s) => {
+      const n = counts[s] ?? 0;
+      const width = Math.max(1, Math.round((n / total) * BAR));
+      return `  ${padLabel(jobStatusLabel(s)[lang], 22)} ${'█'.repeat(width)}${' '.repeat(BAR - width)} ${String(n).padStart(6)}`;
+    });
+    const header = lang === 'ja' ? `進捗 ${done}/${total} 完了` : `progress ${done}/${total} finished`;
+    if (tty) {
+      if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
+      process.stdout.write(`${header}\n${lines.join('\n')}\n`);
+      drawn = lines.length + 1;
+    } else if (Date.now() - lastPlain > 2_000 || done === total) {
+      console.log(`${header}: ${JOB_STATUSES.filter((s) => counts[s]).map((s) => `${jobStatusLabel(s)[lang]}=${counts[s]}`).join(', ')}`);
+      lastPlain = Date.now();
+    }
+    if (done === total || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Pads by display width: CJK characters take two columns in a terminal. */
+function padLabel(text: string, width: number): string {
+  const w = [...text].reduce((n, ch) => n + (/[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(ch) ? 2 : 1), 0);
+  return text + ' '.repeat(Math.max(0, width - w));
+}
+
+async function printSummary(haishin: Haishin, distributionId: string, lang: Lang): Promise<void> {
+  const t = (ja: string, en: string) => (lang === 'ja' ? ja : en);
+  const counts = await haishin.store.jobs.counts(distributionId);
+  console.log('');
+  console.log(t('== 結果 ==', '== summary =='));
+  for (const s of JOB_STATUSES) if (counts[s]) console.log(`  ${padLabel(jobStatusLabel(s)[lang], 22)} ${String(counts[s]).padStart(6)}`);
+
+  // Cancelled jobs were an administrator's decision, not a failure to explain.
+  const jobs = (await haishin.store.jobs.list({ distributionId, limit: 1_000_000 })).filter((j) => j.status !== 'success' && j.status !== 'cancelled');
+  const classes = new Map<string, { status: string; code: CauseCode | null; devices: number[]; jobs?: number }>();
+  for (const job of jobs) {
+    const causes = await haishin.engine.diagnose(job);
+    const code = causes[0]?.code ?? null;
+    const key = `${job.status}|${code}`;
+    const device = await haishin.store.devices.get(job.device_id);
+    const entry = classes.get(key) ?? { status: job.status, code, devices: [] };
+    if (device && !entry.devices.includes(device.device_number)) entry.devices.push(device.device_number);
+    entry.jobs = (entry.jobs ?? 0) + 1;
+    classes.set(key, entry);
+  }
+  if (classes.size === 0) return;
+  console.log('');
+  console.log(t('== 失敗したジョブの原因と対処 ==', '== why jobs failed, and what to do =='));
+  for (const entry of [...classes.values()].sort((a, b) => (b.jobs ?? 0) - (a.jobs ?? 0))) {
+    const label = jobStatusLabel(entry.status as JobStatus)[lang];
+    const cause = entry.code ? CATALOGUE[entry.code] : null;
+    const sample = entry.devices.slice(0, 5).map((n) => `#${n}`).join(', ');
+    console.log(`- ${label} × ${entry.jobs ?? 0}  (${t('端末番号', 'device numbers')} ${sample}${entry.devices.length > 5 ? ', …' : ''})`);
+    if (cause) {
+      console.log(`    ${t('原因', 'cause')}: ${cause.title[lang]} [${entry.code}]`);
+      console.log(`    ${t('対処', 'remedy')}: ${cause.remedy[lang]}`);
+    }
+  }
 }

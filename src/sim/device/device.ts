@@ -32,6 +32,21 @@ export interface SimApp {
   /** Managed by MDM (and through which adamId), or installed by the user. */
   managedAdamId?: number;
   managedStatus?: string;
+  /** The app needs at least this iOS version (what the App Store checks at install time). */
+  minimumOsVersion?: string;
+}
+
+/** ManagedApplicationList statuses a device reports once and then forgets (DESIGN §6). */
+const ONE_SHOT_STATUSES = new Set(['Failed', 'UserRejected', 'ManagementRejected']);
+
+function olderThan(version: string, minimum: string): boolean {
+  const a = version.split('.').map(Number);
+  const b = minimum.split('.').map(Number);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d < 0;
+  }
+  return false;
 }
 
 export interface ErrorChainItem {
@@ -236,8 +251,8 @@ export class SimDevice {
     const command = (envelope.Command ?? {}) as PlistDict;
     const type = String(command.RequestType);
     this.received.push(type);
-    const behaviour = this.behaviours.get(type) ?? { kind: 'acknowledge' };
     const base: PlistDict = { UDID: this.udid, CommandUUID: uuid };
+    const behaviour = this.behaviours.get(type) ?? this.#naturalBehaviour(type, command);
     switch (behaviour.kind) {
       case 'silent':
         return null;
@@ -253,6 +268,23 @@ export class SimDevice {
       case 'acknowledge':
         return { ...base, Status: 'Acknowledged', ...this.#result(type, command) };
     }
+  }
+
+  /** What the iPad's own state makes it answer when no behaviour is forced. */
+  #naturalBehaviour(type: string, command: PlistDict): Behaviour {
+    if (type !== 'InstallApplication') return { kind: 'acknowledge' };
+    // A Shared iPad installs only while nobody is logged in.
+    if (this.spec.sharedIpad && this.users.some((u) => u.loggedIn)) return { kind: 'not_now' };
+    const app = this.#catalog.get(Number(command.iTunesStoreID));
+    const present = app ? this.apps.get(app.bundleId) : undefined;
+    if (app && present && present.managedAdamId === undefined && command.ChangeManagementState !== 'Managed') {
+      return {
+        kind: 'error',
+        chain: [{ ErrorCode: 12025, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: `The app “${app.name}” is already installed.` }],
+        rejectionReason: 'AppAlreadyInstalled',
+      };
+    }
+    return { kind: 'acknowledge' };
   }
 
   #result(type: string, command: PlistDict): PlistDict {
@@ -272,9 +304,10 @@ export class SimDevice {
         };
       case 'ManagedApplicationList': {
         const list: PlistDict = {};
-        for (const app of this.apps.values()) {
+        for (const app of [...this.apps.values()]) {
           if (app.managedStatus === undefined) continue;
           list[app.bundleId] = { Status: app.managedStatus, ManagementFlags: 1, HasConfiguration: false, HasFeedback: false };
+          if (ONE_SHOT_STATUSES.has(app.managedStatus)) this.apps.delete(app.bundleId);
         }
         return { ManagedApplicationList: list };
       }
@@ -305,7 +338,11 @@ export class SimDevice {
     const adamId = Number(command.iTunesStoreID);
     const app = this.#catalog.get(adamId);
     if (!app) return { State: 'Queued' };
-    this.apps.set(app.bundleId, { ...app, managedAdamId: adamId, managedStatus: 'Managed' });
+    // The App Store's own checks: they fail after the command was accepted, visible only in the managed list.
+    const tooOld = app.minimumOsVersion !== undefined && olderThan(this.spec.osVersion, app.minimumOsVersion);
+    const tooBig = app.sizeBytes > this.spec.availableGb * 1e9;
+    this.apps.set(app.bundleId, { ...app, managedAdamId: adamId, managedStatus: tooOld || tooBig ? 'Failed' : 'Managed' });
+    if (!tooOld && !tooBig) this.spec.availableGb -= app.sizeBytes / 1e9;
     return { Identifier: app.bundleId, State: 'Queued' };
   }
 
