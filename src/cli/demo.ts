@@ -257,7 +257,7 @@ async function showProgress(haishin: Haishin, distributionId: string, total: num
     const lines = JOB_STATUSES.filter((s) => (counts[s] ?? 0) > 0).map((s) => {
       const n = counts[s] ?? 0;
       const width = Math.max(1, Math.round((n / total) * BAR));
-      return `  ${padLabel(jobStatusLabel(s)[lang], 22)} ${'█'.repeat(width)}${' '.repeat(BAR - width)} ${String(n).padStart(6)}`;
+      return `  ${padLabel(jobStatusLabel(s)[lang], 28)} ${'█'.repeat(width)}${' '.repeat(BAR - width)} ${String(n).padStart(6)}`;
     });
     const header = lang === 'ja' ? `進捗 ${done}/${total} 完了` : `progress ${done}/${total} finished`;
     if (tty) {
@@ -284,7 +284,7 @@ async function printSummary(haishin: Haishin, distributionId: string, lang: Lang
   const counts = await haishin.store.jobs.counts(distributionId);
   console.log('');
   console.log(t('== 結果 ==', '== summary =='));
-  for (const s of JOB_STATUSES) if (counts[s]) console.log(`  ${padLabel(jobStatusLabel(s)[lang], 22)} ${String(counts[s]).padStart(6)}`);
+  for (const s of JOB_STATUSES) if (counts[s]) console.log(`  ${padLabel(jobStatusLabel(s)[lang], 28)} ${String(counts[s]).padStart(6)}`);
 
   // Cancelled jobs were an administrator's decision, not a failure to explain.
   const jobs = (await haishin.store.jobs.list({ distributionId, limit: 1_000_000 })).filter((j) => j.status !== 'success' && j.status !== 'cancelled');
