@@ -179,3 +179,29 @@ describe('distribution engine in the simulated world', () => {
     expect(await world.settle(created.body.id)).toEqual({ success: 1 });
   });
 });
+
+describe('auto-distribution lists', () => {
+  it('a device enrolling into a subgroup gets the apps listed on its ancestors, without anyone asking', async () => {
+    const school = await world.group('自動配信校');
+    const klass = await world.group('自動配信校-1組', school);
+    const token = await world.token(school, [KEYNOTE_LIKE], 'auto-dist');
+    await world.api('POST', `/vpp-tokens/${token.id}/shares`, { groupId: klass });
+    const set = await world.api<{ apps: { adamId: string; inheritedFrom: string | null }[] }>('PUT', `/groups/${school}/auto-distribution`, {
+      apps: [{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id }],
+    });
+    expect(set.status).toBe(200);
+    const inherited = await world.api<{ apps: { adamId: string; inheritedFrom: string | null }[] }>('GET', `/groups/${klass}/auto-distribution`);
+    expect(inherited.body.apps).toEqual([{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id, inheritedFrom: school }]);
+    const notUsable = await world.api<{ error: { code: string } }>('PUT', `/groups/${world.server.rootGroupId}/auto-distribution`, {
+      apps: [{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id }],
+    });
+    expect(notUsable.body.error.code).toBe('autoassign.token_not_usable');
+
+    const [device] = await world.devices(1, [klass], () => ({}), 'AUTO');
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && device!.apps.get(KEYNOTE_LIKE.bundleId)?.managedStatus !== 'Managed') {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(device!.apps.get(KEYNOTE_LIKE.bundleId)?.managedStatus).toBe('Managed');
+  });
+});

@@ -100,7 +100,7 @@ export async function registerAdminApi(
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
       await registerGroupRoutes(typed, ctx);
       await registerDeviceRoutes(typed, ctx, o.tokens);
-      await registerVppRoutes(typed, ctx, o.tokens);
+      await registerVppRoutes(typed, ctx, o.tokens, o.engine);
       await registerJobRoutes(typed, ctx, o.engine);
     },
     { prefix: API_PREFIX },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.ts';
-import { subtreeIds } from '../core/groups.ts';
+import { ancestry, subtreeIds } from '../core/groups.ts';
 import { isTerminal, transition } from '../core/jobs.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import { Refusal } from '../core/refusal.ts';
@@ -365,6 +365,37 @@ export class DistributionEngine implements MdmListener {
     await this.#move(job, 'awaiting_response', 'command fetched', {
       session_deadline: job.session_deadline ?? new Date(now.getTime() + this.#t.sessionTimeoutMs).toISOString(),
     });
+  }
+
+  /** The apps a group's devices get on enrollment: its own list plus every ancestor's. */
+  async autoDistributionFor(groupId: string): Promise<{ adamId: string; tokenId: string; fromGroupId: string }[]> {
+    const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
+    const chain = ancestry(groups, groupId);
+    const entries = await this.#store.vpp.autoDistributions();
+    const seen = new Set<string>();
+    const out: { adamId: string; tokenId: string; fromGroupId: string }[] = [];
+    // Nearest group first: a subgroup's choice of token for an app wins over an ancestor's.
+    for (const id of chain) {
+      for (const e of entries.filter((x) => x.group_id === id)) {
+        if (seen.has(e.adam_id)) continue;
+        seen.add(e.adam_id);
+        out.push({ adamId: e.adam_id, tokenId: e.token_id, fromGroupId: id });
+      }
+    }
+    return out;
+  }
+
+  /** A device that (re-)enrolls gets its group's auto-distribution list, one distribution per token. */
+  async onTokenUpdate(deviceId: string, enrollmentId: string, first: boolean): Promise<void> {
+    if (!first) return;
+    const device = await this.#store.devices.get(deviceId);
+    if (!device || enrollmentId !== device.udid) return;
+    const apps = await this.autoDistributionFor(device.group_id);
+    const byToken = new Map<string, string[]>();
+    for (const a of apps) byToken.set(a.tokenId, [...(byToken.get(a.tokenId) ?? []), a.adamId]);
+    for (const [tokenId, adamIds] of byToken) {
+      await this.create({ kind: 'install', tokenId, adamIds, targets: { deviceIds: [deviceId] }, licenseMode: 'auto' }, 'auto-distribution');
+    }
   }
 
   async onAuthenticate(_deviceId: string, cleared: string[]): Promise<void> {

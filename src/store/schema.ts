@@ -24,6 +24,7 @@ export interface Database {
   distributions: DistributionsTable;
   jobs: JobsTable;
   job_history: JobHistoryTable;
+  auto_distributions: AutoDistributionsTable;
 }
 
 export interface SettingsTable {
@@ -311,4 +312,12 @@ export interface JobHistoryTable {
   to_status: string;
   at: string;
   reason: string | null;
+}
+
+/** Apps installed automatically on every device that enrolls into the group or a subgroup. */
+export interface AutoDistributionsTable {
+  group_id: string;
+  adam_id: string;
+  token_id: string;
+  created_at: string;
 }

@@ -98,6 +98,7 @@ export class VppRepo {
       await tx.deleteFrom('licenses').where('token_id', '=', id).execute();
       await tx.deleteFrom('vpp_assets').where('token_id', '=', id).execute();
       await tx.deleteFrom('auto_assign_settings').where('token_id', '=', id).execute();
+      await tx.deleteFrom('auto_distributions').where('token_id', '=', id).execute();
       await tx.deleteFrom('vpp_token_shares').where('token_id', '=', id).execute();
       await tx.deleteFrom('vpp_tokens').where('id', '=', id).execute();
     });
@@ -282,5 +283,21 @@ export class VppRepo {
     if (filter.viaGroupId) q = q.where('via_group_id', '=', filter.viaGroupId);
     if (filter.origin) q = q.where('origin', '=', filter.origin);
     return q.orderBy('serial_number').orderBy('adam_id').execute();
+  }
+
+  autoDistributions(): Promise<{ group_id: string; adam_id: string; token_id: string }[]> {
+    return this.#db.selectFrom('auto_distributions').select(['group_id', 'adam_id', 'token_id']).orderBy('created_at').execute();
+  }
+
+  /** Replaces the group's own list (inherited entries are not touched). */
+  async setAutoDistributions(groupId: string, apps: readonly { adamId: string; tokenId: string }[], at: Date): Promise<void> {
+    await this.#db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('auto_distributions').where('group_id', '=', groupId).execute();
+      if (apps.length === 0) return;
+      await tx
+        .insertInto('auto_distributions')
+        .values(apps.map((a) => ({ group_id: groupId, adam_id: a.adamId, token_id: a.tokenId, created_at: at.toISOString() })))
+        .execute();
+    });
   }
 }

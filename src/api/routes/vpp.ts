@@ -1,5 +1,8 @@
 import { Type } from 'typebox';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
+import type { DistributionEngine } from '../../engine/engine.ts';
+import { Refusal } from '../../core/refusal.ts';
+import { tokenUsableIn } from '../../core/tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { pageOf } from '../pagination.ts';
 
@@ -81,7 +84,7 @@ const LicenseBody = Type.Object(
 );
 const tags = ['vpp'];
 
-export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens: VppTokens): Promise<void> {
+export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens: VppTokens, engine: DistributionEngine): Promise<void> {
   const { store } = ctx;
   const view = async (id: string) => tokens.view(await tokens.mustGet(id));
 
@@ -314,6 +317,53 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
       const change = await tokens.reclaim(req.body.tokenId, req.body.adamId, req.body.serialNumbers);
       await ctx.audit(req, 'license.reclaim', 'vpp_token', req.body.tokenId, { adamId: req.body.adamId, serials: req.body.serialNumbers.length });
       return reply.code(202).send(change);
+    },
+  );
+
+  const AutoDistribution = Type.Object({
+    groupId: Type.String(),
+    apps: Type.Array(Type.Object({ adamId: Type.String(), tokenId: Type.String(), inheritedFrom: Type.Union([Type.String(), Type.Null()]) })),
+  });
+  const autoDistributionView = async (groupId: string) => ({
+    groupId,
+    apps: (await engine.autoDistributionFor(groupId)).map((a) => ({ adamId: a.adamId, tokenId: a.tokenId, inheritedFrom: a.fromGroupId === groupId ? null : a.fromGroupId })),
+  });
+
+  app.get(
+    '/groups/:id/auto-distribution',
+    { schema: { tags, summary: 'Apps installed automatically on devices that enroll into the group (own list and inherited)', params: IdParams, response: { 200: AutoDistribution } } },
+    async (req) => {
+      if (!(await store.groups.get(req.params.id))) throw new Refusal(404, 'group.not_found', { id: req.params.id });
+      return autoDistributionView(req.params.id);
+    },
+  );
+
+  app.put(
+    '/groups/:id/auto-distribution',
+    {
+      schema: {
+        tags,
+        summary: "Set the group's own auto-distribution list; subgroups inherit it",
+        params: IdParams,
+        body: Type.Object(
+          { apps: Type.Array(Type.Object({ adamId: Type.String({ pattern: '^[0-9]+$' }), tokenId: Type.String({ minLength: 1 }) }, { additionalProperties: false }), { maxItems: 200 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: AutoDistribution },
+      },
+    },
+    async (req) => {
+      const groupId = req.params.id;
+      if (!(await store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
+      for (const a of req.body.apps) {
+        const row = await tokens.mustGet(a.tokenId);
+        const placement = { tokenId: row.id, registeredGroupId: row.group_id, sharedGroupIds: await store.vpp.sharesOf(row.id) };
+        if (!tokenUsableIn(placement, groupId)) throw new Refusal(409, 'autoassign.token_not_usable', { id: row.id, group: groupId });
+        if (!(await store.vpp.asset(row.id, a.adamId))) throw new Refusal(404, 'license.asset_not_found', { adamId: a.adamId, id: row.id });
+      }
+      await store.vpp.setAutoDistributions(groupId, req.body.apps, ctx.clock.now());
+      await ctx.audit(req, 'group.auto_distribution', 'group', groupId, { apps: req.body.apps });
+      return autoDistributionView(groupId);
     },
   );
 }
