@@ -262,6 +262,11 @@ export class DistributionEngine implements MdmListener {
         continue;
       }
       if (job.reason === 'submitted') continue;
+      if (licence?.state === 'assigning') {
+        // Already asked for (a previous pass or process got this far): wait for Apple's answer.
+        await this.#store.jobs.patch(job.id, { reason: 'submitted' }, this.#clock.now());
+        continue;
+      }
       const key = `${job.token_id}\u0000${job.adam_id}`;
       const entry = submit.get(key) ?? { tokenId: job.token_id, adamId: job.adam_id, items: [] };
       entry.items.push({ job, serial: device.serial_number, groupId: device.group_id });
@@ -292,7 +297,7 @@ export class DistributionEngine implements MdmListener {
     const jobs = await this.#store.jobs.byStatus(['push_sending'], BATCH * 2);
     const toPush = new Set<string>();
     for (const job of jobs) {
-      if (job.command_uuid && job.push_deadline) continue;
+      if (job.command_uuid) continue;
       const device = await this.#store.devices.get(job.device_id);
       if (!device) continue;
       const uuid = randomUUID().toUpperCase();
@@ -308,12 +313,8 @@ export class DistributionEngine implements MdmListener {
         }
         command = removeApplication(uuid, bundleId);
       }
-      await this.#store.mdm.enqueue([device.udid], command, 10, now);
-      await this.#store.jobs.patch(
-        job.id,
-        { command_uuid: uuid, push_deadline: job.push_deadline ?? new Date(now.getTime() + this.#t.pushTimeoutMs).toISOString() },
-        now,
-      );
+      const deadline = job.push_deadline ?? new Date(now.getTime() + this.#t.pushTimeoutMs).toISOString();
+      if (!(await this.#store.jobs.attachCommand(job, device.udid, command, 10, deadline, now))) continue;
       toPush.add(device.id);
     }
     const retried = await this.#store.jobs.byStatus(['push_sending'], BATCH * 2);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { JobStatus, StatusChange } from '../core/jobs.ts';
+import { nextCounter } from './mdm-store.ts';
 import type { Database, DistributionsTable, JobsTable } from './schema.ts';
 
 export type JobRow = Selectable<JobsTable>;
@@ -111,6 +112,38 @@ export class JobRepo {
       await tx
         .insertInto('job_history')
         .values({ job_id: job.id, seq: Number(last?.seq ?? 0) + 1, from_status: change.from, to_status: change.to, at: change.at.toISOString(), reason: change.reason })
+        .execute();
+      return true;
+    });
+  }
+
+  /**
+   * Queues the job's command and records it on the job in one transaction, only if the job has
+   * none yet: a crash or a second worker can never queue two commands for one attempt.
+   */
+  async attachCommand(
+    job: JobRow,
+    enrollmentId: string,
+    command: { uuid: string; requestType: string; payload: string },
+    priority: number,
+    pushDeadline: string,
+    at: Date,
+  ): Promise<boolean> {
+    const now = at.toISOString();
+    return this.#db.transaction().execute(async (tx) => {
+      const claimed = await tx
+        .updateTable('jobs')
+        .set({ command_uuid: command.uuid, push_deadline: pushDeadline, updated_at: now })
+        .where('id', '=', job.id)
+        .where('status', '=', job.status)
+        .where('command_uuid', 'is', null)
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) === 0) return false;
+      await tx.insertInto('commands').values({ uuid: command.uuid, request_type: command.requestType, payload: command.payload, created_at: now }).execute();
+      const seq = await nextCounter(tx, 'command_seq');
+      await tx
+        .insertInto('command_queue')
+        .values({ enrollment_id: enrollmentId, command_uuid: command.uuid, priority, seq, created_at: now, delivery_count: 0, not_now_count: 0 })
         .execute();
       return true;
     });
