@@ -21,17 +21,7 @@ export class JobRepo {
       await tx.insertInto('distributions').values(row).execute();
       if (jobs.length === 0) return;
       // One counter bump reserves the whole range of per-device order numbers.
-      const bumped = await tx
-        .updateTable('counters')
-        .set((eb) => ({ value: eb('value', '+', jobs.length) }))
-        .where('name', '=', 'job_seq')
-        .returning('value')
-        .executeTakeFirst();
-      let last = bumped?.value;
-      if (last === undefined) {
-        await tx.insertInto('counters').values({ name: 'job_seq', value: jobs.length }).execute();
-        last = jobs.length;
-      }
+      const last = await nextCounter(tx, 'job_seq', jobs.length);
       const first = last - jobs.length + 1;
       const rows = jobs.map((j, i) => ({ ...j, seq: first + i }));
       for (let i = 0; i < rows.length; i += 200) {

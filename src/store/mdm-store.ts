@@ -302,15 +302,16 @@ export class KyselyMdmStore implements MdmStore {
   }
 }
 
-/** A gap-free, human-friendly number (端末番号) — UPDATE … RETURNING works on SQLite ≥ 3.35 and PostgreSQL. */
-export async function nextCounter(db: Kysely<Database>, name: string): Promise<number> {
-  const bumped = await db
-    .updateTable('counters')
-    .set((eb) => ({ value: eb('value', '+', 1) }))
-    .where('name', '=', name)
+/**
+ * A gap-free, human-friendly number (端末番号) and other sequences. One upsert statement, so
+ * concurrent callers (PostgreSQL, several processes) never collide on the first value.
+ */
+export async function nextCounter(db: Kysely<Database>, name: string, by = 1): Promise<number> {
+  const row = await db
+    .insertInto('counters')
+    .values({ name, value: by })
+    .onConflict((oc) => oc.column('name').doUpdateSet((eb) => ({ value: eb('counters.value', '+', by) })))
     .returning('value')
-    .executeTakeFirst();
-  if (bumped) return bumped.value;
-  await db.insertInto('counters').values({ name, value: 1 }).execute();
-  return 1;
+    .executeTakeFirstOrThrow();
+  return row.value;
 }

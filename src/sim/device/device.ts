@@ -164,8 +164,10 @@ export class SimDevice {
   /** Profile installation end to end: download, Authenticate, TokenUpdate (and one per logged-in Shared iPad user). */
   async enroll(enrollUrl: string): Promise<void> {
     await this.installProfile(enrollUrl);
-    await this.authenticate();
-    await this.tokenUpdate();
+    const auth = await this.authenticate();
+    if (auth !== 200) throw new Error(`simulated device ${this.udid}: Authenticate answered HTTP ${auth}`);
+    const token = await this.tokenUpdate();
+    if (token !== 200) throw new Error(`simulated device ${this.udid}: TokenUpdate answered HTTP ${token}`);
     if (this.spec.sharedIpad) {
       for (const user of this.users) if (user.loggedIn) await this.userTokenUpdate(user.shortName);
     }
