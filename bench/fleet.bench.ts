@@ -17,14 +17,20 @@ const config = parseConfig({
   HAISHIN_PUBLIC_URL: baseUrl,
   HAISHIN_DEVICE_KEY_BITS: '1024',
 });
-const haishin = await createHaishin({ config, clock: systemClock, secretKey: 'bench-secret-key-0123456789', pushTopic: 'com.apple.mgmt.External.bench' });
+const haishin = await createHaishin({
+  config,
+  clock: systemClock,
+  secretKey: 'bench-secret-key-0123456789',
+  pushTopic: 'com.apple.mgmt.External.bench',
+});
 await haishin.app.listen({ host: '127.0.0.1', port });
 const root = (await haishin.store.rootGroup())!;
 
 global.gc?.();
 const heapBefore = process.memoryUsage().heapUsed;
 const fleet = new SimFleet();
-for (let i = 0; i < count; i++) fleet.add(new SimDevice({ spec: { serialNumber: `BENCH${String(i).padStart(7, '0')}` } }));
+for (let i = 0; i < count; i++)
+  fleet.add(new SimDevice({ spec: { serialNumber: `BENCH${String(i).padStart(7, '0')}` } }));
 const t0 = performance.now();
 await fleet.enrollAll(() => `${baseUrl}/mdm/enroll?group=${root.id}`, 16);
 const enrollMs = performance.now() - t0;
@@ -35,8 +41,14 @@ global.gc?.();
 const heapAfter = process.memoryUsage().heapUsed;
 
 console.log(`devices                 ${count}`);
-console.log(`enroll (profile+Auth+TokenUpdate)  ${(enrollMs / 1000).toFixed(1)} s  ${(count / (enrollMs / 1000)).toFixed(0)} devices/s`);
-console.log(`one Idle session each   ${(sessionMs / 1000).toFixed(2)} s  ${(count / (sessionMs / 1000)).toFixed(0)} sessions/s`);
-console.log(`heap growth             ${((heapAfter - heapBefore) / 1024 / 1024).toFixed(1)} MB  (${((heapAfter - heapBefore) / count / 1024).toFixed(1)} KB per device, server side included)`);
+console.log(
+  `enroll (profile+Auth+TokenUpdate)  ${(enrollMs / 1000).toFixed(1)} s  ${(count / (enrollMs / 1000)).toFixed(0)} devices/s`,
+);
+console.log(
+  `one Idle session each   ${(sessionMs / 1000).toFixed(2)} s  ${(count / (sessionMs / 1000)).toFixed(0)} sessions/s`,
+);
+console.log(
+  `heap growth             ${((heapAfter - heapBefore) / 1024 / 1024).toFixed(1)} MB  (${((heapAfter - heapBefore) / count / 1024).toFixed(1)} KB per device, server side included)`,
+);
 console.log(`rss                     ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB`);
 await haishin.close();

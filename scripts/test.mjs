@@ -9,7 +9,9 @@ const run = (label, cmd, args) => {
   console.log(`\n== ${label}`);
   const started = Date.now();
   const result = spawnSync(cmd, args, { stdio: 'inherit' });
-  console.log(`== ${label}: ${result.status === 0 ? 'ok' : 'FAILED'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  console.log(
+    `== ${label}: ${result.status === 0 ? 'ok' : 'FAILED'} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+  );
   return result.status === 0;
 };
 

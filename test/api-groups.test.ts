@@ -18,10 +18,19 @@ interface ApiResult<T = Record<string, unknown>> {
   body: T;
 }
 
-async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResult<T>> {
+async function api<T = Record<string, unknown>>(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<ApiResult<T>> {
   const response = await fetch(`${server.baseUrl}/api/v1${path}`, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await response.text();
@@ -38,12 +47,17 @@ interface GroupBody {
   path: string[];
 }
 
-const createGroup = async (name: string, parentId: string) => (await api<GroupBody>('POST', '/groups', { name, parentId })).body;
+const createGroup = async (name: string, parentId: string) =>
+  (await api<GroupBody>('POST', '/groups', { name, parentId })).body;
 
 describe('admin API foundation', () => {
   it('every documented route answers 401 without a token or with a wrong one', async () => {
-    const doc = (await (await fetch(`${server.baseUrl}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
-    const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => [m.toUpperCase(), path] as const));
+    const doc = (await (await fetch(`${server.baseUrl}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => [m.toUpperCase(), path] as const),
+    );
     expect(operations.length).toBeGreaterThanOrEqual(8);
     for (const [method, path] of operations) {
       const url = `${server.baseUrl}${path.replace(/\{\w+\}/g, 'x')}`;
@@ -62,10 +76,17 @@ describe('admin API foundation', () => {
     };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/api/v1/groups', '/api/v1/groups/{id}', '/api/v1/devices', '/api/v1/devices/{id}']),
+      expect.arrayContaining([
+        '/api/v1/groups',
+        '/api/v1/groups/{id}',
+        '/api/v1/devices',
+        '/api/v1/devices/{id}',
+      ]),
     );
     expect(doc.paths['/api/v1/groups']!.post!.requestBody).toBeDefined();
-    expect(doc.paths['/api/v1/devices']!.get!.parameters.map((p) => p.name)).toEqual(expect.arrayContaining(['groupId', 'cursor', 'limit']));
+    expect(doc.paths['/api/v1/devices']!.get!.parameters.map((p) => p.name)).toEqual(
+      expect.arrayContaining(['groupId', 'cursor', 'limit']),
+    );
   });
 
   it('validates input with a clear 400 in both languages', async () => {
@@ -74,7 +95,11 @@ describe('admin API foundation', () => {
     expect(missing.body.error.code).toBe('request.invalid');
     expect(missing.body.error.message).toContain('name');
     expect(missing.body.error.messages.ja).toContain('リクエスト');
-    const extra = await api<ErrorBody>('POST', '/groups', { name: 'x', parentId: server.rootGroupId, colour: 'red' });
+    const extra = await api<ErrorBody>('POST', '/groups', {
+      name: 'x',
+      parentId: server.rootGroupId,
+      colour: 'red',
+    });
     expect(extra.status).toBe(400);
     const badLimit = await api<ErrorBody>('GET', '/groups?limit=0');
     expect(badLimit.status).toBe(400);
@@ -98,11 +123,19 @@ describe('groups', () => {
     expect(cycle.body.error.code).toBe('group.into_descendant');
     expect(cycle.body.error.messages.ja).toContain('循環');
     expect(cycle.body.error.messages.en).toContain('cycle');
-    expect((await api<ErrorBody>('PATCH', `/groups/${school.id}`, { parentId: school.id })).body.error.code).toBe('group.into_itself');
-    expect((await api<ErrorBody>('PATCH', `/groups/${server.rootGroupId}`, { parentId: board.id })).body.error.code).toBe('group.root_cannot_move');
+    expect(
+      (await api<ErrorBody>('PATCH', `/groups/${school.id}`, { parentId: school.id })).body.error.code,
+    ).toBe('group.into_itself');
+    expect(
+      (await api<ErrorBody>('PATCH', `/groups/${server.rootGroupId}`, { parentId: board.id })).body.error
+        .code,
+    ).toBe('group.root_cannot_move');
 
     const second = await createGroup('第二小学校', board.id);
-    const moved = await api<GroupBody>('PATCH', `/groups/${klass.id}`, { parentId: second.id, name: '1年A組' });
+    const moved = await api<GroupBody>('PATCH', `/groups/${klass.id}`, {
+      parentId: second.id,
+      name: '1年A組',
+    });
     expect(moved.status).toBe(200);
     expect(moved.body.path).toEqual(['root', '教育委員会', '第二小学校', '1年A組']);
   });
@@ -119,7 +152,9 @@ describe('groups', () => {
     expect(withDevice.body.error.messages.en).toContain('1 device');
     expect(withDevice.body.error.messages.ja).toContain('端末 1 台');
     expect((await api<ErrorBody>('DELETE', `/groups/${school.id}`)).status).toBe(409);
-    expect((await api<ErrorBody>('DELETE', `/groups/${server.rootGroupId}`)).body.error.code).toBe('group.root_cannot_delete');
+    expect((await api<ErrorBody>('DELETE', `/groups/${server.rootGroupId}`)).body.error.code).toBe(
+      'group.root_cannot_delete',
+    );
 
     const empty = await createGroup('空のグループ', school.id);
     expect((await api('DELETE', `/groups/${empty.id}`)).status).toBe(204);
@@ -133,10 +168,7 @@ describe('groups', () => {
     let cursor: string | null = null;
     for (let pageNo = 0; pageNo < 10; pageNo++) {
       const query: string = `/groups?parentId=${parent.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`;
-      const res: ApiResult<{ items: GroupBody[]; nextCursor: string | null }> = await api(
-        'GET',
-        query,
-      );
+      const res: ApiResult<{ items: GroupBody[]; nextCursor: string | null }> = await api('GET', query);
       seen.push(...res.body.items.map((g) => g.name));
       cursor = res.body.nextCursor;
       if (!cursor) break;
@@ -148,7 +180,11 @@ describe('groups', () => {
     const g = await createGroup('監査', server.rootGroupId);
     await api('PATCH', `/groups/${g.id}`, { name: '監査2' });
     await api('DELETE', `/groups/${g.id}`);
-    const events = await server.haishin.store.admin.listAudit({ objectType: 'group', objectId: g.id, limit: 10 });
+    const events = await server.haishin.store.admin.listAudit({
+      objectType: 'group',
+      objectId: g.id,
+      limit: 10,
+    });
     expect(events.map((e) => e.action).sort()).toEqual(['group.create', 'group.delete', 'group.update']);
     expect(events.every((e) => e.actor !== 'unknown' && e.source === '127.0.0.1')).toBe(true);
   });
@@ -163,7 +199,9 @@ describe('devices', () => {
     await a.enroll(server.enrollUrl(school.id));
     await b.enroll(server.enrollUrl(klass.id));
 
-    type DeviceList = { items: { id: string; serialNumber: string; deviceNumber: number; groupId: string; status: string }[] };
+    type DeviceList = {
+      items: { id: string; serialNumber: string; deviceNumber: number; groupId: string; status: string }[];
+    };
     const own = await api<DeviceList>('GET', `/devices?groupId=${school.id}`);
     expect(own.body.items.map((d) => d.serialNumber)).toEqual(['DEVLIST00001']);
     const all = await api<DeviceList>('GET', `/devices?groupId=${school.id}&includeSubgroups=true`);
@@ -175,7 +213,9 @@ describe('devices', () => {
 
     const moved = await api<{ groupId: string }>('PATCH', `/devices/${deviceB.id}`, { groupId: school.id });
     expect(moved.body.groupId).toBe(school.id);
-    const clash = await api<ErrorBody>('PATCH', `/devices/${deviceB.id}`, { deviceNumber: all.body.items[0]!.deviceNumber });
+    const clash = await api<ErrorBody>('PATCH', `/devices/${deviceB.id}`, {
+      deviceNumber: all.body.items[0]!.deviceNumber,
+    });
     expect(clash.status).toBe(409);
     expect(clash.body.error.code).toBe('device.number_taken');
     const detail = await api<{ facts: { value: unknown } }>('GET', `/devices/${deviceB.id}`);

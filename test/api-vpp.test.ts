@@ -10,12 +10,16 @@ const YEAR_MS = 365 * 86_400_000;
 let server: TestServer;
 let fake: FakeVppService;
 
-const file = (name: string, days = 300, org = '教育委員会') => FakeVppService.tokenFile(`tok-${name}`, org, new Date(Date.now() + days * 86_400_000));
+const file = (name: string, days = 300, org = '教育委員会') =>
+  FakeVppService.tokenFile(`tok-${name}`, org, new Date(Date.now() + days * 86_400_000));
 
 beforeAll(async () => {
   fake = new FakeVppService();
   const url = await fake.listen();
-  server = await startTestServer({ env: { HAISHIN_ADMIN_TOKEN: TOKEN, HAISHIN_VPP_URL: url }, vppClientOptions: { pacing: false } });
+  server = await startTestServer({
+    env: { HAISHIN_ADMIN_TOKEN: TOKEN, HAISHIN_VPP_URL: url },
+    vppClientOptions: { pacing: false },
+  });
 });
 afterAll(async () => {
   await server?.close();
@@ -34,17 +38,25 @@ interface TokenBody {
   expiresAt: string;
 }
 
-async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function api<T = Record<string, unknown>>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const response = await fetch(`${server.baseUrl}/api/v1${path}`, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
 }
 
-const group = async (name: string, parentId: string) => (await api<{ id: string }>('POST', '/groups', { name, parentId })).body.id;
+const group = async (name: string, parentId: string) =>
+  (await api<{ id: string }>('POST', '/groups', { name, parentId })).body.id;
 
 function seedToken(sToken: string, location: string, total = 50) {
   fake.addToken({ sToken, orgName: '教育委員会', locationName: location });
@@ -77,29 +89,43 @@ describe('VPP tokens', () => {
     expect(JSON.stringify(token)).not.toContain(sToken);
     expect(fake.clientState(sToken).mdmInfo?.name).toBe('haishin');
     expect(fake.clientState(sToken).notificationUrl).toBe(`${server.baseUrl}/vpp/notify`);
-    const assets = await api<{ items: { adamId: string; totalCount: number; availableCount: number }[] }>('GET', `/vpp-tokens/${token.id}/assets`);
-    expect(assets.body.items).toEqual([expect.objectContaining({ adamId: ADAM, totalCount: 50, availableCount: 50 })]);
+    const assets = await api<{ items: { adamId: string; totalCount: number; availableCount: number }[] }>(
+      'GET',
+      `/vpp-tokens/${token.id}/assets`,
+    );
+    expect(assets.body.items).toEqual([
+      expect.objectContaining({ adamId: ADAM, totalCount: 50, availableCount: 50 }),
+    ]);
     const list = await api<{ items: TokenBody[] }>('GET', '/vpp-tokens');
     expect(JSON.stringify(list.body)).not.toContain(sToken);
   });
 
   it('refuses a damaged file, an expired file and Apple-refused tokens with clear messages', async () => {
-    const bad = await api<ErrorBody>('POST', '/vpp-tokens', { groupId: server.rootGroupId, sToken: 'not a token!' });
+    const bad = await api<ErrorBody>('POST', '/vpp-tokens', {
+      groupId: server.rootGroupId,
+      sToken: 'not a token!',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('token.file_invalid');
-    const expired = await api<ErrorBody>('POST', '/vpp-tokens', { groupId: server.rootGroupId, sToken: file('old', -3) });
+    const expired = await api<ErrorBody>('POST', '/vpp-tokens', {
+      groupId: server.rootGroupId,
+      sToken: file('old', -3),
+    });
     expect(expired.status).toBe(409);
     expect(expired.body.error.code).toBe('token.expired_file');
     expect(expired.body.error.messages.ja).toContain('期限切れ');
     const revoked = file('revoked');
     fake.addToken({ sToken: revoked, orgName: 'x', locationName: 'y', mode: 'revoked' });
-    const refused = await api<ErrorBody>('POST', '/vpp-tokens', { groupId: server.rootGroupId, sToken: revoked });
+    const refused = await api<ErrorBody>('POST', '/vpp-tokens', {
+      groupId: server.rootGroupId,
+      sToken: revoked,
+    });
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('token.apple_refused');
     expect(refused.body.error.message).toContain('token_revoked');
   });
 
-  it("a location claimed by another MDM is registered as other_mdm and is not written until an explicit takeover", async () => {
+  it('a location claimed by another MDM is registered as other_mdm and is not written until an explicit takeover', async () => {
     const sToken = file('foreign');
     seedToken(sToken, '他社');
     fake.setMode(sToken, 'other_mdm', { id: 'mobi-1', name: 'Other MDM' });
@@ -128,15 +154,22 @@ describe('sharing and auto-assign over a 4-level tree', () => {
     const t1 = await register(l1, t1File);
     const t2 = await register(l2, t2File);
 
-    expect((await api<TokenBody>('POST', `/vpp-tokens/${t1.id}/shares`, { groupId: l3 })).body.sharedTo).toEqual([l3]);
+    expect(
+      (await api<TokenBody>('POST', `/vpp-tokens/${t1.id}/shares`, { groupId: l3 })).body.sharedTo,
+    ).toEqual([l3]);
     const toSibling = await api<ErrorBody>('POST', `/vpp-tokens/${t1.id}/shares`, { groupId: sibling });
     expect(toSibling.status).toBe(409);
     expect(toSibling.body.error.code).toBe('share.share_not_descendant');
     expect(toSibling.body.error.messages.ja).toContain('下位グループ');
     const toAncestor = await api<ErrorBody>('POST', `/vpp-tokens/${t2.id}/shares`, { groupId: l1 });
     expect(toAncestor.body.error.code).toBe('share.share_not_descendant');
-    expect((await api<ErrorBody>('POST', `/vpp-tokens/${t1.id}/shares`, { groupId: l3 })).body.error.code).toBe('share.share_already');
-    const onward = await api<ErrorBody>('POST', `/vpp-tokens/${t1.id}/shares`, { groupId: l4, fromGroupId: l3 });
+    expect(
+      (await api<ErrorBody>('POST', `/vpp-tokens/${t1.id}/shares`, { groupId: l3 })).body.error.code,
+    ).toBe('share.share_already');
+    const onward = await api<ErrorBody>('POST', `/vpp-tokens/${t1.id}/shares`, {
+      groupId: l4,
+      fromGroupId: l3,
+    });
     expect(onward.status).toBe(409);
     expect(onward.body.error.code).toBe('share.share_from_shared');
     expect(onward.body.error.messages.en).toContain('cannot be shared onward');
@@ -144,20 +177,41 @@ describe('sharing and auto-assign over a 4-level tree', () => {
     const notUsable = await api<ErrorBody>('PUT', `/groups/${l2}/auto-assign-token`, { tokenId: t1.id });
     expect(notUsable.body.error.code).toBe('autoassign.token_not_usable');
     await api('PUT', `/groups/${l2}/auto-assign-token`, { tokenId: t2.id });
-    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toEqual({ groupId: l4, tokenId: null, effectiveTokenId: t2.id, inheritedFrom: l2 });
+    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toEqual({
+      groupId: l4,
+      tokenId: null,
+      effectiveTokenId: t2.id,
+      inheritedFrom: l2,
+    });
     await api('PUT', `/groups/${l3}/auto-assign-token`, { tokenId: t1.id });
-    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({ effectiveTokenId: t1.id, inheritedFrom: l3 });
+    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({
+      effectiveTokenId: t1.id,
+      inheritedFrom: l3,
+    });
 
     // Move L4 out from under L3: it now inherits nothing.
     await api('PATCH', `/groups/${l4}`, { parentId: sibling });
-    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({ effectiveTokenId: null, inheritedFrom: null });
+    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({
+      effectiveTokenId: null,
+      inheritedFrom: null,
+    });
     await api('PATCH', `/groups/${l4}`, { parentId: l3 });
-    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({ effectiveTokenId: t1.id, inheritedFrom: l3 });
+    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({
+      effectiveTokenId: t1.id,
+      inheritedFrom: l3,
+    });
 
     // Unsharing T1 from L3 removes L3's setting: L3 and L4 fall back to L2's token.
     expect((await api('DELETE', `/vpp-tokens/${t1.id}/shares/${l3}`)).status).toBe(200);
-    expect((await api('GET', `/groups/${l3}/auto-assign-token`)).body).toMatchObject({ tokenId: null, effectiveTokenId: t2.id, inheritedFrom: l2 });
-    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({ effectiveTokenId: t2.id, inheritedFrom: l2 });
+    expect((await api('GET', `/groups/${l3}/auto-assign-token`)).body).toMatchObject({
+      tokenId: null,
+      effectiveTokenId: t2.id,
+      inheritedFrom: l2,
+    });
+    expect((await api('GET', `/groups/${l4}/auto-assign-token`)).body).toMatchObject({
+      effectiveTokenId: t2.id,
+      inheritedFrom: l2,
+    });
 
     const groupDelete = await api<ErrorBody>('DELETE', `/groups/${l2}`);
     expect(groupDelete.status).toBe(409);
@@ -182,9 +236,19 @@ describe('renewal', () => {
     expect(wrong.body.error.messages.ja).toContain('同じロケーション');
 
     const renewed = file('renew-b', 380);
-    fake.addToken({ sToken: renewed, orgName: '教育委員会', locationName: 'renew-loc', sameLocationAs: current });
+    fake.addToken({
+      sToken: renewed,
+      orgName: '教育委員会',
+      locationName: 'renew-loc',
+      sameLocationAs: current,
+    });
     const earlier = file('renew-c', 5);
-    fake.addToken({ sToken: earlier, orgName: '教育委員会', locationName: 'renew-loc', sameLocationAs: current });
+    fake.addToken({
+      sToken: earlier,
+      orgName: '教育委員会',
+      locationName: 'renew-loc',
+      sameLocationAs: current,
+    });
     const notLater = await api<ErrorBody>('PUT', `/vpp-tokens/${token.id}`, { sToken: earlier });
     expect(notLater.body.error.code).toBe('token.renew_not_later');
 
@@ -193,11 +257,18 @@ describe('renewal', () => {
     expect(ok.body.id).toBe(token.id);
     expect(ok.body.state).toBe('active');
     expect(new Date(ok.body.expiresAt).getTime()).toBeGreaterThan(Date.now() + YEAR_MS);
-    expect((await api('GET', `/groups/${school}/auto-assign-token`)).body).toMatchObject({ tokenId: token.id, effectiveTokenId: token.id });
+    expect((await api('GET', `/groups/${school}/auto-assign-token`)).body).toMatchObject({
+      tokenId: token.id,
+      effectiveTokenId: token.id,
+    });
     // The renewed secret is what the licence calls now use.
     fake.resetCounters();
     const device = await enrolled(school, 'RENEW0000001');
-    const assign = await api<{ eventIds: string[] }>('POST', '/licenses/assign', { tokenId: token.id, adamId: ADAM, serialNumbers: [device.serial] });
+    const assign = await api<{ eventIds: string[] }>('POST', '/licenses/assign', {
+      tokenId: token.id,
+      adamId: ADAM,
+      serialNumbers: [device.serial],
+    });
     expect(assign.status).toBe(202);
     await settle();
     expect(fake.holders(renewed, ADAM)).toContain(device.serial);
@@ -219,11 +290,20 @@ describe('licences and automatic reclaim', () => {
   });
 
   const licenceStates = async (serial: string) =>
-    (await api<{ items: { state: string; origin: string }[] }>('GET', `/licenses?tokenId=${tokenId}&serialNumber=${serial}`)).body.items;
+    (
+      await api<{ items: { state: string; origin: string }[] }>(
+        'GET',
+        `/licenses?tokenId=${tokenId}&serialNumber=${serial}`,
+      )
+    ).body.items;
 
   it('assigns by serial and records the licence once Apple completes the event', async () => {
     const device = await enrolled(school, 'LIC000000001');
-    const res = await api<{ serials: string[]; eventIds: string[] }>('POST', '/licenses/assign', { tokenId, adamId: ADAM, serialNumbers: [device.serial] });
+    const res = await api<{ serials: string[]; eventIds: string[] }>('POST', '/licenses/assign', {
+      tokenId,
+      adamId: ADAM,
+      serialNumbers: [device.serial],
+    });
     expect(res.body.eventIds).toHaveLength(1);
     expect((await licenceStates(device.serial))[0]).toMatchObject({ state: 'assigning', origin: 'manual' });
     await settle();
@@ -236,7 +316,10 @@ describe('licences and automatic reclaim', () => {
     await api('POST', '/licenses/assign', { tokenId, adamId: ADAM, serialNumbers: [device.serial] });
     await settle();
     fake.resetCounters();
-    const res = await api<{ reclaimedLicenses: number; device: { status: string } }>('POST', `/devices/${device.id}/deactivate`);
+    const res = await api<{ reclaimedLicenses: number; device: { status: string } }>(
+      'POST',
+      `/devices/${device.id}/deactivate`,
+    );
     expect(res.body).toMatchObject({ reclaimedLicenses: 1, device: { status: 'deactivated' } });
     expect(fake.calls('POST assets/disassociate')).toBe(1);
     await settle();
@@ -265,11 +348,18 @@ describe('licences and automatic reclaim', () => {
     await server.haishin.tokens.assign(tokenId, ADAM, [device.serial], 'auto', school);
     await settle();
     fake.resetCounters();
-    const wipe = await api<{ reclaimedLicenses: number; commandUuid: string }>('POST', `/devices/${device.id}/wipe`);
+    const wipe = await api<{ reclaimedLicenses: number; commandUuid: string }>(
+      'POST',
+      `/devices/${device.id}/wipe`,
+    );
     expect(wipe.status).toBe(202);
     expect(wipe.body.reclaimedLicenses).toBe(1);
     expect(fake.calls('POST assets/disassociate')).toBe(1);
-    const queued = await server.haishin.store.db.kysely.selectFrom('commands').select('request_type').where('uuid', '=', wipe.body.commandUuid).executeTakeFirstOrThrow();
+    const queued = await server.haishin.store.db.kysely
+      .selectFrom('commands')
+      .select('request_type')
+      .where('uuid', '=', wipe.body.commandUuid)
+      .executeTakeFirstOrThrow();
     expect(queued.request_type).toBe('EraseDevice');
   });
 
@@ -299,7 +389,8 @@ describe('licences and automatic reclaim', () => {
     await settle();
     fake.resetCounters();
     device.apps.clear();
-    const id = (await api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${device.serialNumber}`)).body.items[0]!.id;
+    const id = (await api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${device.serialNumber}`))
+      .body.items[0]!.id;
     await api('POST', `/devices/${id}/refresh`);
     await device.connect();
     expect(fake.calls('POST assets/disassociate')).toBe(0);
@@ -316,7 +407,11 @@ describe('expiry warnings', () => {
     expect(token).toMatchObject({ state: 'expiring', expiryWarningDays: 14 });
     await server.haishin.tokens.maintenance(3_600_000);
     await server.haishin.tokens.maintenance(3_600_000);
-    const events = await server.haishin.store.admin.listAudit({ objectType: 'vpp_token', objectId: token.id, limit: 20 });
+    const events = await server.haishin.store.admin.listAudit({
+      objectType: 'vpp_token',
+      objectId: token.id,
+      limit: 20,
+    });
     const warnings = events.filter((e) => e.action === 'token.expiry_warning');
     expect(warnings).toHaveLength(1);
     expect(JSON.parse(warnings[0]!.details!)).toMatchObject({ daysLeft: 14 });
@@ -325,7 +420,11 @@ describe('expiry warnings', () => {
 
 describe('Apple notifications', () => {
   it('POST /vpp/notify refuses a wrong bearer and is idempotent on notificationId', async () => {
-    const wrong = await fetch(`${server.baseUrl}/vpp/notify`, { method: 'POST', headers: { authorization: 'Bearer nope', 'content-type': 'application/json' }, body: '{}' });
+    const wrong = await fetch(`${server.baseUrl}/vpp/notify`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer nope', 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(wrong.status).toBe(401);
     const delivered = fake.notifications();
     expect(delivered.every((n) => n.status === 200)).toBe(true);

@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { canTransition, IllegalTransitionError, initialStatus, isTerminal, JOB_STATUSES, transition } from '../src/core/jobs.ts';
+import {
+  canTransition,
+  IllegalTransitionError,
+  initialStatus,
+  isTerminal,
+  JOB_STATUSES,
+  transition,
+} from '../src/core/jobs.ts';
 import type { JobState } from '../src/core/jobs.ts';
 
 const at = new Date('2026-04-01T00:00:00Z');
-const job = (status: JobState['status'], retryCount = 0, attempt = 1): JobState => ({ status, retryCount, attempt });
+const job = (status: JobState['status'], retryCount = 0, attempt = 1): JobState => ({
+  status,
+  retryCount,
+  attempt,
+});
 
 describe('job state machine (DESIGN §3)', () => {
   it('walks the happy path and records every change', () => {
@@ -43,21 +54,35 @@ describe('job state machine (DESIGN §3)', () => {
 
   it('cancel, request timeout and server error apply to every active status', () => {
     for (const status of JOB_STATUSES.filter((s) => !isTerminal(s))) {
-      for (const to of ['cancelled', 'request_timeout', 'server_error'] as const) expect(canTransition(status, to)).toBe(true);
+      for (const to of ['cancelled', 'request_timeout', 'server_error'] as const)
+        expect(canTransition(status, to)).toBe(true);
     }
   });
 
   it('refuses moves the design does not allow', () => {
     expect(() => transition(job('waiting'), 'success', at)).toThrow(IllegalTransitionError);
-    expect(() => transition(job('push_sending'), 'session_timeout', at)).toThrow('push_sending to session_timeout');
+    expect(() => transition(job('push_sending'), 'session_timeout', at)).toThrow(
+      'push_sending to session_timeout',
+    );
     expect(canTransition('executing', 'push_timeout')).toBe(false);
   });
 
   it('chooses the first status of an attempt', () => {
     const now = at;
-    expect(initialStatus({ scheduledAt: new Date(at.getTime() + 1000), now, deviceBusy: false, needsLicense: true })).toBe('scheduled');
+    expect(
+      initialStatus({
+        scheduledAt: new Date(at.getTime() + 1000),
+        now,
+        deviceBusy: false,
+        needsLicense: true,
+      }),
+    ).toBe('scheduled');
     expect(initialStatus({ scheduledAt: null, now, deviceBusy: true, needsLicense: true })).toBe('waiting');
-    expect(initialStatus({ scheduledAt: null, now, deviceBusy: false, needsLicense: true })).toBe('license_assigning');
-    expect(initialStatus({ scheduledAt: new Date(0), now, deviceBusy: false, needsLicense: false })).toBe('push_sending');
+    expect(initialStatus({ scheduledAt: null, now, deviceBusy: false, needsLicense: true })).toBe(
+      'license_assigning',
+    );
+    expect(initialStatus({ scheduledAt: new Date(0), now, deviceBusy: false, needsLicense: false })).toBe(
+      'push_sending',
+    );
   });
 });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { checkShare, dueExpiryWarning, effectiveAutoAssign, tokenState, tokenUsableIn } from '../src/core/tokens.ts';
+import {
+  checkShare,
+  dueExpiryWarning,
+  effectiveAutoAssign,
+  tokenState,
+  tokenUsableIn,
+} from '../src/core/tokens.ts';
 
 // L1 ─ L2 ─ L3 ─ L4, and a sibling S2 under L1
 const groups = [
@@ -27,14 +33,29 @@ describe('token sharing and auto-assign inheritance', () => {
 
   it('auto-assign is inherited by descendants and says from where', () => {
     const settings = new Map([['L2', 't1']]);
-    expect(effectiveAutoAssign(groups, settings, 'L4')).toEqual({ groupId: 'L4', tokenId: 't1', inheritedFrom: 'L2' });
-    expect(effectiveAutoAssign(groups, settings, 'L2')).toEqual({ groupId: 'L2', tokenId: 't1', inheritedFrom: null });
-    expect(effectiveAutoAssign(groups, settings, 'S2')).toEqual({ groupId: 'S2', tokenId: null, inheritedFrom: null });
+    expect(effectiveAutoAssign(groups, settings, 'L4')).toEqual({
+      groupId: 'L4',
+      tokenId: 't1',
+      inheritedFrom: 'L2',
+    });
+    expect(effectiveAutoAssign(groups, settings, 'L2')).toEqual({
+      groupId: 'L2',
+      tokenId: 't1',
+      inheritedFrom: null,
+    });
+    expect(effectiveAutoAssign(groups, settings, 'S2')).toEqual({
+      groupId: 'S2',
+      tokenId: null,
+      inheritedFrom: null,
+    });
     settings.set('L3', 't2');
-    expect(effectiveAutoAssign(groups, settings, 'L4')).toEqual({ groupId: 'L4', tokenId: 't2', inheritedFrom: 'L3' });
+    expect(effectiveAutoAssign(groups, settings, 'L4')).toEqual({
+      groupId: 'L4',
+      tokenId: 't2',
+      inheritedFrom: 'L3',
+    });
   });
 });
-
 
 describe('token state and expiry warnings', () => {
   const now = new Date('2026-06-01T00:00:00Z');
@@ -44,10 +65,16 @@ describe('token state and expiry warnings', () => {
     expect(tokenState({ expiresAt: inDays(200), claim: 'ours', appleState: null }, now)).toBe('active');
     expect(tokenState({ expiresAt: inDays(10), claim: 'ours', appleState: null }, now)).toBe('expiring');
     expect(tokenState({ expiresAt: inDays(-1), claim: 'ours', appleState: null }, now)).toBe('expired');
-    expect(tokenState({ expiresAt: inDays(200), claim: 'other_mdm', appleState: null }, now)).toBe('other_mdm');
-    expect(tokenState({ expiresAt: inDays(200), claim: 'legacy_unmigrated', appleState: null }, now)).toBe('legacy_unmigrated');
+    expect(tokenState({ expiresAt: inDays(200), claim: 'other_mdm', appleState: null }, now)).toBe(
+      'other_mdm',
+    );
+    expect(tokenState({ expiresAt: inDays(200), claim: 'legacy_unmigrated', appleState: null }, now)).toBe(
+      'legacy_unmigrated',
+    );
     expect(tokenState({ expiresAt: inDays(200), claim: 'ours', appleState: 'revoked' }, now)).toBe('revoked');
-    expect(tokenState({ expiresAt: inDays(-5), claim: 'other_mdm', appleState: 'invalid' }, now)).toBe('invalid');
+    expect(tokenState({ expiresAt: inDays(-5), claim: 'other_mdm', appleState: 'invalid' }, now)).toBe(
+      'invalid',
+    );
   });
 
   it('warns 30, 14, 7 and 1 days before, each once', () => {

@@ -2,42 +2,78 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { World } from './support/world.ts';
 import type { CatalogApp } from './support/world.ts';
 
-const APP: CatalogApp = { adamId: '1450002222', name: '時間切れ教材', bundleId: 'jp.example.timeout', sizeBytes: 10_000_000, licences: 10 };
-const APP2: CatalogApp = { adamId: '1450002223', name: '二本目', bundleId: 'jp.example.second', sizeBytes: 10_000_000, licences: 10 };
+const APP: CatalogApp = {
+  adamId: '1450002222',
+  name: '時間切れ教材',
+  bundleId: 'jp.example.timeout',
+  sizeBytes: 10_000_000,
+  licences: 10,
+};
+const APP2: CatalogApp = {
+  adamId: '1450002223',
+  name: '二本目',
+  bundleId: 'jp.example.second',
+  sizeBytes: 10_000_000,
+  licences: 10,
+};
 
 let world: World;
 beforeAll(async () => {
-  world = await World.start([APP, APP2], { HAISHIN_PUSH_TIMEOUT: '1s', HAISHIN_SESSION_TIMEOUT: '30s', HAISHIN_REQUEST_TIMEOUT: '3s' });
+  world = await World.start([APP, APP2], {
+    HAISHIN_PUSH_TIMEOUT: '1s',
+    HAISHIN_SESSION_TIMEOUT: '30s',
+    HAISHIN_REQUEST_TIMEOUT: '3s',
+  });
 });
 afterAll(async () => {
   await world?.close();
 });
 
 describe('timeouts (configurable, swept in batches)', () => {
-  it('an iPad that never fetches its command → push_timeout; one that never answers → request_timeout, and the job waiting behind it too', { timeout: 30_000 }, async () => {
-    const school = await world.group('時間切れ校');
-    const token = await world.token(school, [APP, APP2], 'timeouts');
-    const [off, silent] = await world.devices(2, [school], () => ({}), 'TO');
-    off!.online = false;
-    silent!.behaviours.set('InstallApplication', { kind: 'silent' });
-    const created = await world.api<{ id: string }>('POST', '/distributions', {
-      kind: 'install',
-      tokenId: token.id,
-      adamIds: [APP.adamId, APP2.adamId],
-      targets: { groupIds: [school] },
-      licenseMode: 'auto',
-    });
-    const counts = await world.settle(created.body.id, 20_000);
-    const jobs = (await world.api<{ items: { id: string; deviceId: string; status: string; adamId: string }[] }>('GET', `/jobs?distributionId=${created.body.id}`)).body.items;
-    const ids = await Promise.all(
-      [off!, silent!].map(async (d) => (await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${d.serialNumber}`)).body.items[0]!.id),
-    );
-    const statusesOf = (deviceId: string) => jobs.filter((j) => j.deviceId === deviceId).map((j) => j.status).sort();
-    expect(statusesOf(ids[0]!)).toContain('push_timeout');
-    expect(statusesOf(ids[1]!)).toEqual(['request_timeout', 'request_timeout']);
-    expect(Object.keys(counts).sort()).toEqual(expect.arrayContaining(['push_timeout', 'request_timeout']));
-    const offline = jobs.find((j) => j.deviceId === ids[0] && j.status === 'push_timeout')!;
-    const diagnosis = await world.api<{ causes: { code: string }[] }>('GET', `/jobs/${offline.id}/diagnosis`);
-    expect(diagnosis.body.causes.map((c) => c.code)).toContain('device.powered_off_or_offline');
-  });
+  it(
+    'an iPad that never fetches its command → push_timeout; one that never answers → request_timeout, and the job waiting behind it too',
+    { timeout: 30_000 },
+    async () => {
+      const school = await world.group('時間切れ校');
+      const token = await world.token(school, [APP, APP2], 'timeouts');
+      const [off, silent] = await world.devices(2, [school], () => ({}), 'TO');
+      off!.online = false;
+      silent!.behaviours.set('InstallApplication', { kind: 'silent' });
+      const created = await world.api<{ id: string }>('POST', '/distributions', {
+        kind: 'install',
+        tokenId: token.id,
+        adamIds: [APP.adamId, APP2.adamId],
+        targets: { groupIds: [school] },
+        licenseMode: 'auto',
+      });
+      const counts = await world.settle(created.body.id, 20_000);
+      const jobs = (
+        await world.api<{ items: { id: string; deviceId: string; status: string; adamId: string }[] }>(
+          'GET',
+          `/jobs?distributionId=${created.body.id}`,
+        )
+      ).body.items;
+      const ids = await Promise.all(
+        [off!, silent!].map(
+          async (d) =>
+            (await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${d.serialNumber}`))
+              .body.items[0]!.id,
+        ),
+      );
+      const statusesOf = (deviceId: string) =>
+        jobs
+          .filter((j) => j.deviceId === deviceId)
+          .map((j) => j.status)
+          .sort();
+      expect(statusesOf(ids[0]!)).toContain('push_timeout');
+      expect(statusesOf(ids[1]!)).toEqual(['request_timeout', 'request_timeout']);
+      expect(Object.keys(counts).sort()).toEqual(expect.arrayContaining(['push_timeout', 'request_timeout']));
+      const offline = jobs.find((j) => j.deviceId === ids[0] && j.status === 'push_timeout')!;
+      const diagnosis = await world.api<{ causes: { code: string }[] }>(
+        'GET',
+        `/jobs/${offline.id}/diagnosis`,
+      );
+      expect(diagnosis.body.causes.map((c) => c.code)).toContain('device.powered_off_or_offline');
+    },
+  );
 });

@@ -2,8 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { World } from './support/world.ts';
 import type { CatalogApp } from './support/world.ts';
 
-const KEYNOTE_LIKE: CatalogApp = { adamId: '361285480', name: 'ロイロノート', bundleId: 'jp.loilo.note', sizeBytes: 180_000_000, licences: 1000 };
-const SCARCE: CatalogApp = { adamId: '409183694', name: '少ない教材', bundleId: 'jp.example.scarce', sizeBytes: 20_000_000, licences: 3 };
+const KEYNOTE_LIKE: CatalogApp = {
+  adamId: '361285480',
+  name: 'ロイロノート',
+  bundleId: 'jp.loilo.note',
+  sizeBytes: 180_000_000,
+  licences: 1000,
+};
+const SCARCE: CatalogApp = {
+  adamId: '409183694',
+  name: '少ない教材',
+  bundleId: 'jp.example.scarce',
+  sizeBytes: 20_000_000,
+  licences: 3,
+};
 
 let world: World;
 beforeAll(async () => {
@@ -31,7 +43,8 @@ describe('distribution engine in the simulated world', () => {
     const classes = [await world.group('1年1組', schools[0]), await world.group('1年2組', schools[1])];
     const token = await world.token(board, [KEYNOTE_LIKE, SCARCE], 'tree');
     // Registration reaches the board only; the schools and classes get the token by sharing.
-    for (const g of [...schools, ...classes]) expect((await world.api('POST', `/vpp-tokens/${token.id}/shares`, { groupId: g })).status).toBe(201);
+    for (const g of [...schools, ...classes])
+      expect((await world.api('POST', `/vpp-tokens/${token.id}/shares`, { groupId: g })).status).toBe(201);
     const devices = await world.devices(120, [board, ...schools, ...classes]);
     world.vpp.resetCounters();
     const pushesBefore = world.apnsFake.stats.requests;
@@ -56,7 +69,14 @@ describe('distribution engine in the simulated world', () => {
 
     const one = (await jobs(created.body.id))[0]!;
     const detail = await world.api<{ history: { to: string }[] }>('GET', `/jobs/${one.id}`);
-    expect(detail.body.history.map((h) => h.to)).toEqual(['waiting', 'license_assigning', 'push_sending', 'awaiting_response', 'executing', 'success']);
+    expect(detail.body.history.map((h) => h.to)).toEqual([
+      'waiting',
+      'license_assigning',
+      'push_sending',
+      'awaiting_response',
+      'executing',
+      'success',
+    ]);
   });
 
   it('fails only the jobs Apple has no licence for (9709), with the reason', async () => {
@@ -74,7 +94,9 @@ describe('distribution engine in the simulated world', () => {
     expect(counts).toEqual({ success: 3, license_failed: 2 });
     const failed = (await jobs(created.body.id)).filter((j) => j.status === 'license_failed');
     expect(failed.every((j) => j.reason === 'license 9709')).toBe(true);
-    const diagnosis = await world.api<{ causes: { code: string; confidence: string; remedy: { ja: string } }[] }>('GET', `/jobs/${failed[0]!.id}/diagnosis`);
+    const diagnosis = await world.api<{
+      causes: { code: string; confidence: string; remedy: { ja: string } }[];
+    }>('GET', `/jobs/${failed[0]!.id}/diagnosis`);
     expect(diagnosis.body.causes[0]).toMatchObject({ code: 'license.insufficient' });
     expect(diagnosis.body.causes[0]!.remedy.ja.length).toBeGreaterThan(10);
   });
@@ -86,8 +108,12 @@ describe('distribution engine in the simulated world', () => {
     const [outside] = await world.devices(1, [other], () => ({}), 'NS');
     const inside = await world.devices(1, [registered], () => ({}), 'IN');
     await world.api('PUT', `/groups/${registered}/auto-assign-token`, { tokenId: null });
-    const outsideId = (await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${outside!.serialNumber}`)).body.items[0]!.id;
-    const insideId = (await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${inside[0]!.serialNumber}`)).body.items[0]!.id;
+    const outsideId = (
+      await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${outside!.serialNumber}`)
+    ).body.items[0]!.id;
+    const insideId = (
+      await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${inside[0]!.serialNumber}`)
+    ).body.items[0]!.id;
     const created = await world.api<{ id: string }>('POST', '/distributions', {
       kind: 'install',
       tokenId: token.id,
@@ -98,8 +124,13 @@ describe('distribution engine in the simulated world', () => {
     await world.settle(created.body.id);
     const byDevice = new Map((await jobs(created.body.id)).map((j) => [j.deviceId, j]));
     expect(byDevice.get(outsideId)).toMatchObject({ status: 'license_failed', reason: 'token.not_shared' });
-    expect(byDevice.get(insideId)).toMatchObject({ status: 'license_failed', reason: 'autoassign.token_misconfigured' });
-    const top = async (jobId: string) => (await world.api<{ causes: { code: string }[] }>('GET', `/jobs/${jobId}/diagnosis`)).body.causes[0]?.code;
+    expect(byDevice.get(insideId)).toMatchObject({
+      status: 'license_failed',
+      reason: 'autoassign.token_misconfigured',
+    });
+    const top = async (jobId: string) =>
+      (await world.api<{ causes: { code: string }[] }>('GET', `/jobs/${jobId}/diagnosis`)).body.causes[0]
+        ?.code;
     expect(await top(byDevice.get(outsideId)!.id)).toBe('token.not_shared');
     expect(await top(byDevice.get(insideId)!.id)).toBe('autoassign.token_misconfigured');
   });
@@ -112,7 +143,11 @@ describe('distribution engine in the simulated world', () => {
     broken!.behaviours.set('InstallApplication', {
       kind: 'error',
       chain: [
-        { ErrorCode: 12064, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: 'Could not retrieve license for the app with iTunes Store ID 361285480.' },
+        {
+          ErrorCode: 12064,
+          ErrorDomain: 'MCMDMErrorDomain',
+          LocalizedDescription: 'Could not retrieve license for the app with iTunes Store ID 361285480.',
+        },
         { ErrorCode: 2605, ErrorDomain: 'DeviceManagement.error', LocalizedDescription: 'License not found' },
       ],
     });
@@ -145,7 +180,11 @@ describe('distribution engine in the simulated world', () => {
   it('explains an error pasted from another console', async () => {
     const text =
       'ErrorChain=ErrorCode[0]=12064, ErrorDomain[0]=MCMDMErrorDomain, LocalizedDescription[0]=iTunes Store ID 361285480 のApp のライセンスを取得できませんでした。, ErrorCode[1]=2605, ErrorDomain[1]=DeviceManagement.error, LocalizedDescription[1]=ライセンスが見つかりません';
-    const res = await world.api<{ chain: { code: number }[]; causes: { code: string }[] }>('POST', '/diagnose/error', { text });
+    const res = await world.api<{ chain: { code: number }[]; causes: { code: string }[] }>(
+      'POST',
+      '/diagnose/error',
+      { text },
+    );
     expect(res.status).toBe(200);
     expect(res.body.chain.map((c) => c.code)).toEqual([12064, 2605]);
     expect(res.body.causes[0]!.code).toBe('license.not_assigned');
@@ -186,15 +225,28 @@ describe('auto-distribution lists', () => {
     const klass = await world.group('自動配信校-1組', school);
     const token = await world.token(school, [KEYNOTE_LIKE], 'auto-dist');
     await world.api('POST', `/vpp-tokens/${token.id}/shares`, { groupId: klass });
-    const set = await world.api<{ apps: { adamId: string; inheritedFrom: string | null }[] }>('PUT', `/groups/${school}/auto-distribution`, {
-      apps: [{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id }],
-    });
+    const set = await world.api<{ apps: { adamId: string; inheritedFrom: string | null }[] }>(
+      'PUT',
+      `/groups/${school}/auto-distribution`,
+      {
+        apps: [{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id }],
+      },
+    );
     expect(set.status).toBe(200);
-    const inherited = await world.api<{ apps: { adamId: string; inheritedFrom: string | null }[] }>('GET', `/groups/${klass}/auto-distribution`);
-    expect(inherited.body.apps).toEqual([{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id, inheritedFrom: school }]);
-    const notUsable = await world.api<{ error: { code: string } }>('PUT', `/groups/${world.server.rootGroupId}/auto-distribution`, {
-      apps: [{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id }],
-    });
+    const inherited = await world.api<{ apps: { adamId: string; inheritedFrom: string | null }[] }>(
+      'GET',
+      `/groups/${klass}/auto-distribution`,
+    );
+    expect(inherited.body.apps).toEqual([
+      { adamId: KEYNOTE_LIKE.adamId, tokenId: token.id, inheritedFrom: school },
+    ]);
+    const notUsable = await world.api<{ error: { code: string } }>(
+      'PUT',
+      `/groups/${world.server.rootGroupId}/auto-distribution`,
+      {
+        apps: [{ adamId: KEYNOTE_LIKE.adamId, tokenId: token.id }],
+      },
+    );
     expect(notUsable.body.error.code).toBe('autoassign.token_not_usable');
 
     const [device] = await world.devices(1, [klass], () => ({}), 'AUTO');

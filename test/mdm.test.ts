@@ -1,7 +1,12 @@
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeviceCa, issueDeviceIdentity, pkcs12ToIdentity } from '../src/mdm/identity/ca.ts';
-import { deviceInformation, installedApplicationList, installVppApplication, restrictions } from '../src/mdm/commands.ts';
+import {
+  deviceInformation,
+  installedApplicationList,
+  installVppApplication,
+  restrictions,
+} from '../src/mdm/commands.ts';
 import { buildPlist, parsePlistDict } from '../src/mdm/plist.ts';
 import type { PlistDict } from '../src/mdm/plist.ts';
 import { SimDevice } from '../src/sim/device/device.ts';
@@ -24,14 +29,19 @@ async function enrolledDevice(spec: ConstructorParameters<typeof SimDevice>[0] =
   return device;
 }
 
-async function enqueue(device: SimDevice, build: (uuid: string) => { uuid: string; requestType: string; payload: string }, priority = 0) {
+async function enqueue(
+  device: SimDevice,
+  build: (uuid: string) => { uuid: string; requestType: string; payload: string },
+  priority = 0,
+) {
   const command = build(randomUUID().toUpperCase());
   await server.haishin.store.mdm.enqueue([device.udid], command, priority, new Date());
   return command;
 }
 
 const commandUuid = (exchange: { command: PlistDict | null }) => exchange.command?.CommandUUID;
-const requestType = (exchange: { command: PlistDict | null }) => (exchange.command?.Command as PlistDict | undefined)?.RequestType;
+const requestType = (exchange: { command: PlistDict | null }) =>
+  (exchange.command?.Command as PlistDict | undefined)?.RequestType;
 
 describe('enrollment profile', () => {
   it('is a signed-message MDM profile with a fresh identity issued by the device CA', async () => {
@@ -54,7 +64,10 @@ describe('enrollment profile', () => {
     expect(rights & 16).toBe(16);
     const identityPayload = payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID)!;
     expect(identityPayload.PayloadType).toBe('com.apple.security.pkcs12');
-    const identity = pkcs12ToIdentity(identityPayload.PayloadContent as Uint8Array, String(identityPayload.Password));
+    const identity = pkcs12ToIdentity(
+      identityPayload.PayloadContent as Uint8Array,
+      String(identityPayload.Password),
+    );
     const leaf = new X509Certificate(identity.certPem);
     const ca = new X509Certificate(server.haishin.deviceCa.certPem);
     expect(leaf.checkIssued(ca) && leaf.verify(ca.publicKey)).toBe(true);
@@ -77,13 +90,20 @@ describe('enrollment profile', () => {
 describe('check-in', () => {
   it('Authenticate → TokenUpdate → Idle leaves an enrolled device with its facts and raw plists', async () => {
     const started = new Date();
-    const device = await enrolledDevice({ spec: { osVersion: '17.5.1', productName: 'iPad12,1', serialNumber: 'DMPXK0AAAA01' } });
+    const device = await enrolledDevice({
+      spec: { osVersion: '17.5.1', productName: 'iPad12,1', serialNumber: 'DMPXK0AAAA01' },
+    });
     const log = await device.connect();
     expect(log).toHaveLength(1);
     expect(log[0]).toMatchObject({ sent: 'Idle', status: 200, command: null });
 
     const row = await server.haishin.store.getDeviceByUdid(device.udid);
-    expect(row).toMatchObject({ status: 'enrolled', serial_number: 'DMPXK0AAAA01', os_version: '17.5.1', product_name: 'iPad12,1' });
+    expect(row).toMatchObject({
+      status: 'enrolled',
+      serial_number: 'DMPXK0AAAA01',
+      os_version: '17.5.1',
+      product_name: 'iPad12,1',
+    });
     expect(new Date(row!.last_seen_at!).getTime()).toBeGreaterThanOrEqual(started.getTime() - 1000);
     expect(row!.group_id).toBe(server.rootGroupId);
 
@@ -119,7 +139,15 @@ describe('check-in', () => {
 
   it('CheckOut marks the device unenrolled; a check-in sent to /mdm/connect is accepted too', async () => {
     const device = await enrolledDevice();
-    const body = Buffer.from(buildPlist({ MessageType: 'TokenUpdate', UDID: device.udid, Topic: TEST_TOPIC, Token: Buffer.alloc(32, 7), PushMagic: 'PM-2' }));
+    const body = Buffer.from(
+      buildPlist({
+        MessageType: 'TokenUpdate',
+        UDID: device.udid,
+        Topic: TEST_TOPIC,
+        Token: Buffer.alloc(32, 7),
+        PushMagic: 'PM-2',
+      }),
+    );
     expect((await device.sendRaw('connect', body)).status).toBe(200);
     expect(await device.checkOut()).toBe(200);
     const row = await server.haishin.store.getDeviceByUdid(device.udid);
@@ -129,7 +157,11 @@ describe('check-in', () => {
 
   it('UserAuthenticate is declined with 410', async () => {
     const device = await enrolledDevice();
-    const status = await device.checkIn({ MessageType: 'UserAuthenticate', UDID: device.udid, UserID: randomUUID() });
+    const status = await device.checkIn({
+      MessageType: 'UserAuthenticate',
+      UDID: device.udid,
+      UserID: randomUUID(),
+    });
     expect(status).toBe(410);
   });
 });
@@ -166,7 +198,11 @@ describe('command queue over HTTP', () => {
     expect(commandUuid(secondSession[0]!)).toBe(install.uuid);
     expect(secondSession.map((e) => e.sent)).toEqual(['Idle', 'Acknowledged', 'Acknowledged']);
     const installCommand = parsePlistDict(install.payload).Command as PlistDict;
-    expect(installCommand).toMatchObject({ RequestType: 'InstallApplication', iTunesStoreID: 361309726, Options: { PurchaseMethod: 1 } });
+    expect(installCommand).toMatchObject({
+      RequestType: 'InstallApplication',
+      iTunesStoreID: 361309726,
+      Options: { PurchaseMethod: 1 },
+    });
   });
 
   it('a command handed out and never answered is handed out again (at-least-once)', async () => {
@@ -210,10 +246,18 @@ describe('command queue over HTTP', () => {
   it('keeps an Error report with its ErrorChain and RejectionReason raw', async () => {
     const device = await enrolledDevice();
     const chain = [
-      { ErrorCode: 12064, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: 'Could not retrieve license for the app with iTunes Store ID 361309726.' },
+      {
+        ErrorCode: 12064,
+        ErrorDomain: 'MCMDMErrorDomain',
+        LocalizedDescription: 'Could not retrieve license for the app with iTunes Store ID 361309726.',
+      },
       { ErrorCode: 2605, ErrorDomain: 'DeviceManagement.error', LocalizedDescription: 'License not found' },
     ];
-    device.behaviours.set('InstallApplication', { kind: 'error', chain, rejectionReason: 'CouldNotVerifyAppID' });
+    device.behaviours.set('InstallApplication', {
+      kind: 'error',
+      chain,
+      rejectionReason: 'CouldNotVerifyAppID',
+    });
     const install = await enqueue(device, (u) => installVppApplication(u, { adamId: 361309726 }));
     await device.connect();
     const result = await server.haishin.store.db.kysely
@@ -246,10 +290,14 @@ describe('refusals: always 400, never 401', () => {
 
   it('a signature from a certificate not issued by haishin', async () => {
     const foreignCa = createDeviceCa({ now: new Date() });
-    const foreign = new CmsSigner(issueDeviceIdentity(foreignCa, { now: new Date(), commonName: 'forged', keyBits: 1024 }));
+    const foreign = new CmsSigner(
+      issueDeviceIdentity(foreignCa, { now: new Date(), commonName: 'forged', keyBits: 1024 }),
+    );
     const body = idle(device.udid);
     await expectRefused(device.sendRaw('connect', body, foreign.sign(body)));
-    const auth = Buffer.from(buildPlist({ MessageType: 'Authenticate', UDID: randomUUID(), Topic: TEST_TOPIC }));
+    const auth = Buffer.from(
+      buildPlist({ MessageType: 'Authenticate', UDID: randomUUID(), Topic: TEST_TOPIC }),
+    );
     await expectRefused(device.sendRaw('checkin', auth, foreign.sign(auth)));
   });
 
@@ -261,9 +309,13 @@ describe('refusals: always 400, never 401', () => {
 
   it("a valid certificate used for another device's UDID", async () => {
     await expectRefused(device.sendRaw('connect', idle(other.udid)));
-    const auth = Buffer.from(buildPlist({ MessageType: 'Authenticate', UDID: other.udid, Topic: TEST_TOPIC, SerialNumber: 'X' }));
+    const auth = Buffer.from(
+      buildPlist({ MessageType: 'Authenticate', UDID: other.udid, Topic: TEST_TOPIC, SerialNumber: 'X' }),
+    );
     await expectRefused(device.sendRaw('checkin', auth));
-    const hijack = Buffer.from(buildPlist({ MessageType: 'Authenticate', UDID: randomUUID(), Topic: TEST_TOPIC }));
+    const hijack = Buffer.from(
+      buildPlist({ MessageType: 'Authenticate', UDID: randomUUID(), Topic: TEST_TOPIC }),
+    );
     await expectRefused(device.sendRaw('checkin', hijack));
   });
 

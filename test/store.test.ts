@@ -51,10 +51,18 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
     pg?.stop();
   });
 
-  async function enrolledDevice(udid = randomUUID()): Promise<{ deviceId: string; identity: IdentityRecord }> {
+  async function enrolledDevice(
+    udid = randomUUID(),
+  ): Promise<{ deviceId: string; identity: IdentityRecord }> {
     const root = await store.ensureRootGroup(T0);
     const fingerprint = randomUUID().replace(/-/g, '');
-    await store.recordIssuedIdentity({ fingerprint, serialHex: '01', groupId: root.id, issuedAt: T0, notAfter: later(1e10) });
+    await store.recordIssuedIdentity({
+      fingerprint,
+      serialHex: '01',
+      groupId: root.id,
+      issuedAt: T0,
+      notAfter: later(1e10),
+    });
     const identity = (await store.mdm.findIdentity(fingerprint))!;
     const { deviceId } = await store.mdm.authenticate(facts(udid), identity, T0);
     await store.mdm.tokenUpdate(
@@ -73,14 +81,22 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
     return { deviceId, identity };
   }
 
-  const command = (type = 'DeviceInformation') => ({ uuid: randomUUID(), requestType: type, payload: `<plist>${type}</plist>` });
+  const command = (type = 'DeviceInformation') => ({
+    uuid: randomUUID(),
+    requestType: type,
+    payload: `<plist>${type}</plist>`,
+  });
 
   it.skipIf(!enabled)('migrates idempotently and keeps exactly one root group', async () => {
     expect(await migrate(store.db)).toEqual([]);
     await store.ensureRootGroup(later(1000));
     const root = await store.rootGroup();
     expect(root?.parent_id).toBeNull();
-    const all = await store.db.kysely.selectFrom('groups').selectAll().where('parent_id', 'is', null).execute();
+    const all = await store.db.kysely
+      .selectFrom('groups')
+      .selectAll()
+      .where('parent_id', 'is', null)
+      .execute();
     expect(all).toHaveLength(1);
   });
 
@@ -131,18 +147,21 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
     expect(await store.queueLength(udid)).toBe(2);
   });
 
-  it.skipIf(!enabled)('re-Authenticate clears the queue and disables the channel until TokenUpdate', async () => {
-    const udid = randomUUID();
-    const { identity } = await enrolledDevice(udid);
-    const queued = command();
-    await store.mdm.enqueue([udid], queued, 0, later(1));
-    const { clearedCommandUuids } = await store.mdm.authenticate(facts(udid), identity, later(2));
-    expect(clearedCommandUuids).toEqual([queued.uuid]);
-    await store.mdm.enqueue([udid], command(), 0, later(3));
-    expect(await store.mdm.nextCommand(udid, later(4))).toBeNull();
-    const device = await store.getDeviceByUdid(udid);
-    expect(device?.status).toBe('pending');
-  });
+  it.skipIf(!enabled)(
+    're-Authenticate clears the queue and disables the channel until TokenUpdate',
+    async () => {
+      const udid = randomUUID();
+      const { identity } = await enrolledDevice(udid);
+      const queued = command();
+      await store.mdm.enqueue([udid], queued, 0, later(1));
+      const { clearedCommandUuids } = await store.mdm.authenticate(facts(udid), identity, later(2));
+      expect(clearedCommandUuids).toEqual([queued.uuid]);
+      await store.mdm.enqueue([udid], command(), 0, later(3));
+      expect(await store.mdm.nextCommand(udid, later(4))).toBeNull();
+      const device = await store.getDeviceByUdid(udid);
+      expect(device?.status).toBe('pending');
+    },
+  );
 
   it.skipIf(!enabled)('marks NotNow without dropping the command, and CheckOut unenrolls', async () => {
     const udid = randomUUID();
@@ -159,7 +178,12 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
   it.skipIf(!enabled)('keeps device facts as JSON with their time', async () => {
     const udid = randomUUID();
     const { deviceId } = await enrolledDevice(udid);
-    await store.mdm.saveDeviceFacts(deviceId, 'facts', { OSVersion: '17.5', IsMultiUser: true, AvailableDeviceCapacity: 0.1 }, later(9));
+    await store.mdm.saveDeviceFacts(
+      deviceId,
+      'facts',
+      { OSVersion: '17.5', IsMultiUser: true, AvailableDeviceCapacity: 0.1 },
+      later(9),
+    );
     const device = await store.getDeviceByUdid(udid);
     expect(device?.os_version).toBe('17.5');
     expect(device?.is_shared_ipad).toBe(1);

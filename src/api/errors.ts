@@ -16,7 +16,12 @@ export class ApiError extends Error {
     this.details = details;
   }
 
-  static of(status: number, code: ApiMessageCode, params: Record<string, string | number> = {}, details?: unknown): ApiError {
+  static of(
+    status: number,
+    code: ApiMessageCode,
+    params: Record<string, string | number> = {},
+    details?: unknown,
+  ): ApiError {
     return new ApiError(status, code, apiMessage(code, params), details);
   }
 }

@@ -9,14 +9,17 @@ import type { VppTokens } from '../engine/vpp-tokens.ts';
 export async function registerVppNotify(app: FastifyInstance, tokens: VppTokens): Promise<void> {
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 5 * 1024 * 1024 }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 5 * 1024 * 1024 }, (_req, body, done) =>
+      done(null, body),
+    );
     scope.post('/vpp/notify', async (req, reply) => {
       const auth = req.headers.authorization;
       const bearer = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] : undefined;
       const tracker = bearer ? await tokens.trackerForNotification(bearer) : undefined;
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const result = await handleVppNotifyRequest(() => tracker, req.headers, body);
-      if (result.status !== 200) req.log.warn({ status: result.status, body: result.body }, 'vpp notification refused');
+      if (result.status !== 200)
+        req.log.warn({ status: result.status, body: result.body }, 'vpp notification refused');
       return reply.code(result.status).send(result.body);
     });
   });

@@ -37,7 +37,8 @@ function demoPushIdentity(dataDir: string, now: Date): PushIdentity {
   const file = join(dataDir, 'demo-push.json');
   if (existsSync(file)) {
     const stored = JSON.parse(readFileSync(file, 'utf8')) as PushIdentity & { notAfter: string };
-    if (new Date(stored.notAfter).getTime() > now.getTime()) return { ...stored, notAfter: new Date(stored.notAfter) };
+    if (new Date(stored.notAfter).getTime() > now.getTime())
+      return { ...stored, notAfter: new Date(stored.notAfter) };
   }
   const identity = generateDemoPushIdentity(now);
   writeFileSync(file, JSON.stringify(identity), { mode: 0o600 });
@@ -48,7 +49,11 @@ function demoPushIdentity(dataDir: string, now: Date): PushIdentity {
 function demoTokenFile(dataDir: string, name: string, expiresInDays: number, now: Date): string {
   const file = join(dataDir, `demo-token-${name}.vpptoken`);
   if (existsSync(file)) return readFileSync(file, 'utf8');
-  const text = FakeVppService.tokenFile(`demo-${name}-${now.getTime()}`, '教育委員会', new Date(now.getTime() + expiresInDays * DAY_MS));
+  const text = FakeVppService.tokenFile(
+    `demo-${name}-${now.getTime()}`,
+    '教育委員会',
+    new Date(now.getTime() + expiresInDays * DAY_MS),
+  );
   writeFileSync(file, text, { mode: 0o600 });
   return text;
 }
@@ -56,7 +61,8 @@ function demoTokenFile(dataDir: string, name: string, expiresInDays: number, now
 /** `haishin demo`: the server, the fakes of Apple's services and a fleet of iPads, all on 127.0.0.1. */
 export async function runDemo(options: DemoOptions): Promise<void> {
   const count = Number(options.devices);
-  if (!Number.isInteger(count) || count < 10 || count > 100_000) throw new Error('--devices must be between 10 and 100000');
+  if (!Number.isInteger(count) || count < 10 || count > 100_000)
+    throw new Error('--devices must be between 10 and 100000');
   const budgetMs = options.budget ? parseDuration(options.budget) : null;
   const lang: Lang = (options.lang ?? process.env.LANG ?? '').startsWith('ja') ? 'ja' : 'en';
   const t = (ja: string, en: string) => (lang === 'ja' ? ja : en);
@@ -76,7 +82,14 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const vppUrl = await vpp.listen();
   const appMeta = new FakeAppMeta();
   for (const app of SCENARIO_APPS) {
-    appMeta.add({ adamId: app.adamId, name: app.name, bundleId: app.bundleId, sizeBytes: app.sizeBytes, minimumOsVersion: app.minimumOsVersion, contentRating: app.contentRating });
+    appMeta.add({
+      adamId: app.adamId,
+      name: app.name,
+      bundleId: app.bundleId,
+      sizeBytes: app.sizeBytes,
+      minimumOsVersion: app.minimumOsVersion,
+      contentRating: app.contentRating,
+    });
   }
   const appMetaUrl = await appMeta.listen();
 
@@ -131,16 +144,34 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     console.log(t(`haishin デモ — ${baseUrl}`, `haishin demo — ${baseUrl}`));
 
     // The fleet: scenario devices with their stories, enrolled over HTTP with real CMS signatures.
-    const catalog = new Map(SCENARIO_APPS.map((a) => [Number(a.adamId), { bundleId: a.bundleId, name: a.name, version: '1.0', sizeBytes: a.sizeBytes, minimumOsVersion: a.minimumOsVersion }]));
+    const catalog = new Map(
+      SCENARIO_APPS.map((a) => [
+        Number(a.adamId),
+        {
+          bundleId: a.bundleId,
+          name: a.name,
+          version: '1.0',
+          sizeBytes: a.sizeBytes,
+          minimumOsVersion: a.minimumOsVersion,
+        },
+      ]),
+    );
     const stories = Array.from({ length: count }, (_, i) => scenarioDevice(i));
     const devices = stories.map((s) => {
-      const preinstalled = s.preinstalled.map((bundleId) => ({ bundleId, name: 'Keynote', version: '13.2', sizeBytes: 600_000_000 }));
+      const preinstalled = s.preinstalled.map((bundleId) => ({
+        bundleId,
+        name: 'Keynote',
+        version: '13.2',
+        sizeBytes: 600_000_000,
+      }));
       const device = fleet.add(new SimDevice({ spec: { ...s.spec, installedApps: preinstalled }, catalog }));
       for (const [type, behaviour] of s.behaviours) device.behaviours.set(type, behaviour);
       return device;
     });
     const enrollStart = Date.now();
-    await mapLimit(devices, 16, (d, i) => d.enroll(`${baseUrl}/mdm/enroll?group=${groups.get(stories[i]!.group)}`));
+    await mapLimit(devices, 16, (d, i) =>
+      d.enroll(`${baseUrl}/mdm/enroll?group=${groups.get(stories[i]!.group)}`),
+    );
     for (const [i, s] of stories.entries()) {
       const device = devices[i]!;
       if (s.checkOutAfterEnroll) {
@@ -149,12 +180,18 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       }
       device.online = s.online;
     }
-    console.log(t(`iPad ${count} 台を登録しました（${((Date.now() - enrollStart) / 1000).toFixed(1)} 秒）`, `${count} iPads enrolled in ${((Date.now() - enrollStart) / 1000).toFixed(1)} s`));
+    console.log(
+      t(
+        `iPad ${count} 台を登録しました（${((Date.now() - enrollStart) / 1000).toFixed(1)} 秒）`,
+        `${count} iPads enrolled in ${((Date.now() - enrollStart) / 1000).toFixed(1)} s`,
+      ),
+    );
 
     // Facts first, as an administrator would refresh them: storage, restrictions, users, apps.
     const rows = await haishin.store.devices.list({ limit: 1_000_000 });
     const { enqueueRefresh } = await import('../engine/refresh.ts');
-    for (const row of rows) if (row.status === 'enrolled') await enqueueRefresh(haishin.store, row.id, systemClock.now());
+    for (const row of rows)
+      if (row.status === 'enrolled') await enqueueRefresh(haishin.store, row.id, systemClock.now());
     await haishin.pusher!.push(rows.filter((r) => r.status === 'enrolled').map((r) => r.id));
     await fleet.idle();
 
@@ -168,17 +205,34 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       },
       'demo',
     );
-    console.log(t(`配信を開始しました: アプリ ${SCENARIO_APPS.length} 本 × iPad ${count} 台 = ジョブ ${distribution.jobCount} 件`, `distribution started: ${SCENARIO_APPS.length} apps × ${count} iPads = ${distribution.jobCount} jobs`));
+    console.log(
+      t(
+        `配信を開始しました: アプリ ${SCENARIO_APPS.length} 本 × iPad ${count} 台 = ジョブ ${distribution.jobCount} 件`,
+        `distribution started: ${SCENARIO_APPS.length} apps × ${count} iPads = ${distribution.jobCount} jobs`,
+      ),
+    );
     // One teacher's iPad is taken out of the distribution by an administrator.
-    const cancelTarget = (await haishin.store.jobs.list({ distributionId: distribution.id, limit: 1_000_000 })).find((j) => j.device_id === rows.find((r) => r.serial_number === 'DMO000000012')?.id);
+    const cancelTarget = (
+      await haishin.store.jobs.list({ distributionId: distribution.id, limit: 1_000_000 })
+    ).find((j) => j.device_id === rows.find((r) => r.serial_number === 'DMO000000012')?.id);
     if (cancelTarget) await haishin.engine.cancelJob(cancelTarget.id);
 
     const deadline = budgetMs === null ? Number.POSITIVE_INFINITY : started + budgetMs - 3_000;
     await showProgress(haishin, distribution.id, distribution.jobCount, lang, deadline);
     await printSummary(haishin, distribution.id, lang);
     console.log('');
-    console.log(t(`API: ${baseUrl}/api/v1   管理者トークン: ${adminToken ?? '(不明)'}`, `API: ${baseUrl}/api/v1   admin token: ${adminToken ?? '(unknown)'}`));
-    console.log(t(`例: curl -H "Authorization: Bearer ${adminToken}" ${baseUrl}/api/v1/distributions/${distribution.id}`, `try: curl -H "Authorization: Bearer ${adminToken}" ${baseUrl}/api/v1/distributions/${distribution.id}`));
+    console.log(
+      t(
+        `API: ${baseUrl}/api/v1   管理者トークン: ${adminToken ?? '(不明)'}`,
+        `API: ${baseUrl}/api/v1   admin token: ${adminToken ?? '(unknown)'}`,
+      ),
+    );
+    console.log(
+      t(
+        `例: curl -H "Authorization: Bearer ${adminToken}" ${baseUrl}/api/v1/distributions/${distribution.id}`,
+        `try: curl -H "Authorization: Bearer ${adminToken}" ${baseUrl}/api/v1/distributions/${distribution.id}`,
+      ),
+    );
 
     if (budgetMs !== null) return;
     console.log(t('Ctrl-C で終了します。', 'Press Ctrl-C to stop.'));
@@ -215,7 +269,14 @@ async function buildTree(haishin: Haishin): Promise<Map<string, string>> {
   return ids;
 }
 
-async function buildTokens(haishin: Haishin, vpp: FakeVppService, groups: Map<string, string>, dataDir: string, fleet: number, now: Date) {
+async function buildTokens(
+  haishin: Haishin,
+  vpp: FakeVppService,
+  groups: Map<string, string>,
+  dataDir: string,
+  fleet: number,
+  now: Date,
+) {
   const main = demoTokenFile(dataDir, 'board', 300, now);
   const expiring = demoTokenFile(dataDir, 'junior', 10, now);
   vpp.addToken({ sToken: main, orgName: '教育委員会', locationName: '教育委員会 本部' });
@@ -247,13 +308,21 @@ async function buildTokens(haishin: Haishin, vpp: FakeVppService, groups: Map<st
 
 const BAR = 28;
 
-async function showProgress(haishin: Haishin, distributionId: string, total: number, lang: Lang, deadline: number): Promise<void> {
+async function showProgress(
+  haishin: Haishin,
+  distributionId: string,
+  total: number,
+  lang: Lang,
+  deadline: number,
+): Promise<void> {
   const tty = process.stdout.isTTY === true;
   let drawn = 0;
   let lastPlain = 0;
   for (;;) {
     const counts = await haishin.store.jobs.counts(distributionId);
-    const done = Object.entries(counts).filter(([s]) => isTerminal(s as JobStatus)).reduce((n, [, c]) => n + c, 0);
+    const done = Object.entries(counts)
+      .filter(([s]) => isTerminal(s as JobStatus))
+      .reduce((n, [, c]) => n + c, 0);
     const lines = JOB_STATUSES.filter((s) => (counts[s] ?? 0) > 0).map((s) => {
       const n = counts[s] ?? 0;
       const width = Math.max(1, Math.round((n / total) * BAR));
@@ -265,7 +334,11 @@ async function showProgress(haishin: Haishin, distributionId: string, total: num
       process.stdout.write(`${header}\n${lines.join('\n')}\n`);
       drawn = lines.length + 1;
     } else if (Date.now() - lastPlain > 2_000 || done === total) {
-      console.log(`${header}: ${JOB_STATUSES.filter((s) => counts[s]).map((s) => `${jobStatusLabel(s)[lang]}=${counts[s]}`).join(', ')}`);
+      console.log(
+        `${header}: ${JOB_STATUSES.filter((s) => counts[s])
+          .map((s) => `${jobStatusLabel(s)[lang]}=${counts[s]}`)
+          .join(', ')}`,
+      );
       lastPlain = Date.now();
     }
     if (done === total || Date.now() > deadline) return;
@@ -275,7 +348,16 @@ async function showProgress(haishin: Haishin, distributionId: string, total: num
 
 /** Pads by display width: CJK characters take two columns in a terminal. */
 function padLabel(text: string, width: number): string {
-  const w = [...text].reduce((n, ch) => n + (/[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(ch) ? 2 : 1), 0);
+  const w = [...text].reduce(
+    (n, ch) =>
+      n +
+      (/[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(
+        ch,
+      )
+        ? 2
+        : 1),
+    0,
+  );
   return text + ' '.repeat(Math.max(0, width - w));
 }
 
@@ -284,11 +366,17 @@ async function printSummary(haishin: Haishin, distributionId: string, lang: Lang
   const counts = await haishin.store.jobs.counts(distributionId);
   console.log('');
   console.log(t('== 結果 ==', '== summary =='));
-  for (const s of JOB_STATUSES) if (counts[s]) console.log(`  ${padLabel(jobStatusLabel(s)[lang], 28)} ${String(counts[s]).padStart(6)}`);
+  for (const s of JOB_STATUSES)
+    if (counts[s]) console.log(`  ${padLabel(jobStatusLabel(s)[lang], 28)} ${String(counts[s]).padStart(6)}`);
 
   // Cancelled jobs were an administrator's decision, not a failure to explain.
-  const jobs = (await haishin.store.jobs.list({ distributionId, limit: 1_000_000 })).filter((j) => j.status !== 'success' && j.status !== 'cancelled');
-  const classes = new Map<string, { status: string; code: CauseCode | null; devices: number[]; jobs?: number }>();
+  const jobs = (await haishin.store.jobs.list({ distributionId, limit: 1_000_000 })).filter(
+    (j) => j.status !== 'success' && j.status !== 'cancelled',
+  );
+  const classes = new Map<
+    string,
+    { status: string; code: CauseCode | null; devices: number[]; jobs?: number }
+  >();
   for (const job of jobs) {
     const causes = await haishin.engine.diagnose(job);
     const code = causes[0]?.code ?? null;
@@ -305,8 +393,13 @@ async function printSummary(haishin: Haishin, distributionId: string, lang: Lang
   for (const entry of [...classes.values()].sort((a, b) => (b.jobs ?? 0) - (a.jobs ?? 0))) {
     const label = jobStatusLabel(entry.status as JobStatus)[lang];
     const cause = entry.code ? CATALOGUE[entry.code] : null;
-    const sample = entry.devices.slice(0, 5).map((n) => `#${n}`).join(', ');
-    console.log(`- ${label} × ${entry.jobs ?? 0}  (${t('端末番号', 'device numbers')} ${sample}${entry.devices.length > 5 ? ', …' : ''})`);
+    const sample = entry.devices
+      .slice(0, 5)
+      .map((n) => `#${n}`)
+      .join(', ');
+    console.log(
+      `- ${label} × ${entry.jobs ?? 0}  (${t('端末番号', 'device numbers')} ${sample}${entry.devices.length > 5 ? ', …' : ''})`,
+    );
     if (cause) {
       console.log(`    ${t('原因', 'cause')}: ${cause.title[lang]} [${entry.code}]`);
       console.log(`    ${t('対処', 'remedy')}: ${cause.remedy[lang]}`);

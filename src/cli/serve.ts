@@ -19,14 +19,20 @@ function readFile(path: string, variable: string): Buffer {
 export function pushIdentityFromConfig(config: Config, env: NodeJS.ProcessEnv, now: Date): PushIdentity {
   const { certFile, keyFile } = config.apns;
   if (!certFile) {
-    throw new ConfigError('HAISHIN_APNS_CERT is not set: haishin needs your MDM push certificate (PEM with HAISHIN_APNS_KEY, or a .p12)');
+    throw new ConfigError(
+      'HAISHIN_APNS_CERT is not set: haishin needs your MDM push certificate (PEM with HAISHIN_APNS_KEY, or a .p12)',
+    );
   }
   const cert = readFile(certFile, 'HAISHIN_APNS_CERT');
   if (/\.(p12|pfx)$/i.test(certFile)) {
     return loadPushIdentity({ pkcs12: cert, password: env.HAISHIN_APNS_CERT_PASSWORD ?? '' }, now);
   }
-  if (!keyFile) throw new ConfigError('HAISHIN_APNS_KEY is not set: give the private key of the push certificate (PEM)');
-  return loadPushIdentity({ certPem: cert.toString('utf8'), keyPem: readFile(keyFile, 'HAISHIN_APNS_KEY').toString('utf8') }, now);
+  if (!keyFile)
+    throw new ConfigError('HAISHIN_APNS_KEY is not set: give the private key of the push certificate (PEM)');
+  return loadPushIdentity(
+    { certPem: cert.toString('utf8'), keyPem: readFile(keyFile, 'HAISHIN_APNS_KEY').toString('utf8') },
+    now,
+  );
 }
 
 export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
@@ -43,7 +49,9 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   });
   await haishin.app.listen({ host: config.listen.host, port: config.listen.port });
   const root = await haishin.store.rootGroup();
-  console.log(`haishin listening on ${config.listen.host}:${config.listen.port} (public URL ${config.publicUrl})`);
+  console.log(
+    `haishin listening on ${config.listen.host}:${config.listen.port} (public URL ${config.publicUrl})`,
+  );
   console.log(`push topic ${push.topic}, certificate valid until ${push.notAfter.toISOString()}`);
   console.log(`enrollment link for the root group: ${config.publicUrl}/mdm/enroll?group=${root?.id}`);
   const stop = async () => {

@@ -41,7 +41,8 @@ export function parseConfig(env: Env): Config {
   const integer = (name: string, fallback: number, min: number) => {
     const text = get(name, String(fallback));
     const value = Number(text);
-    if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name}="${text}" must be an integer ≥ ${min}`);
+    if (!Number.isInteger(value) || value < min)
+      throw new ConfigError(`${name}="${text}" must be an integer ≥ ${min}`);
     return value;
   };
 
@@ -52,7 +53,8 @@ export function parseConfig(env: Env): Config {
     throw new ConfigError(`HAISHIN_LISTEN="${listenText}" must be host:port, e.g. 127.0.0.1:8080`);
   }
   const publicUrl = get('HAISHIN_PUBLIC_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
-  if (!/^https?:\/\//.test(publicUrl)) throw new ConfigError(`HAISHIN_PUBLIC_URL="${publicUrl}" must start with https:// or http://`);
+  if (!/^https?:\/\//.test(publicUrl))
+    throw new ConfigError(`HAISHIN_PUBLIC_URL="${publicUrl}" must start with https:// or http://`);
   const deviceKeyBits = integer('HAISHIN_DEVICE_KEY_BITS', 2048, 1024);
 
   return {

@@ -57,7 +57,8 @@ export function effectiveAutoAssign(
   return { groupId, tokenId: null, inheritedFrom: null };
 }
 
-export type TokenState = 'active' | 'expiring' | 'expired' | 'revoked' | 'invalid' | 'other_mdm' | 'legacy_unmigrated';
+export type TokenState =
+  'active' | 'expiring' | 'expired' | 'revoked' | 'invalid' | 'other_mdm' | 'legacy_unmigrated';
 export type TokenClaim = 'ours' | 'other_mdm' | 'unclaimed' | 'legacy_unmigrated';
 
 const DAY_MS = 86_400_000;
@@ -68,7 +69,10 @@ export const EXPIRY_WARNING_DAYS = [30, 14, 7, 1] as const;
  * What the administrator sees about a token. Apple's verdicts (revoked, invalid) win over the
  * local view, expiry over claims: an expired token cannot be used whoever claims it.
  */
-export function tokenState(t: { expiresAt: Date; claim: TokenClaim; appleState: string | null }, now: Date): TokenState {
+export function tokenState(
+  t: { expiresAt: Date; claim: TokenClaim; appleState: string | null },
+  now: Date,
+): TokenState {
   if (t.appleState === 'revoked') return 'revoked';
   if (t.appleState === 'invalid') return 'invalid';
   if (t.appleState === 'expired' || t.expiresAt.getTime() <= now.getTime()) return 'expired';

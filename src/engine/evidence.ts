@@ -17,7 +17,8 @@ const parse = (text: string | null): unknown => {
 };
 const obj = (v: unknown): Json => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-const strings = (v: unknown): string[] | null => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : null);
+const strings = (v: unknown): string[] | null =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : null;
 const date = (v: string | null | undefined): Date | null => (v ? new Date(v) : null);
 
 /**
@@ -35,7 +36,9 @@ export async function gatherEvidence(
   const asset = await store.vpp.asset(job.token_id, job.adam_id);
   const history = await store.jobs.history(job.id);
   const error = obj(parse(job.error));
-  const chain = Array.isArray(error.chain) ? (error.chain as ChainItem[]).filter((c) => typeof c.code === 'number') : [];
+  const chain = Array.isArray(error.chain)
+    ? (error.chain as ChainItem[]).filter((c) => typeof c.code === 'number')
+    : [];
   const evidence: Evidence = {
     now,
     thresholds,
@@ -63,17 +66,28 @@ export async function gatherEvidence(
     const allTokens = await store.vpp.allTokens();
     const allShares = await store.vpp.shares();
     const usable = allTokens.filter((t) =>
-      tokenUsableIn({ tokenId: t.id, registeredGroupId: t.group_id, sharedGroupIds: allShares.filter((s) => s.token_id === t.id).map((s) => s.group_id) }, device.group_id),
+      tokenUsableIn(
+        {
+          tokenId: t.id,
+          registeredGroupId: t.group_id,
+          sharedGroupIds: allShares.filter((s) => s.token_id === t.id).map((s) => s.group_id),
+        },
+        device.group_id,
+      ),
     );
     const lastError = obj(parse(token.last_error));
     evidence.token = {
       id: token.id,
-      state: tokenState({ expiresAt: new Date(token.expires_at), claim: token.claim_state, appleState: token.apple_state }, now),
+      state: tokenState(
+        { expiresAt: new Date(token.expires_at), claim: token.claim_state, appleState: token.apple_state },
+        now,
+      ),
       expiresAt: new Date(token.expires_at),
       registeredGroupId: token.group_id,
       sharedToDeviceGroup: shares.includes(device.group_id),
       vppErrorNumbers: typeof lastError.errorNumber === 'number' ? [lastError.errorNumber] : [],
-      otherMdmName: typeof obj(lastError.other).name === 'string' ? (obj(lastError.other).name as string) : null,
+      otherMdmName:
+        typeof obj(lastError.other).name === 'string' ? (obj(lastError.other).name as string) : null,
     };
     evidence.groups = {
       deviceGroupId: device.group_id,
@@ -86,8 +100,14 @@ export async function gatherEvidence(
   }
 
   if (device?.serial_number) {
-    const [licence] = await store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: device.serial_number });
-    const vppNumber = /^license (\d{4})$/.exec(job.reason ?? '')?.[1] ?? (licence?.error_code ? String(licence.error_code) : undefined);
+    const [licence] = await store.vpp.licenses({
+      tokenId: job.token_id,
+      adamId: job.adam_id,
+      serialNumber: device.serial_number,
+    });
+    const vppNumber =
+      /^license (\d{4})$/.exec(job.reason ?? '')?.[1] ??
+      (licence?.error_code ? String(licence.error_code) : undefined);
     evidence.licence = {
       assignmentState: licence?.state ?? null,
       ...(licence ? { assignedToSerial: licence.state === 'assigned' } : {}),
@@ -102,7 +122,9 @@ export async function gatherEvidence(
     const facts = obj(parse(device.facts));
     const restrictions = obj(parse(device.restrictions));
     const users = Array.isArray(parse(device.shared_users)) ? (parse(device.shared_users) as Json[]) : null;
-    const installed = Array.isArray(parse(device.installed_apps)) ? (parse(device.installed_apps) as Json[]) : null;
+    const installed = Array.isArray(parse(device.installed_apps))
+      ? (parse(device.installed_apps) as Json[])
+      : null;
     const managed = obj(parse(device.managed_apps));
     evidence.push = {
       lastResult: typeof push.kind === 'string' ? (push.kind as PushResultKind) : null,
@@ -111,7 +133,9 @@ export async function gatherEvidence(
     };
     const managedIds = new Set(Object.keys(managed));
     const installedApps: InstalledApp[] | null = installed
-      ? installed.filter((a) => typeof a.Identifier === 'string').map((a) => ({ bundleId: a.Identifier as string, managed: managedIds.has(a.Identifier as string) }))
+      ? installed
+          .filter((a) => typeof a.Identifier === 'string')
+          .map((a) => ({ bundleId: a.Identifier as string, managed: managedIds.has(a.Identifier as string) }))
       : null;
     evidence.device = {
       status: device.status,
@@ -120,20 +144,32 @@ export async function gatherEvidence(
       osVersion: device.os_version,
       productName: device.product_name,
       isSharedIPad: device.is_shared_ipad === 1,
-      ...(device.facts ? { availableCapacityGb: num(facts.AvailableDeviceCapacity), cellular: facts.CellularTechnology !== undefined && facts.CellularTechnology !== 0 } : {}),
+      ...(device.facts
+        ? {
+            availableCapacityGb: num(facts.AvailableDeviceCapacity),
+            cellular: facts.CellularTechnology !== undefined && facts.CellularTechnology !== 0,
+          }
+        : {}),
       ...(users ? { loggedInUsers: users.filter((u) => u.IsLoggedIn === true).length } : {}),
       ...(device.restrictions
         ? {
             restrictions: {
               ratingApps: num(obj(obj(restrictions.restrictedValue).ratingApps).value),
-              allowListedAppBundleIDs: strings(obj(obj(restrictions.intersection).allowListedAppBundleIDs).values),
+              allowListedAppBundleIDs: strings(
+                obj(obj(restrictions.intersection).allowListedAppBundleIDs).values,
+              ),
               blockedAppBundleIDs: strings(obj(obj(restrictions.union).blockedAppBundleIDs).values),
-              allowAppInstallation: typeof obj(obj(restrictions.restrictedBool).allowAppInstallation).value === 'boolean' ? (obj(obj(restrictions.restrictedBool).allowAppInstallation).value as boolean) : null,
+              allowAppInstallation:
+                typeof obj(obj(restrictions.restrictedBool).allowAppInstallation).value === 'boolean'
+                  ? (obj(obj(restrictions.restrictedBool).allowAppInstallation).value as boolean)
+                  : null,
             },
           }
         : {}),
       ...(installedApps ? { installedApps } : {}),
-      managedButUninstalledBundleIds: Object.entries(managed).filter(([, v]) => obj(v).Status === 'ManagedButUninstalled').map(([k]) => k),
+      managedButUninstalledBundleIds: Object.entries(managed)
+        .filter(([, v]) => obj(v).Status === 'ManagedButUninstalled')
+        .map(([k]) => k),
     };
   }
 

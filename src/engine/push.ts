@@ -31,7 +31,14 @@ export class DevicePusher {
 
   async push(deviceIds: readonly string[]): Promise<PushSummary> {
     const targets = await this.#store.devices.pushTargets(deviceIds);
-    const summary: PushSummary = { sent: 0, unregistered: 0, badToken: 0, certificateProblem: 0, failed: 0, notPushable: deviceIds.length - targets.length };
+    const summary: PushSummary = {
+      sent: 0,
+      unregistered: 0,
+      badToken: 0,
+      certificateProblem: 0,
+      failed: 0,
+      notPushable: deviceIds.length - targets.length,
+    };
     const tokenTimes = new Map(targets.map((t) => [t.deviceId, t.tokenUpdatedAt]));
     const results: PushResult[] = [];
     await this.#apns.pushMany(
@@ -67,7 +74,11 @@ export class DevicePusher {
     }
     if (summary.certificateProblem > 0) {
       const problem = results.find((r) => r.outcome.kind === 'certificate_problem');
-      await this.#store.putSetting(PUSH_CERTIFICATE_ALERT, JSON.stringify({ at: this.#clock.now().toISOString(), outcome: problem?.outcome }), this.#clock.now());
+      await this.#store.putSetting(
+        PUSH_CERTIFICATE_ALERT,
+        JSON.stringify({ at: this.#clock.now().toISOString(), outcome: problem?.outcome }),
+        this.#clock.now(),
+      );
     }
     return summary;
   }

@@ -9,7 +9,14 @@ import type { VppClientConfig, VppMdmInfo } from '../apple/vpp/wire.ts';
 import type { AppMeta, AppMetaLookup } from '../apple/appmeta/client.ts';
 import type { Clock } from '../core/clock.ts';
 import { Refusal } from '../core/refusal.ts';
-import { checkShare, dueExpiryWarning, effectiveAutoAssign, EXPIRY_WARNING_DAYS, tokenState, tokenUsableIn } from '../core/tokens.ts';
+import {
+  checkShare,
+  dueExpiryWarning,
+  effectiveAutoAssign,
+  EXPIRY_WARNING_DAYS,
+  tokenState,
+  tokenUsableIn,
+} from '../core/tokens.ts';
 import type { EffectiveAutoAssign, TokenState } from '../core/tokens.ts';
 import type { Store } from '../store/store.ts';
 import type { SecretBox } from '../store/secretbox.ts';
@@ -23,7 +30,11 @@ export interface VppTokensOptions {
   publicUrl: string;
   mdmInfo: VppMdmInfo;
   /** Tests and the demo may pass options (pacing, sleep) for the per-token clients. */
-  clientOptions?: { sleep?: (ms: number) => Promise<void>; pacing?: { perSecond?: number; burst?: number } | false; maxRetries?: number };
+  clientOptions?: {
+    sleep?: (ms: number) => Promise<void>;
+    pacing?: { perSecond?: number; burst?: number } | false;
+    maxRetries?: number;
+  };
   /** Poll-fallback intervals of the event trackers (DESIGN §6 defaults: 5 min, 30 s, 10 min). */
   eventTiming?: { pollAfterMs?: number; pollEveryMs?: number; resubmitAfterMs?: number };
   onError?: (error: Error) => void;
@@ -117,7 +128,10 @@ export class VppTokens {
           await this.#store.vpp.setAssetCounts(
             tokenId,
             change.adamId,
-            { assigned: asset.assigned_count + change.countDelta, available: asset.available_count - change.countDelta },
+            {
+              assigned: asset.assigned_count + change.countDelta,
+              available: asset.available_count - change.countDelta,
+            },
             this.#now(),
           );
         },
@@ -144,7 +158,8 @@ export class VppTokens {
     const at = this.#now();
     const licences = await this.#store.vpp.licenses({ tokenId, states: ['assigning', 'reclaiming'] });
     const byEvent = licences.filter((l) => l.event_id !== null && outcome.eventIds.includes(l.event_id));
-    const rows = byEvent.length > 0 ? byEvent : licences.filter((l) => outcome.perSerial.has(l.serial_number));
+    const rows =
+      byEvent.length > 0 ? byEvent : licences.filter((l) => outcome.perSerial.has(l.serial_number));
     for (const licence of rows) {
       const result = outcome.perSerial.get(licence.serial_number);
       if (!result) continue;
@@ -187,7 +202,8 @@ export class VppTokens {
     try {
       return decodeVppToken(fileText);
     } catch (err) {
-      if (err instanceof VppTokenFileError) throw new Refusal(400, 'token.file_invalid', { detail: err.message });
+      if (err instanceof VppTokenFileError)
+        throw new Refusal(400, 'token.file_invalid', { detail: err.message });
       throw err;
     }
   }
@@ -199,11 +215,16 @@ export class VppTokens {
   }
 
   /** Reads client/config and turns Apple's token-level refusals into the administrator's words. */
-  async #readConfig(client: VppClient): Promise<{ state: 'ours' | 'other_mdm' | 'unclaimed'; config: VppClientConfig }> {
+  async #readConfig(
+    client: VppClient,
+  ): Promise<{ state: 'ours' | 'other_mdm' | 'unclaimed'; config: VppClientConfig }> {
     try {
       return await client.claimState();
     } catch (err) {
-      if (err instanceof VppError) throw new Refusal(409, 'token.apple_refused', { detail: `${err.kind} ${err.errorNumber ?? ''} ${err.errorMessage ?? ''}`.trim() });
+      if (err instanceof VppError)
+        throw new Refusal(409, 'token.apple_refused', {
+          detail: `${err.kind} ${err.errorNumber ?? ''} ${err.errorMessage ?? ''}`.trim(),
+        });
       throw err;
     }
   }
@@ -222,7 +243,11 @@ export class VppTokens {
     const existing = (await this.#store.vpp.allTokens()).find(
       (t) => config.locationId !== null && t.location_id === config.locationId,
     );
-    if (existing) throw new Refusal(409, 'token.group_has_token_for_location', { location: config.locationName ?? '?', id: existing.id });
+    if (existing)
+      throw new Refusal(409, 'token.group_has_token_for_location', {
+        location: config.locationName ?? '?',
+        id: existing.id,
+      });
     const notificationAuthToken = randomBytes(24).toString('base64url');
     let claim: 'ours' | 'other_mdm' = 'other_mdm';
     if (state !== 'other_mdm') {
@@ -257,7 +282,10 @@ export class VppTokens {
     const client = this.clientFor(file.sToken);
     const { state, config } = await this.#readConfig(client);
     if (row.location_id !== null && config.locationId !== row.location_id) {
-      throw new Refusal(409, 'token.renew_other_location', { newLocation: config.locationName ?? '?', location: row.location_name ?? '?' });
+      throw new Refusal(409, 'token.renew_other_location', {
+        newLocation: config.locationName ?? '?',
+        location: row.location_name ?? '?',
+      });
     }
     const newExpiry = config.tokenExpirationDate ?? file.expiresAt;
     if (newExpiry.getTime() <= new Date(row.expires_at).getTime()) {
@@ -266,7 +294,8 @@ export class VppTokens {
         date: row.expires_at.slice(0, 10),
       });
     }
-    if (state === 'other_mdm') throw new Refusal(409, 'token.renew_other_mdm', { other: config.mdmInfo?.name ?? '?' });
+    if (state === 'other_mdm')
+      throw new Refusal(409, 'token.renew_other_mdm', { other: config.mdmInfo?.name ?? '?' });
     await client.claim(this.#claimOptions(row.notification_auth_token));
     await this.#store.vpp.updateToken(
       id,
@@ -302,8 +331,19 @@ export class VppTokens {
     try {
       const { state, config } = await client.claimState();
       if (state === 'other_mdm') {
-        await this.#store.vpp.updateToken(id, { claim_state: 'other_mdm', last_error: JSON.stringify({ kind: 'other_mdm', other: config.mdmInfo }) }, at);
-        throw new Refusal(409, 'token.other_mdm_claim', { location: row.location_name ?? '?', other: config.mdmInfo?.name ?? '?', id });
+        await this.#store.vpp.updateToken(
+          id,
+          {
+            claim_state: 'other_mdm',
+            last_error: JSON.stringify({ kind: 'other_mdm', other: config.mdmInfo }),
+          },
+          at,
+        );
+        throw new Refusal(409, 'token.other_mdm_claim', {
+          location: row.location_name ?? '?',
+          other: config.mdmInfo?.name ?? '?',
+          id,
+        });
       }
       const assets = await client.assets();
       const meta = await this.#appMeta(assets.filter((a) => a.productType !== 'Book').map((a) => a.adamId));
@@ -333,22 +373,39 @@ export class VppTokens {
       );
       await this.#store.vpp.updateToken(
         id,
-        { last_synced_at: at.toISOString(), last_error: null, ...(config.tokenExpirationDate ? { expires_at: config.tokenExpirationDate.toISOString() } : {}) },
+        {
+          last_synced_at: at.toISOString(),
+          last_error: null,
+          ...(config.tokenExpirationDate ? { expires_at: config.tokenExpirationDate.toISOString() } : {}),
+        },
         at,
       );
       return { assets: assets.length, syncedAt: at.toISOString() };
     } catch (err) {
       if (err instanceof VppError) {
-        const appleState = err.kind === 'token_expired' ? 'expired' : err.kind === 'token_revoked' ? 'revoked' : err.kind === 'token_invalid' ? 'invalid' : null;
+        const appleState =
+          err.kind === 'token_expired'
+            ? 'expired'
+            : err.kind === 'token_revoked'
+              ? 'revoked'
+              : err.kind === 'token_invalid'
+                ? 'invalid'
+                : null;
         await this.#store.vpp.updateToken(
           id,
           {
             ...(appleState ? { apple_state: appleState } : {}),
-            last_error: JSON.stringify({ kind: err.kind, errorNumber: err.errorNumber ?? null, message: err.errorMessage ?? err.message }),
+            last_error: JSON.stringify({
+              kind: err.kind,
+              errorNumber: err.errorNumber ?? null,
+              message: err.errorMessage ?? err.message,
+            }),
           },
           at,
         );
-        throw new Refusal(409, 'token.apple_refused', { detail: `${err.kind} ${err.errorNumber ?? ''}`.trim() });
+        throw new Refusal(409, 'token.apple_refused', {
+          detail: `${err.kind} ${err.errorNumber ?? ''}`.trim(),
+        });
       }
       throw err;
     }
@@ -368,7 +425,11 @@ export class VppTokens {
   /** DELETE /vpp-tokens/:id: auto-assigned licences go back to the pool first. */
   async delete(id: string): Promise<LicenseChange[]> {
     await this.mustGet(id);
-    const auto = await this.#store.vpp.licenses({ tokenId: id, origin: 'auto', states: ['assigned', 'assigning'] });
+    const auto = await this.#store.vpp.licenses({
+      tokenId: id,
+      origin: 'auto',
+      states: ['assigned', 'assigning'],
+    });
     const changes = await this.#reclaimRows(auto);
     await this.#store.vpp.deleteToken(id);
     this.#clients.delete(id);
@@ -380,7 +441,11 @@ export class VppTokens {
     const row = await this.mustGet(id);
     if (!(await this.#store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
     const groups = await this.#nodes();
-    const placement = { tokenId: id, registeredGroupId: row.group_id, sharedGroupIds: await this.#store.vpp.sharesOf(id) };
+    const placement = {
+      tokenId: id,
+      registeredGroupId: row.group_id,
+      sharedGroupIds: await this.#store.vpp.sharesOf(id),
+    };
     const refusal = checkShare(groups, placement, groupId, fromGroupId);
     if (refusal) throw new Refusal(409, `share.${refusal}`, { group: groupId, registered: row.group_id });
     await this.#store.vpp.addShare(id, groupId, this.#now());
@@ -389,10 +454,16 @@ export class VppTokens {
   /** Removing a share reclaims the licences assigned through it. */
   async unshare(id: string, groupId: string): Promise<LicenseChange[]> {
     await this.mustGet(id);
-    if (!(await this.#store.vpp.removeShare(id, groupId))) throw new Refusal(404, 'share.not_found', { group: groupId });
+    if (!(await this.#store.vpp.removeShare(id, groupId)))
+      throw new Refusal(404, 'share.not_found', { group: groupId });
     // The token is no longer usable there: an auto-assign setting naming it would silently fail.
-    if ((await this.#store.vpp.autoAssignSettings()).get(groupId) === id) await this.#store.vpp.setAutoAssign(groupId, null, this.#now());
-    const through = await this.#store.vpp.licenses({ tokenId: id, viaGroupId: groupId, states: ['assigned', 'assigning'] });
+    if ((await this.#store.vpp.autoAssignSettings()).get(groupId) === id)
+      await this.#store.vpp.setAutoAssign(groupId, null, this.#now());
+    const through = await this.#store.vpp.licenses({
+      tokenId: id,
+      viaGroupId: groupId,
+      states: ['assigned', 'assigning'],
+    });
     return this.#reclaimRows(through);
   }
 
@@ -400,8 +471,13 @@ export class VppTokens {
     if (!(await this.#store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
     if (tokenId !== null) {
       const row = await this.mustGet(tokenId);
-      const placement = { tokenId, registeredGroupId: row.group_id, sharedGroupIds: await this.#store.vpp.sharesOf(tokenId) };
-      if (!tokenUsableIn(placement, groupId)) throw new Refusal(409, 'autoassign.token_not_usable', { id: tokenId, group: groupId });
+      const placement = {
+        tokenId,
+        registeredGroupId: row.group_id,
+        sharedGroupIds: await this.#store.vpp.sharesOf(tokenId),
+      };
+      if (!tokenUsableIn(placement, groupId))
+        throw new Refusal(409, 'autoassign.token_not_usable', { id: tokenId, group: groupId });
     }
     await this.#store.vpp.setAutoAssign(groupId, tokenId, this.#now());
     return this.effectiveAutoAssign(groupId);
@@ -424,7 +500,8 @@ export class VppTokens {
     origin: 'auto' | 'manual',
     via: string | null | ReadonlyMap<string, string>,
   ): Promise<LicenseChange> {
-    const viaGroupOf = (serial: string) => (via instanceof Map ? (via.get(serial) ?? null) : (via as string | null));
+    const viaGroupOf = (serial: string) =>
+      via instanceof Map ? (via.get(serial) ?? null) : (via as string | null);
     const row = await this.mustGet(tokenId);
     const asset = await this.#store.vpp.asset(tokenId, adamId);
     if (!asset) throw new Refusal(404, 'license.asset_not_found', { adamId, id: tokenId });
@@ -436,16 +513,34 @@ export class VppTokens {
     for (const event of result.events) {
       change.eventIds.push(event.eventId);
       await this.#store.vpp.markLicenses(
-        event.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId: viaGroupOf(serial) })),
+        event.serialNumbers.map((serial) => ({
+          tokenId,
+          adamId,
+          pricingParam: asset.pricing_param,
+          serial,
+          origin,
+          viaGroupId: viaGroupOf(serial),
+        })),
         'assigning',
         event.eventId,
         at,
       );
     }
     for (const failure of result.failed) {
-      change.failed.push({ serials: failure.serialNumbers, kind: failure.error.kind, errorNumber: failure.error.errorNumber ?? null });
+      change.failed.push({
+        serials: failure.serialNumbers,
+        kind: failure.error.kind,
+        errorNumber: failure.error.errorNumber ?? null,
+      });
       await this.#store.vpp.markLicenses(
-        failure.serialNumbers.map((serial) => ({ tokenId, adamId, pricingParam: asset.pricing_param, serial, origin, viaGroupId: viaGroupOf(serial) })),
+        failure.serialNumbers.map((serial) => ({
+          tokenId,
+          adamId,
+          pricingParam: asset.pricing_param,
+          serial,
+          origin,
+          viaGroupId: viaGroupOf(serial),
+        })),
         'failed',
         null,
         at,
@@ -463,12 +558,27 @@ export class VppTokens {
     const result = await this.#client(row).disassociate([{ adamId, pricingParam }], unique);
     this.tracker(row).register(result);
     const at = this.#now();
-    const change: LicenseChange = { tokenId, adamId, serials: unique, eventIds: result.events.map((e) => e.eventId), failed: [] };
+    const change: LicenseChange = {
+      tokenId,
+      adamId,
+      serials: unique,
+      eventIds: result.events.map((e) => e.eventId),
+      failed: [],
+    };
     for (const event of result.events) {
-      await this.#store.vpp.setLicenseState({ tokenId, adamId, serials: event.serialNumbers }, 'reclaiming', null, at);
+      await this.#store.vpp.setLicenseState(
+        { tokenId, adamId, serials: event.serialNumbers },
+        'reclaiming',
+        null,
+        at,
+      );
     }
     for (const failure of result.failed) {
-      change.failed.push({ serials: failure.serialNumbers, kind: failure.error.kind, errorNumber: failure.error.errorNumber ?? null });
+      change.failed.push({
+        serials: failure.serialNumbers,
+        kind: failure.error.kind,
+        errorNumber: failure.error.errorNumber ?? null,
+      });
     }
     return change;
   }
@@ -482,7 +592,9 @@ export class VppTokens {
 
   /** Device deactivation: every licence held by the device's serial goes back. */
   async reclaimForSerial(serial: string): Promise<LicenseChange[]> {
-    return this.#reclaimRows(await this.#store.vpp.licenses({ serialNumber: serial, states: ['assigned', 'assigning'] }));
+    return this.#reclaimRows(
+      await this.#store.vpp.licenses({ serialNumber: serial, states: ['assigned', 'assigning'] }),
+    );
   }
 
   /** One disassociate per (token, app) with all the serials concerned. */
@@ -495,7 +607,8 @@ export class VppTokens {
       byAsset.set(key, entry);
     }
     const changes: LicenseChange[] = [];
-    for (const entry of byAsset.values()) changes.push(await this.reclaim(entry.tokenId, entry.adamId, entry.serials));
+    for (const entry of byAsset.values())
+      changes.push(await this.reclaim(entry.tokenId, entry.adamId, entry.serials));
     return changes;
   }
 

@@ -9,7 +9,11 @@ export interface BuiltCommand {
 }
 
 export function renderCommand(uuid: string, command: PlistDict & { RequestType: string }): BuiltCommand {
-  return { uuid, requestType: command.RequestType, payload: buildPlist({ CommandUUID: uuid, Command: command }) };
+  return {
+    uuid,
+    requestType: command.RequestType,
+    payload: buildPlist({ CommandUUID: uuid, Command: command }),
+  };
 }
 
 /** ManagementFlags bit 1: the app goes away with the MDM profile. */
@@ -75,7 +79,10 @@ export const DEVICE_INFORMATION_QUERIES = [
   'iTunesStoreAccountIsActive',
 ] as const;
 
-export function deviceInformation(uuid: string, queries: readonly string[] = DEVICE_INFORMATION_QUERIES): BuiltCommand {
+export function deviceInformation(
+  uuid: string,
+  queries: readonly string[] = DEVICE_INFORMATION_QUERIES,
+): BuiltCommand {
   return renderCommand(uuid, { RequestType: 'DeviceInformation', Queries: [...queries] });
 }
 

@@ -19,7 +19,11 @@ const SEALED_KEY_KEY = 'device_ca.key';
  * The device CA is created on first start and kept in the database (key sealed), so every
  * haishin process sharing the database verifies and issues with the same CA.
  */
-export async function loadOrCreateDeviceCa(settings: SettingsPort, sealer: Sealer, now: Date): Promise<CertAndKey> {
+export async function loadOrCreateDeviceCa(
+  settings: SettingsPort,
+  sealer: Sealer,
+  now: Date,
+): Promise<CertAndKey> {
   const existingCert = await settings.getSetting(CERT_KEY);
   if (existingCert === null) {
     const fresh = createDeviceCa({ now });

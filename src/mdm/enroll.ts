@@ -45,7 +45,10 @@ export class EnrollmentProfiles {
 
   async profileFor(groupId: string): Promise<{ body: string; fingerprint: string }> {
     const group = await this.#o.store.getGroup(groupId);
-    if (!group) throw new UnknownGroupError(`no group with id "${groupId}": ask your administrator for a current enrollment link`);
+    if (!group)
+      throw new UnknownGroupError(
+        `no group with id "${groupId}": ask your administrator for a current enrollment link`,
+      );
     const now = this.#o.clock.now();
     const identityUuid = randomUUID().toUpperCase();
     const identity = issueDeviceIdentity(this.#o.ca, {

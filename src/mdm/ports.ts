@@ -85,7 +85,11 @@ export interface MdmStore {
    * Creates or refreshes the device, binds the identity, disables its channels until the
    * next TokenUpdate and clears its queue. Returns the commands it removed.
    */
-  authenticate(facts: AuthenticateFacts, identity: IdentityRecord, at: Date): Promise<{ deviceId: string; clearedCommandUuids: string[] }>;
+  authenticate(
+    facts: AuthenticateFacts,
+    identity: IdentityRecord,
+    at: Date,
+  ): Promise<{ deviceId: string; clearedCommandUuids: string[] }>;
   tokenUpdate(deviceId: string, facts: TokenUpdateFacts, at: Date): Promise<{ firstTokenUpdate: boolean }>;
   checkOut(deviceId: string, at: Date): Promise<void>;
   touch(deviceId: string, enrollmentId: string, at: Date): Promise<void>;
@@ -118,5 +122,10 @@ export interface MdmListener {
   onCheckOut?(deviceId: string): void | Promise<void>;
   onCommandReport?(report: CommandReport): void | Promise<void>;
   /** A queued command was handed to the device in a response body. */
-  onCommandSent?(deviceId: string, enrollmentId: string, commandUuid: string, requestType: string): void | Promise<void>;
+  onCommandSent?(
+    deviceId: string,
+    enrollmentId: string,
+    commandUuid: string,
+    requestType: string,
+  ): void | Promise<void>;
 }

@@ -17,7 +17,9 @@ export async function registerMdmRoutes(app: FastifyInstance, o: MdmRouteOptions
   await app.register(async (scope) => {
     // Raw bytes are needed: the signature covers the exact body.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.maxBodyBytes }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.maxBodyBytes }, (_req, body, done) =>
+      done(null, body),
+    );
     scope.setErrorHandler((err: { statusCode?: number; message: string }, req, reply) => {
       // Body too large, bad framing…: still a 400 on MDM routes.
       req.log.warn({ reason: err.message }, 'mdm request refused');
@@ -41,7 +43,11 @@ export async function registerMdmRoutes(app: FastifyInstance, o: MdmRouteOptions
   app.get<{ Querystring: { group?: string } }>('/mdm/enroll', async (req, reply) => {
     const groupId = req.query.group;
     if (!groupId) {
-      return reply.code(400).send({ error: { code: 'enroll.group_missing', message: 'add ?group=<groupId> to the enrollment link' } });
+      return reply
+        .code(400)
+        .send({
+          error: { code: 'enroll.group_missing', message: 'add ?group=<groupId> to the enrollment link' },
+        });
     }
     try {
       const { body } = await o.profiles.profileFor(groupId);

@@ -63,7 +63,11 @@ export class MdmService {
   }
 
   /** `PUT /mdm/checkin` and `PUT /mdm/connect`: the message itself says which channel it is. */
-  async handle(endpoint: 'checkin' | 'connect', body: Uint8Array, signature: string | undefined): Promise<MdmResponse> {
+  async handle(
+    endpoint: 'checkin' | 'connect',
+    body: Uint8Array,
+    signature: string | undefined,
+  ): Promise<MdmResponse> {
     try {
       const at = this.#o.clock.now();
       const check = this.#o.verifier.verify(body, signature, at);
@@ -101,15 +105,30 @@ export class MdmService {
     const udid = requiredString(message, 'UDID');
     const store = this.#o.store;
     const record = async (enrollmentId: string | null) =>
-      store.recordMessage({ udid, enrollmentId, endpoint: 'checkin', messageType: type, commandUuid: null, raw, at });
+      store.recordMessage({
+        udid,
+        enrollmentId,
+        endpoint: 'checkin',
+        messageType: type,
+        commandUuid: null,
+        raw,
+        at,
+      });
 
     if (type === 'Authenticate') {
       const identity = await store.findIdentity(fingerprint);
-      if (!identity) throw new Refusal('the signing certificate was not issued by this haishin for enrollment');
+      if (!identity)
+        throw new Refusal('the signing certificate was not issued by this haishin for enrollment');
       if (identity.boundUdid !== null && identity.boundUdid !== udid) {
-        throw new Refusal(`the signing certificate is bound to another device (${identity.boundUdid}), not ${udid}`);
+        throw new Refusal(
+          `the signing certificate is bound to another device (${identity.boundUdid}), not ${udid}`,
+        );
       }
-      const { deviceId, clearedCommandUuids } = await store.authenticate(authenticateFacts(message, udid), identity, at);
+      const { deviceId, clearedCommandUuids } = await store.authenticate(
+        authenticateFacts(message, udid),
+        identity,
+        at,
+      );
       await record(udid);
       await this.#o.listener?.onAuthenticate?.(deviceId, clearedCommandUuids);
       return { status: 200, body: '', note: `Authenticate ${udid}` };
@@ -177,9 +196,17 @@ export class MdmService {
       }
       const errorChain = Array.isArray(message.ErrorChain) ? message.ErrorChain : null;
       const result = status as 'Acknowledged' | 'Error' | 'CommandFormatError';
-      const saved = await store.saveResult({ enrollmentId, commandUuid, status: result, raw, errorChain, at });
+      const saved = await store.saveResult({
+        enrollmentId,
+        commandUuid,
+        status: result,
+        raw,
+        errorChain,
+        at,
+      });
       if (!saved.duplicate) {
-        if (result === 'Acknowledged' && saved.requestType) await this.#keepFacts(device.id, saved.requestType, message, at);
+        if (result === 'Acknowledged' && saved.requestType)
+          await this.#keepFacts(device.id, saved.requestType, message, at);
         await this.#o.listener?.onCommandReport?.({
           deviceId: device.id,
           enrollmentId,
@@ -216,7 +243,8 @@ export class MdmService {
   async #keepFacts(deviceId: string, requestType: string, message: PlistDict, at: Date): Promise<void> {
     const fact = FACT_KEYS[requestType];
     if (!fact) return;
-    const value = message[fact.key] ?? (fact.kind === 'restrictions' ? message.ProfileRestrictions : undefined);
+    const value =
+      message[fact.key] ?? (fact.kind === 'restrictions' ? message.ProfileRestrictions : undefined);
     if (value === undefined) return;
     await this.#o.store.saveDeviceFacts(deviceId, fact.kind, toJsonValue(value), at);
   }
@@ -263,7 +291,8 @@ function authenticateFacts(message: PlistDict, udid: string): AuthenticateFacts 
 
 function tokenUpdateFacts(message: PlistDict, udid: string): TokenUpdateFacts {
   const token = message.Token;
-  if (!(token instanceof Uint8Array) || token.byteLength === 0) throw new Refusal('TokenUpdate without Token data');
+  if (!(token instanceof Uint8Array) || token.byteLength === 0)
+    throw new Refusal('TokenUpdate without Token data');
   const pushMagic = requiredString(message, 'PushMagic');
   const userId = optionalString(message, 'UserID');
   return {

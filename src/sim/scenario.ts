@@ -13,9 +13,33 @@ export interface ScenarioApp {
 }
 
 export const SCENARIO_APPS: ScenarioApp[] = [
-  { adamId: '1450000001', name: 'まなびノート', bundleId: 'jp.example.manabi-note', sizeBytes: 180_000_000, minimumOsVersion: '15.0', contentRating: '4+', licences: (n) => n + 50 },
-  { adamId: '361285480', name: 'Keynote', bundleId: 'com.apple.Keynote', sizeBytes: 600_000_000, minimumOsVersion: '16.0', contentRating: '4+', licences: (n) => n + 50 },
-  { adamId: '1450000003', name: '数学ラボ', bundleId: 'jp.example.math-lab', sizeBytes: 350_000_000, minimumOsVersion: '17.0', contentRating: '12+', licences: (n) => Math.max(1, n - 6) },
+  {
+    adamId: '1450000001',
+    name: 'まなびノート',
+    bundleId: 'jp.example.manabi-note',
+    sizeBytes: 180_000_000,
+    minimumOsVersion: '15.0',
+    contentRating: '4+',
+    licences: (n) => n + 50,
+  },
+  {
+    adamId: '361285480',
+    name: 'Keynote',
+    bundleId: 'com.apple.Keynote',
+    sizeBytes: 600_000_000,
+    minimumOsVersion: '16.0',
+    contentRating: '4+',
+    licences: (n) => n + 50,
+  },
+  {
+    adamId: '1450000003',
+    name: '数学ラボ',
+    bundleId: 'jp.example.math-lab',
+    sizeBytes: 350_000_000,
+    minimumOsVersion: '17.0',
+    contentRating: '12+',
+    licences: (n) => Math.max(1, n - 6),
+  },
 ];
 
 /** One simulated iPad's story: its facts and what goes wrong with it, if anything. */
@@ -60,15 +84,31 @@ export function scenarioDevice(i: number): ScenarioDevice {
     case 2:
       return { ...base, spec: { ...base.spec, availableGb: 0.1 }, story: '0.1 GB free' };
     case 3:
-      return { ...base, spec: { ...base.spec, restrictions: { ratingApps: 200 } }, story: 'content rating limited to 9+' };
+      return {
+        ...base,
+        spec: { ...base.spec, restrictions: { ratingApps: 200 } },
+        story: 'content rating limited to 9+',
+      };
     case 4:
-      return { ...base, spec: { ...base.spec, sharedIpad: true, users: [{ shortName: 'student04@school.example', loggedIn: true }] }, story: 'Shared iPad with a student logged in' };
+      return {
+        ...base,
+        spec: {
+          ...base.spec,
+          sharedIpad: true,
+          users: [{ shortName: 'student04@school.example', loggedIn: true }],
+        },
+        story: 'Shared iPad with a student logged in',
+      };
     case 5:
       return { ...base, spec: { ...base.spec, osVersion: '15.8' }, story: 'old iOS 15.8' };
     case 6:
       return { ...base, preinstalled: ['com.apple.Keynote'], story: 'Keynote pre-installed' };
     case 7:
-      return { ...base, behaviours: [['InstallApplication', { kind: 'silent' }]], story: 'never answers the install' };
+      return {
+        ...base,
+        behaviours: [['InstallApplication', { kind: 'silent' }]],
+        story: 'never answers the install',
+      };
     case 8:
     case 9:
       return { ...base, group: 'branch', story: 'in a group the token is not shared to' };
@@ -81,8 +121,17 @@ export function scenarioDevice(i: number): ScenarioDevice {
             {
               kind: 'error',
               chain: [
-                { ErrorCode: 12064, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: 'iTunes Store ID 1450000001 の App のライセンスを取得できませんでした。' },
-                { ErrorCode: 2605, ErrorDomain: 'DeviceManagement.error', LocalizedDescription: 'ライセンスが見つかりません' },
+                {
+                  ErrorCode: 12064,
+                  ErrorDomain: 'MCMDMErrorDomain',
+                  LocalizedDescription:
+                    'iTunes Store ID 1450000001 の App のライセンスを取得できませんでした。',
+                },
+                {
+                  ErrorCode: 2605,
+                  ErrorDomain: 'DeviceManagement.error',
+                  LocalizedDescription: 'ライセンスが見つかりません',
+                },
               ],
             },
           ],

@@ -36,7 +36,13 @@ export class AdminRepo {
   async ensureToken(token: string, name: string, at: Date): Promise<void> {
     await this.#db
       .insertInto('admin_tokens')
-      .values({ id: randomUUID(), name, token_hash: hashToken(token), created_at: at.toISOString(), last_used_at: null })
+      .values({
+        id: randomUUID(),
+        name,
+        token_hash: hashToken(token),
+        created_at: at.toISOString(),
+        last_used_at: null,
+      })
       .onConflict((oc) => oc.column('token_hash').doNothing())
       .execute();
   }
@@ -49,7 +55,11 @@ export class AdminRepo {
   }
 
   async findToken(token: string): Promise<{ id: string; name: string } | undefined> {
-    return this.#db.selectFrom('admin_tokens').select(['id', 'name']).where('token_hash', '=', hashToken(token)).executeTakeFirst();
+    return this.#db
+      .selectFrom('admin_tokens')
+      .select(['id', 'name'])
+      .where('token_hash', '=', hashToken(token))
+      .executeTakeFirst();
   }
 
   async audit(entry: AuditEntry): Promise<void> {

@@ -33,11 +33,17 @@ export class DeviceRepo {
   }
 
   byNumber(deviceNumber: number): Promise<DeviceRow | undefined> {
-    return this.#db.selectFrom('devices').selectAll().where('device_number', '=', deviceNumber).executeTakeFirst();
+    return this.#db
+      .selectFrom('devices')
+      .selectAll()
+      .where('device_number', '=', deviceNumber)
+      .executeTakeFirst();
   }
 
   /** Device channels that can be pushed: enabled, with a token from a TokenUpdate. */
-  async pushTargets(deviceIds: readonly string[]): Promise<{ deviceId: string; token: string; pushMagic: string; tokenUpdatedAt: string }[]> {
+  async pushTargets(
+    deviceIds: readonly string[],
+  ): Promise<{ deviceId: string; token: string; pushMagic: string; tokenUpdatedAt: string }[]> {
     if (deviceIds.length === 0) return [];
     const rows = await this.#db
       .selectFrom('enrollments')
@@ -47,7 +53,12 @@ export class DeviceRepo {
       .where('enabled', '=', 1)
       .where('push_token', 'is not', null)
       .execute();
-    return rows.map((r) => ({ deviceId: r.device_id, token: r.push_token!, pushMagic: r.push_magic ?? '', tokenUpdatedAt: r.updated_at }));
+    return rows.map((r) => ({
+      deviceId: r.device_id,
+      token: r.push_token!,
+      pushMagic: r.push_magic ?? '',
+      tokenUpdatedAt: r.updated_at,
+    }));
   }
 
   async recordPush(deviceId: string, result: unknown, at: Date): Promise<void> {
@@ -73,9 +84,20 @@ export class DeviceRepo {
     await this.#db.transaction().execute(async (tx) => {
       const channels = await tx.selectFrom('enrollments').select('id').where('device_id', '=', id).execute();
       if (channels.length > 0) {
-        await tx.deleteFrom('command_queue').where('enrollment_id', 'in', channels.map((c) => c.id)).execute();
+        await tx
+          .deleteFrom('command_queue')
+          .where(
+            'enrollment_id',
+            'in',
+            channels.map((c) => c.id),
+          )
+          .execute();
       }
-      await tx.updateTable('devices').set({ status: 'deactivated', updated_at: at.toISOString() }).where('id', '=', id).execute();
+      await tx
+        .updateTable('devices')
+        .set({ status: 'deactivated', updated_at: at.toISOString() })
+        .where('id', '=', id)
+        .execute();
     });
   }
 

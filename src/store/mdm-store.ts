@@ -33,7 +33,12 @@ export class KyselyMdmStore implements MdmStore {
       .where('identities.fingerprint', '=', fingerprint)
       .executeTakeFirst();
     if (!row) return null;
-    return { fingerprint: row.fingerprint, groupId: row.group_id, deviceId: row.device_id, boundUdid: row.udid ?? null };
+    return {
+      fingerprint: row.fingerprint,
+      groupId: row.group_id,
+      deviceId: row.device_id,
+      boundUdid: row.udid ?? null,
+    };
   }
 
   async findDeviceByUdid(udid: string): Promise<KnownDevice | null> {
@@ -42,7 +47,9 @@ export class KyselyMdmStore implements MdmStore {
       .select(['id', 'udid', 'cert_fingerprint', 'status'])
       .where('udid', '=', udid)
       .executeTakeFirst();
-    return row ? { id: row.id, udid: row.udid, certFingerprint: row.cert_fingerprint, status: row.status } : null;
+    return row
+      ? { id: row.id, udid: row.udid, certFingerprint: row.cert_fingerprint, status: row.status }
+      : null;
   }
 
   async authenticate(
@@ -52,7 +59,11 @@ export class KyselyMdmStore implements MdmStore {
   ): Promise<{ deviceId: string; clearedCommandUuids: string[] }> {
     const now = iso(at);
     return this.#db.transaction().execute(async (tx) => {
-      const existing = await tx.selectFrom('devices').select(['id']).where('udid', '=', facts.udid).executeTakeFirst();
+      const existing = await tx
+        .selectFrom('devices')
+        .select(['id'])
+        .where('udid', '=', facts.udid)
+        .executeTakeFirst();
       const values = {
         serial_number: facts.serialNumber,
         name: facts.deviceName,
@@ -98,7 +109,11 @@ export class KyselyMdmStore implements MdmStore {
         .where('device_id', 'is', null)
         .execute();
 
-      const channels = await tx.selectFrom('enrollments').select('id').where('device_id', '=', deviceId).execute();
+      const channels = await tx
+        .selectFrom('enrollments')
+        .select('id')
+        .where('device_id', '=', deviceId)
+        .execute();
       const channelIds = channels.map((c) => c.id);
       let cleared: string[] = [];
       if (channelIds.length > 0) {
@@ -109,13 +124,21 @@ export class KyselyMdmStore implements MdmStore {
           .execute();
         cleared = queued.map((q) => q.command_uuid);
         await tx.deleteFrom('command_queue').where('enrollment_id', 'in', channelIds).execute();
-        await tx.updateTable('enrollments').set({ enabled: 0, updated_at: now }).where('device_id', '=', deviceId).execute();
+        await tx
+          .updateTable('enrollments')
+          .set({ enabled: 0, updated_at: now })
+          .where('device_id', '=', deviceId)
+          .execute();
       }
       return { deviceId, clearedCommandUuids: cleared };
     });
   }
 
-  async tokenUpdate(deviceId: string, facts: TokenUpdateFacts, at: Date): Promise<{ firstTokenUpdate: boolean }> {
+  async tokenUpdate(
+    deviceId: string,
+    facts: TokenUpdateFacts,
+    at: Date,
+  ): Promise<{ firstTokenUpdate: boolean }> {
     const now = iso(at);
     return this.#db.transaction().execute(async (tx) => {
       const existing = await tx
@@ -161,7 +184,12 @@ export class KyselyMdmStore implements MdmStore {
       } else if (facts.user.userId?.toUpperCase() === 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF') {
         device.is_shared_ipad = 1;
       }
-      await tx.updateTable('devices').set(device).where('id', '=', deviceId).where('status', '!=', 'deactivated').execute();
+      await tx
+        .updateTable('devices')
+        .set(device)
+        .where('id', '=', deviceId)
+        .where('status', '!=', 'deactivated')
+        .execute();
       return { firstTokenUpdate };
     });
   }
@@ -174,14 +202,22 @@ export class KyselyMdmStore implements MdmStore {
         .set({ status: 'unenrolled', checked_out_at: now, last_seen_at: now, updated_at: now })
         .where('id', '=', deviceId)
         .execute();
-      await tx.updateTable('enrollments').set({ enabled: 0, updated_at: now }).where('device_id', '=', deviceId).execute();
+      await tx
+        .updateTable('enrollments')
+        .set({ enabled: 0, updated_at: now })
+        .where('device_id', '=', deviceId)
+        .execute();
     });
   }
 
   async touch(deviceId: string, enrollmentId: string, at: Date): Promise<void> {
     const now = iso(at);
     await this.#db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', deviceId).execute();
-    await this.#db.updateTable('enrollments').set({ last_seen_at: now }).where('id', '=', enrollmentId).execute();
+    await this.#db
+      .updateTable('enrollments')
+      .set({ last_seen_at: now })
+      .where('id', '=', enrollmentId)
+      .execute();
   }
 
   async recordMessage(m: RawMessage): Promise<void> {
@@ -200,12 +236,22 @@ export class KyselyMdmStore implements MdmStore {
       .execute();
   }
 
-  async enqueue(enrollmentIds: readonly string[], command: NewCommand, priority: number, at: Date): Promise<void> {
+  async enqueue(
+    enrollmentIds: readonly string[],
+    command: NewCommand,
+    priority: number,
+    at: Date,
+  ): Promise<void> {
     const now = iso(at);
     await this.#db.transaction().execute(async (tx) => {
       await tx
         .insertInto('commands')
-        .values({ uuid: command.uuid, request_type: command.requestType, payload: command.payload, created_at: now })
+        .values({
+          uuid: command.uuid,
+          request_type: command.requestType,
+          payload: command.payload,
+          created_at: now,
+        })
         .execute();
       if (enrollmentIds.length === 0) return;
       const seq = await nextCounter(tx, 'command_seq');
@@ -284,7 +330,10 @@ export class KyselyMdmStore implements MdmStore {
         .where('enrollment_id', '=', r.enrollmentId)
         .where('command_uuid', '=', r.commandUuid)
         .execute();
-      return { requestType: command?.request_type ?? null, duplicate: Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0 };
+      return {
+        requestType: command?.request_type ?? null,
+        duplicate: Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0,
+      };
     });
   }
 

@@ -60,7 +60,11 @@ export class Store {
   }
 
   async getSetting(key: string): Promise<string | null> {
-    const row = await this.#k.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
+    const row = await this.#k
+      .selectFrom('settings')
+      .select('value')
+      .where('key', '=', key)
+      .executeTakeFirst();
     return row?.value ?? null;
   }
 
@@ -98,13 +102,17 @@ export class Store {
   }
 
   rootGroup(): Promise<GroupRow | undefined> {
-    return this.#k.selectFrom('groups').selectAll().where('parent_id', 'is', null).orderBy('created_at').executeTakeFirst();
+    return this.#k
+      .selectFrom('groups')
+      .selectAll()
+      .where('parent_id', 'is', null)
+      .orderBy('created_at')
+      .executeTakeFirst();
   }
 
   getGroup(id: string): Promise<GroupRow | undefined> {
     return this.groups.get(id);
   }
-
 
   async recordIssuedIdentity(identity: {
     fingerprint: string;

@@ -82,10 +82,18 @@ export class VppRepo {
   }
 
   tokenByNotificationAuth(bearer: string): Promise<VppTokenRow | undefined> {
-    return this.#db.selectFrom('vpp_tokens').selectAll().where('notification_auth_token', '=', bearer).executeTakeFirst();
+    return this.#db
+      .selectFrom('vpp_tokens')
+      .selectAll()
+      .where('notification_auth_token', '=', bearer)
+      .executeTakeFirst();
   }
 
-  async updateToken(id: string, changes: Partial<Omit<VppTokenRow, 'id' | 'created_at'>>, at: Date): Promise<void> {
+  async updateToken(
+    id: string,
+    changes: Partial<Omit<VppTokenRow, 'id' | 'created_at'>>,
+    at: Date,
+  ): Promise<void> {
     await this.#db
       .updateTable('vpp_tokens')
       .set({ ...changes, updated_at: at.toISOString() })
@@ -118,16 +126,27 @@ export class VppRepo {
   }
 
   async sharesOf(tokenId: string): Promise<string[]> {
-    const rows = await this.#db.selectFrom('vpp_token_shares').select('group_id').where('token_id', '=', tokenId).execute();
+    const rows = await this.#db
+      .selectFrom('vpp_token_shares')
+      .select('group_id')
+      .where('token_id', '=', tokenId)
+      .execute();
     return rows.map((r) => r.group_id);
   }
 
   async addShare(tokenId: string, groupId: string, at: Date): Promise<void> {
-    await this.#db.insertInto('vpp_token_shares').values({ token_id: tokenId, group_id: groupId, created_at: at.toISOString() }).execute();
+    await this.#db
+      .insertInto('vpp_token_shares')
+      .values({ token_id: tokenId, group_id: groupId, created_at: at.toISOString() })
+      .execute();
   }
 
   async removeShare(tokenId: string, groupId: string): Promise<boolean> {
-    const r = await this.#db.deleteFrom('vpp_token_shares').where('token_id', '=', tokenId).where('group_id', '=', groupId).executeTakeFirst();
+    const r = await this.#db
+      .deleteFrom('vpp_token_shares')
+      .where('token_id', '=', tokenId)
+      .where('group_id', '=', groupId)
+      .executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
   }
 
@@ -144,7 +163,9 @@ export class VppRepo {
     await this.#db
       .insertInto('auto_assign_settings')
       .values({ group_id: groupId, token_id: tokenId, updated_at: at.toISOString() })
-      .onConflict((oc) => oc.column('group_id').doUpdateSet({ token_id: tokenId, updated_at: at.toISOString() }))
+      .onConflict((oc) =>
+        oc.column('group_id').doUpdateSet({ token_id: tokenId, updated_at: at.toISOString() }),
+      )
       .execute();
   }
 
@@ -191,7 +212,12 @@ export class VppRepo {
   }
 
   assets(tokenId: string): Promise<VppAssetRow[]> {
-    return this.#db.selectFrom('vpp_assets').selectAll().where('token_id', '=', tokenId).orderBy('adam_id').execute();
+    return this.#db
+      .selectFrom('vpp_assets')
+      .selectAll()
+      .where('token_id', '=', tokenId)
+      .orderBy('adam_id')
+      .execute();
   }
 
   asset(tokenId: string, adamId: string): Promise<VppAssetRow | undefined> {
@@ -203,7 +229,12 @@ export class VppRepo {
       .executeTakeFirst();
   }
 
-  async setAssetCounts(tokenId: string, adamId: string, counts: { assigned?: number; available?: number; total?: number }, at: Date) {
+  async setAssetCounts(
+    tokenId: string,
+    adamId: string,
+    counts: { assigned?: number; available?: number; total?: number },
+    at: Date,
+  ) {
     await this.#db
       .updateTable('vpp_assets')
       .set({
@@ -219,7 +250,14 @@ export class VppRepo {
 
   /** Records licences as `assigning` (or moves existing ones); one row per token × asset × serial. */
   async markLicenses(
-    rows: readonly { tokenId: string; adamId: string; pricingParam: string; serial: string; origin: 'auto' | 'manual'; viaGroupId: string | null }[],
+    rows: readonly {
+      tokenId: string;
+      adamId: string;
+      pricingParam: string;
+      serial: string;
+      origin: 'auto' | 'manual';
+      viaGroupId: string | null;
+    }[],
     state: LicenseState,
     eventId: string | null,
     at: Date,
@@ -274,7 +312,14 @@ export class VppRepo {
       .execute();
   }
 
-  licenses(filter: { tokenId?: string; adamId?: string; serialNumber?: string; states?: LicenseState[]; viaGroupId?: string; origin?: 'auto' | 'manual' }): Promise<LicenseRow[]> {
+  licenses(filter: {
+    tokenId?: string;
+    adamId?: string;
+    serialNumber?: string;
+    states?: LicenseState[];
+    viaGroupId?: string;
+    origin?: 'auto' | 'manual';
+  }): Promise<LicenseRow[]> {
     let q = this.#db.selectFrom('licenses').selectAll();
     if (filter.tokenId) q = q.where('token_id', '=', filter.tokenId);
     if (filter.adamId) q = q.where('adam_id', '=', filter.adamId);
@@ -286,17 +331,32 @@ export class VppRepo {
   }
 
   autoDistributions(): Promise<{ group_id: string; adam_id: string; token_id: string }[]> {
-    return this.#db.selectFrom('auto_distributions').select(['group_id', 'adam_id', 'token_id']).orderBy('created_at').execute();
+    return this.#db
+      .selectFrom('auto_distributions')
+      .select(['group_id', 'adam_id', 'token_id'])
+      .orderBy('created_at')
+      .execute();
   }
 
   /** Replaces the group's own list (inherited entries are not touched). */
-  async setAutoDistributions(groupId: string, apps: readonly { adamId: string; tokenId: string }[], at: Date): Promise<void> {
+  async setAutoDistributions(
+    groupId: string,
+    apps: readonly { adamId: string; tokenId: string }[],
+    at: Date,
+  ): Promise<void> {
     await this.#db.transaction().execute(async (tx) => {
       await tx.deleteFrom('auto_distributions').where('group_id', '=', groupId).execute();
       if (apps.length === 0) return;
       await tx
         .insertInto('auto_distributions')
-        .values(apps.map((a) => ({ group_id: groupId, adam_id: a.adamId, token_id: a.tokenId, created_at: at.toISOString() })))
+        .values(
+          apps.map((a) => ({
+            group_id: groupId,
+            adam_id: a.adamId,
+            token_id: a.tokenId,
+            created_at: at.toISOString(),
+          })),
+        )
         .execute();
     });
   }

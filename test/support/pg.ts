@@ -22,8 +22,8 @@ function postgresBin(): string | null {
 }
 
 export const postgresAvailable = postgresBin() !== null;
-export const postgresSkipReason = 'PostgreSQL binaries (initdb, pg_ctl) not found: PostgreSQL store tests skipped';
-
+export const postgresSkipReason =
+  'PostgreSQL binaries (initdb, pg_ctl) not found: PostgreSQL store tests skipped';
 
 /** initdb refuses to run as root, so as root the cluster runs as the `postgres` user. */
 function run(bin: string, args: string[], asPostgres: boolean): void {
@@ -45,9 +45,17 @@ export async function startPostgres(): Promise<ThrowawayPostgres> {
   }
   const port = await freePort();
   const data = join(dir, 'data');
-  run(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C.UTF-8'], asPostgres);
+  run(
+    join(bin, 'initdb'),
+    ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C.UTF-8'],
+    asPostgres,
+  );
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  run(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', '-o', options, 'start'], asPostgres);
+  run(
+    join(bin, 'pg_ctl'),
+    ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', '-o', options, 'start'],
+    asPostgres,
+  );
   let stopped = false;
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,

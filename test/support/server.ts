@@ -2,7 +2,7 @@ import { freePort } from '../../src/cli/net.ts';
 import { createHaishin } from '../../src/api/server.ts';
 import type { Haishin } from '../../src/api/server.ts';
 import { systemClock } from '../../src/core/clock.ts';
-import type { Clock , ManualClock} from '../../src/core/clock.ts';
+import type { Clock, ManualClock } from '../../src/core/clock.ts';
 import { parseConfig } from '../../src/core/config.ts';
 import type { MdmListener } from '../../src/mdm/ports.ts';
 import type { HaishinOptions } from '../../src/api/server.ts';
@@ -10,7 +10,6 @@ import type { HaishinOptions } from '../../src/api/server.ts';
 export { freePort };
 
 export const TEST_TOPIC = 'com.apple.mgmt.External.9a1c5d3e-0000-4000-8000-haishintest';
-
 
 export interface TestServer {
   haishin: Haishin;

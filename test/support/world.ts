@@ -31,18 +31,39 @@ export class World {
   apnsFake!: FakeApns;
   apns!: ApnsClient;
   server!: TestServer;
-  readonly catalog = new Map<number, { bundleId: string; name: string; version: string; sizeBytes: number }>();
+  readonly catalog = new Map<
+    number,
+    { bundleId: string; name: string; version: string; sizeBytes: number }
+  >();
 
   static async start(apps: CatalogApp[], env: Record<string, string> = {}): Promise<World> {
     const w = new World();
     for (const app of apps) {
-      w.appMeta.add({ adamId: app.adamId, name: app.name, bundleId: app.bundleId, sizeBytes: app.sizeBytes, minimumOsVersion: '15.0', contentRating: '4+' });
-      w.catalog.set(Number(app.adamId), { bundleId: app.bundleId, name: app.name, version: '1.0', sizeBytes: app.sizeBytes });
+      w.appMeta.add({
+        adamId: app.adamId,
+        name: app.name,
+        bundleId: app.bundleId,
+        sizeBytes: app.sizeBytes,
+        minimumOsVersion: '15.0',
+        contentRating: '4+',
+      });
+      w.catalog.set(Number(app.adamId), {
+        bundleId: app.bundleId,
+        name: app.name,
+        version: '1.0',
+        sizeBytes: app.sizeBytes,
+      });
     }
     const identity = generateDemoPushIdentity(systemClock.now());
     w.apnsFake = new FakeApns({ accept: [identity.certPem], onPush: (token) => void w.fleet.wake(token) });
     await w.apnsFake.listen();
-    w.apns = new ApnsClient({ url: w.apnsFake.url, identity, ca: w.apnsFake.caPem, clock: systemClock, retry: { attempts: 2, baseMs: 10, capMs: 20 } });
+    w.apns = new ApnsClient({
+      url: w.apnsFake.url,
+      identity,
+      ca: w.apnsFake.caPem,
+      clock: systemClock,
+      retry: { attempts: 2, baseMs: 10, capMs: 20 },
+    });
     const vppUrl = await w.vpp.listen();
     const metaUrl = await w.appMeta.listen();
     w.server = await startTestServer({
@@ -55,10 +76,17 @@ export class World {
     return w;
   }
 
-  async api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  async api<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> {
     const response = await fetch(`${this.server.baseUrl}/api/v1${path}`, {
       method,
-      headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${ADMIN}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await response.text();
@@ -71,7 +99,11 @@ export class World {
 
   /** A token with licences for the catalogue, registered to `groupId` and set to auto-assign there. */
   async token(groupId: string, apps: CatalogApp[], name = 'main'): Promise<{ id: string; sToken: string }> {
-    const sToken = FakeVppService.tokenFile(`world-${name}`, '教育委員会', new Date(Date.now() + 300 * 86_400_000));
+    const sToken = FakeVppService.tokenFile(
+      `world-${name}`,
+      '教育委員会',
+      new Date(Date.now() + 300 * 86_400_000),
+    );
     this.vpp.addToken({ sToken, orgName: '教育委員会', locationName: name });
     for (const app of apps) this.vpp.addAsset(sToken, { adamId: app.adamId, total: app.licences });
     const res = await this.api<{ id: string }>('POST', '/vpp-tokens', { groupId, sToken });
@@ -80,10 +112,22 @@ export class World {
     return { id: res.body.id, sToken };
   }
 
-  async devices(count: number, groupIds: string[], spec: (i: number) => SimDeviceSpec = () => ({}), prefix = 'W'): Promise<SimDevice[]> {
+  async devices(
+    count: number,
+    groupIds: string[],
+    spec: (i: number) => SimDeviceSpec = () => ({}),
+    prefix = 'W',
+  ): Promise<SimDevice[]> {
     const created: SimDevice[] = [];
     for (let i = 0; i < count; i++) {
-      created.push(this.fleet.add(new SimDevice({ spec: { serialNumber: `${prefix}${String(i).padStart(10, '0')}`, ...spec(i) }, catalog: this.catalog })));
+      created.push(
+        this.fleet.add(
+          new SimDevice({
+            spec: { serialNumber: `${prefix}${String(i).padStart(10, '0')}`, ...spec(i) },
+            catalog: this.catalog,
+          }),
+        ),
+      );
     }
     const { mapLimit } = await import('../../src/sim/fleet.ts');
     await mapLimit(created, 16, (d, i) => d.enroll(this.server.enrollUrl(groupIds[i % groupIds.length])));
@@ -93,12 +137,25 @@ export class World {
   /** Waits (bounded) until every job of the distribution is terminal; returns the counts. */
   async settle(distributionId: string, timeoutMs = 60_000): Promise<Record<string, number>> {
     const deadline = Date.now() + timeoutMs;
-    const terminal = new Set(['success', 'push_timeout', 'request_timeout', 'session_timeout', 'cancelled', 'device_error', 'server_error', 'license_failed']);
+    const terminal = new Set([
+      'success',
+      'push_timeout',
+      'request_timeout',
+      'session_timeout',
+      'cancelled',
+      'device_error',
+      'server_error',
+      'license_failed',
+    ]);
     for (;;) {
-      const { body } = await this.api<{ counts: Record<string, number> }>('GET', `/distributions/${distributionId}`);
+      const { body } = await this.api<{ counts: Record<string, number> }>(
+        'GET',
+        `/distributions/${distributionId}`,
+      );
       const open = Object.entries(body.counts).filter(([s]) => !terminal.has(s));
       if (open.length === 0) return body.counts;
-      if (Date.now() > deadline) throw new Error(`distribution did not settle: ${JSON.stringify(body.counts)}`);
+      if (Date.now() > deadline)
+        throw new Error(`distribution did not settle: ${JSON.stringify(body.counts)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }

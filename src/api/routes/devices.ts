@@ -10,7 +10,12 @@ import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
 
-const Status = Type.Union([Type.Literal('pending'), Type.Literal('enrolled'), Type.Literal('unenrolled'), Type.Literal('deactivated')]);
+const Status = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('enrolled'),
+  Type.Literal('unenrolled'),
+  Type.Literal('deactivated'),
+]);
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 export const Device = Type.Object({
@@ -56,7 +61,11 @@ export function deviceToApi(d: DeviceRow) {
 
 const json = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
 
-export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tokens: VppTokens): Promise<void> {
+export async function registerDeviceRoutes(
+  app: AdminApp,
+  ctx: AdminContext,
+  tokens: VppTokens,
+): Promise<void> {
   const { store, clock } = ctx;
 
   async function mustGet(id: string): Promise<DeviceRow> {
@@ -89,7 +98,12 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
       if (groupId !== undefined) {
         if (includeSubgroups) {
           const all = await store.groups.all();
-          groupIds = [...subtreeIds(all.map((g) => ({ id: g.id, parentId: g.parent_id })), groupId)];
+          groupIds = [
+            ...subtreeIds(
+              all.map((g) => ({ id: g.id, parentId: g.parent_id })),
+              groupId,
+            ),
+          ];
         } else groupIds = [groupId];
       }
       const rows = await store.devices.list({
@@ -109,7 +123,8 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
     {
       schema: {
         tags,
-        summary: 'One device with the facts haishin keeps (DeviceInformation, restrictions, users, app lists)',
+        summary:
+          'One device with the facts haishin keeps (DeviceInformation, restrictions, users, app lists)',
         params: IdParams,
       },
     },
@@ -134,7 +149,10 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
         summary: 'Move a device to another group or change its device number',
         params: IdParams,
         body: Type.Object(
-          { groupId: Type.Optional(Type.String({ minLength: 1 })), deviceNumber: Type.Optional(Type.Integer({ minimum: 1 })) },
+          {
+            groupId: Type.Optional(Type.String({ minLength: 1 })),
+            deviceNumber: Type.Optional(Type.Integer({ minimum: 1 })),
+          },
           { additionalProperties: false },
         ),
         response: { 200: Device },
@@ -143,7 +161,8 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
     async (req) => {
       const device = await mustGet(req.params.id);
       const { groupId, deviceNumber } = req.body;
-      if (groupId !== undefined && !(await store.groups.get(groupId))) throw ApiError.of(404, 'group.not_found', { id: groupId });
+      if (groupId !== undefined && !(await store.groups.get(groupId)))
+        throw ApiError.of(404, 'group.not_found', { id: groupId });
       if (deviceNumber !== undefined && deviceNumber !== device.device_number) {
         const holder = await store.devices.byNumber(deviceNumber);
         if (holder) throw ApiError.of(409, 'device.number_taken', { number: deviceNumber });
@@ -162,12 +181,15 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
     {
       schema: {
         tags,
-        summary: 'Ask the device for fresh facts: DeviceInformation, Restrictions, InstalledApplicationList (and UserList on Shared iPad), then push',
+        summary:
+          'Ask the device for fresh facts: DeviceInformation, Restrictions, InstalledApplicationList (and UserList on Shared iPad), then push',
         params: IdParams,
         response: {
           202: Type.Object({
             commands: Type.Array(Type.Object({ uuid: Type.String(), requestType: Type.String() })),
-            push: Type.Union([Type.String(), Type.Null()], { description: 'the push outcome, or null when no APNs is configured' }),
+            push: Type.Union([Type.String(), Type.Null()], {
+              description: 'the push outcome, or null when no APNs is configured',
+            }),
           }),
         },
       },
@@ -178,10 +200,22 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
       let push: string | null = null;
       if (ctx.pusher) {
         const summary = await ctx.pusher.push([device.id]);
-        push = summary.sent > 0 ? 'sent' : summary.notPushable > 0 ? 'not_pushable' : summary.unregistered > 0 ? 'unregistered' : 'failed';
+        push =
+          summary.sent > 0
+            ? 'sent'
+            : summary.notPushable > 0
+              ? 'not_pushable'
+              : summary.unregistered > 0
+                ? 'unregistered'
+                : 'failed';
       }
-      await ctx.audit(req, 'device.refresh', 'device', device.id, { commands: commands.map((c) => c.requestType), push });
-      return reply.code(202).send({ commands: commands.map((c) => ({ uuid: c.uuid, requestType: c.requestType })), push });
+      await ctx.audit(req, 'device.refresh', 'device', device.id, {
+        commands: commands.map((c) => c.requestType),
+        push,
+      });
+      return reply
+        .code(202)
+        .send({ commands: commands.map((c) => ({ uuid: c.uuid, requestType: c.requestType })), push });
     },
   );
 
@@ -206,11 +240,20 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
   );
 
   /** Queues a command at high priority and pushes; answers what the push did. */
-  async function sendNow(device: DeviceRow, command: { uuid: string; requestType: string; payload: string }): Promise<string | null> {
+  async function sendNow(
+    device: DeviceRow,
+    command: { uuid: string; requestType: string; payload: string },
+  ): Promise<string | null> {
     await store.mdm.enqueue([device.udid], command, 60, clock.now());
     if (!ctx.pusher) return null;
     const summary = await ctx.pusher.push([device.id]);
-    return summary.sent > 0 ? 'sent' : summary.notPushable > 0 ? 'not_pushable' : summary.unregistered > 0 ? 'unregistered' : 'failed';
+    return summary.sent > 0
+      ? 'sent'
+      : summary.notPushable > 0
+        ? 'not_pushable'
+        : summary.unregistered > 0
+          ? 'unregistered'
+          : 'failed';
   }
 
   app.post(
@@ -220,7 +263,13 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
         tags,
         summary: 'Remote wipe (EraseDevice). Every licence the device holds is reclaimed',
         params: IdParams,
-        response: { 202: Type.Object({ commandUuid: Type.String(), push: Type.Union([Type.String(), Type.Null()]), reclaimedLicenses: Type.Integer() }) },
+        response: {
+          202: Type.Object({
+            commandUuid: Type.String(),
+            push: Type.Union([Type.String(), Type.Null()]),
+            reclaimedLicenses: Type.Integer(),
+          }),
+        },
       },
     },
     async (req, reply) => {
@@ -230,7 +279,10 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
       const push = await sendNow(device, command);
       const changes = device.serial_number ? await tokens.reclaimForSerial(device.serial_number) : [];
       const reclaimedLicenses = changes.reduce((n, c) => n + c.serials.length, 0);
-      await ctx.audit(req, 'device.wipe', 'device', device.id, { commandUuid: command.uuid, reclaimedLicenses });
+      await ctx.audit(req, 'device.wipe', 'device', device.id, {
+        commandUuid: command.uuid,
+        reclaimedLicenses,
+      });
       return reply.code(202).send({ commandUuid: command.uuid, push, reclaimedLicenses });
     },
   );
@@ -240,17 +292,31 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
     {
       schema: {
         tags,
-        summary: 'Remove a managed app through haishin (RemoveApplication); a licence haishin auto-assigned for it is reclaimed',
+        summary:
+          'Remove a managed app through haishin (RemoveApplication); a licence haishin auto-assigned for it is reclaimed',
         params: IdParams,
-        body: Type.Object({ adamId: Type.String({ minLength: 1, pattern: '^[0-9]+$' }) }, { additionalProperties: false }),
-        response: { 202: Type.Object({ commandUuid: Type.String(), push: Type.Union([Type.String(), Type.Null()]), reclaimedLicenses: Type.Integer() }) },
+        body: Type.Object(
+          { adamId: Type.String({ minLength: 1, pattern: '^[0-9]+$' }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          202: Type.Object({
+            commandUuid: Type.String(),
+            push: Type.Union([Type.String(), Type.Null()]),
+            reclaimedLicenses: Type.Integer(),
+          }),
+        },
       },
     },
     async (req, reply) => {
       const device = await mustGet(req.params.id);
       if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
       const licences = device.serial_number
-        ? (await store.vpp.licenses({ serialNumber: device.serial_number, adamId: req.body.adamId, states: ['assigned', 'assigning'] }))
+        ? await store.vpp.licenses({
+            serialNumber: device.serial_number,
+            adamId: req.body.adamId,
+            states: ['assigned', 'assigning'],
+          })
         : [];
       const assets = await Promise.all(licences.map((l) => store.vpp.asset(l.token_id, l.adam_id)));
       const bundleId = assets.find((a) => a?.bundle_id)?.bundle_id;
@@ -262,7 +328,11 @@ export async function registerDeviceRoutes(app: AdminApp, ctx: AdminContext, tok
         const change = await tokens.reclaim(licence.token_id, licence.adam_id, [licence.serial_number]);
         reclaimedLicenses += change.serials.length;
       }
-      await ctx.audit(req, 'device.uninstall', 'device', device.id, { adamId: req.body.adamId, commandUuid: command.uuid, reclaimedLicenses });
+      await ctx.audit(req, 'device.uninstall', 'device', device.id, {
+        adamId: req.body.adamId,
+        commandUuid: command.uuid,
+        reclaimedLicenses,
+      });
       return reply.code(202).send({ commandUuid: command.uuid, push, reclaimedLicenses });
     },
   );

@@ -26,7 +26,14 @@ function toApi(row: GroupRow, all: GroupRow[]) {
   )
     .reverse()
     .map((id) => byId.get(id)?.name ?? id);
-  return { id: row.id, name: row.name, parentId: row.parent_id, path, createdAt: row.created_at, updatedAt: row.updated_at };
+  return {
+    id: row.id,
+    name: row.name,
+    parentId: row.parent_id,
+    path,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }
 
 const nodes = (all: GroupRow[]) => all.map((g) => ({ id: g.id, parentId: g.parent_id }));
@@ -46,12 +53,16 @@ export async function registerGroupRoutes(app: AdminApp, ctx: AdminContext): Pro
       schema: {
         tags,
         summary: 'Create a group under a parent',
-        body: Type.Object({ name: Name, parentId: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          { name: Name, parentId: Type.String({ minLength: 1 }) },
+          { additionalProperties: false },
+        ),
         response: { 201: Group },
       },
     },
     async (req, reply) => {
-      if (!(await store.groups.get(req.body.parentId))) throw ApiError.of(404, 'group.parent_not_found', { id: req.body.parentId });
+      if (!(await store.groups.get(req.body.parentId)))
+        throw ApiError.of(404, 'group.parent_not_found', { id: req.body.parentId });
       const row = await store.groups.create(req.body.name, req.body.parentId, clock.now());
       await ctx.audit(req, 'group.create', 'group', row.id, { name: row.name, parentId: row.parent_id });
       return reply.code(201).send(toApi(row, await store.groups.all()));
@@ -72,15 +83,21 @@ export async function registerGroupRoutes(app: AdminApp, ctx: AdminContext): Pro
       const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
       const after = decodeCursor(req.query.cursor, 2);
       const all = await store.groups.all();
-      let rows = req.query.parentId === undefined ? all : all.filter((g) => g.parent_id === req.query.parentId);
-      if (after) rows = rows.filter((g) => g.created_at > String(after[0]) || (g.created_at === after[0] && g.id > String(after[1])));
+      let rows =
+        req.query.parentId === undefined ? all : all.filter((g) => g.parent_id === req.query.parentId);
+      if (after)
+        rows = rows.filter(
+          (g) => g.created_at > String(after[0]) || (g.created_at === after[0] && g.id > String(after[1])),
+        );
       const result = page(rows.slice(0, limit + 1), limit, (g) => [g.created_at, g.id]);
       return { items: result.items.map((g) => toApi(g, all)), nextCursor: result.nextCursor };
     },
   );
 
-  app.get('/groups/:id', { schema: { tags, summary: 'One group', params: IdParams, response: { 200: Group } } }, async (req) =>
-    toApi(await mustGet(req.params.id), await store.groups.all()),
+  app.get(
+    '/groups/:id',
+    { schema: { tags, summary: 'One group', params: IdParams, response: { 200: Group } } },
+    async (req) => toApi(await mustGet(req.params.id), await store.groups.all()),
   );
 
   app.patch(
@@ -90,7 +107,10 @@ export async function registerGroupRoutes(app: AdminApp, ctx: AdminContext): Pro
         tags,
         summary: 'Rename a group or move it under another parent (no cycles)',
         params: IdParams,
-        body: Type.Object({ name: Type.Optional(Name), parentId: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
+        body: Type.Object(
+          { name: Type.Optional(Name), parentId: Type.Optional(Type.String({ minLength: 1 })) },
+          { additionalProperties: false },
+        ),
         response: { 200: Group },
       },
     },
@@ -102,29 +122,55 @@ export async function registerGroupRoutes(app: AdminApp, ctx: AdminContext): Pro
         if (refusal === 'unknown_parent') throw ApiError.of(404, 'group.parent_not_found', { id: parentId });
         if (refusal) throw ApiError.of(409, `group.${refusal}`);
       }
-      if (group.parent_id === null && parentId !== undefined) throw ApiError.of(409, 'group.root_cannot_move');
-      await store.groups.update(group.id, { ...(name !== undefined ? { name } : {}), ...(parentId !== undefined ? { parentId } : {}) }, clock.now());
-      await ctx.audit(req, parentId !== undefined && parentId !== group.parent_id ? 'group.move' : 'group.update', 'group', group.id, {
-        from: { name: group.name, parentId: group.parent_id },
-        to: req.body,
-      });
+      if (group.parent_id === null && parentId !== undefined)
+        throw ApiError.of(409, 'group.root_cannot_move');
+      await store.groups.update(
+        group.id,
+        { ...(name !== undefined ? { name } : {}), ...(parentId !== undefined ? { parentId } : {}) },
+        clock.now(),
+      );
+      await ctx.audit(
+        req,
+        parentId !== undefined && parentId !== group.parent_id ? 'group.move' : 'group.update',
+        'group',
+        group.id,
+        {
+          from: { name: group.name, parentId: group.parent_id },
+          to: req.body,
+        },
+      );
       return toApi(await mustGet(group.id), await store.groups.all());
     },
   );
 
   app.delete(
     '/groups/:id',
-    { schema: { tags, summary: 'Delete an empty group (409 while it holds devices, subgroups or tokens)', params: IdParams, response: { 204: Type.Null() } } },
+    {
+      schema: {
+        tags,
+        summary: 'Delete an empty group (409 while it holds devices, subgroups or tokens)',
+        params: IdParams,
+        response: { 204: Type.Null() },
+      },
+    },
     async (req, reply) => {
       const group = await mustGet(req.params.id);
       if (group.parent_id === null) throw ApiError.of(409, 'group.root_cannot_delete');
       const contents = await store.groups.contents(group.id);
       const tokens = await store.vpp.tokensInGroup(group.id);
       if (contents.devices + contents.groups + tokens > 0) {
-        throw ApiError.of(409, 'group.not_empty', { id: group.id, devices: contents.devices, groups: contents.groups, tokens });
+        throw ApiError.of(409, 'group.not_empty', {
+          id: group.id,
+          devices: contents.devices,
+          groups: contents.groups,
+          tokens,
+        });
       }
       await store.groups.delete(group.id);
-      await ctx.audit(req, 'group.delete', 'group', group.id, { name: group.name, parentId: group.parent_id });
+      await ctx.audit(req, 'group.delete', 'group', group.id, {
+        name: group.name,
+        parentId: group.parent_id,
+      });
       return reply.code(204).send(null);
     },
   );

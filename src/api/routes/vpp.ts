@@ -24,7 +24,9 @@ export const Token = Type.Object({
   expiresAt: Type.String({ format: 'date-time' }),
   state: TokenState,
   daysLeft: Type.Integer(),
-  expiryWarningDays: Type.Union([Type.Integer(), Type.Null()], { description: '30, 14, 7 or 1 once the token is that close to expiry' }),
+  expiryWarningDays: Type.Union([Type.Integer(), Type.Null()], {
+    description: '30, 14, 7 or 1 once the token is that close to expiry',
+  }),
   sharedTo: Type.Array(Type.String()),
   lastSyncedAt: Type.Union([Type.String(), Type.Null()]),
   lastError: Type.Unknown(),
@@ -62,7 +64,13 @@ const LicenseChange = Type.Object({
   adamId: Type.String(),
   serials: Type.Array(Type.String()),
   eventIds: Type.Array(Type.String()),
-  failed: Type.Array(Type.Object({ serials: Type.Array(Type.String()), kind: Type.String(), errorNumber: Type.Union([Type.Integer(), Type.Null()]) })),
+  failed: Type.Array(
+    Type.Object({
+      serials: Type.Array(Type.String()),
+      kind: Type.String(),
+      errorNumber: Type.Union([Type.Integer(), Type.Null()]),
+    }),
+  ),
 });
 
 const AutoAssign = Type.Object({
@@ -73,18 +81,30 @@ const AutoAssign = Type.Object({
 });
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1 }) });
-const SToken = Type.String({ minLength: 1, maxLength: 20_000, description: 'the contents of the .vpptoken file' });
+const SToken = Type.String({
+  minLength: 1,
+  maxLength: 20_000,
+  description: 'the contents of the .vpptoken file',
+});
 const LicenseBody = Type.Object(
   {
     tokenId: Type.String({ minLength: 1 }),
     adamId: Type.String({ minLength: 1, pattern: '^[0-9]+$' }),
-    serialNumbers: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100_000 }),
+    serialNumbers: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+      minItems: 1,
+      maxItems: 100_000,
+    }),
   },
   { additionalProperties: false },
 );
 const tags = ['vpp'];
 
-export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens: VppTokens, engine: DistributionEngine): Promise<void> {
+export async function registerVppRoutes(
+  app: AdminApp,
+  ctx: AdminContext,
+  tokens: VppTokens,
+  engine: DistributionEngine,
+): Promise<void> {
   const { store } = ctx;
   const view = async (id: string) => tokens.view(await tokens.mustGet(id));
 
@@ -94,24 +114,37 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
       schema: {
         tags,
         summary: 'Register a VPP token to a group: decoded, claimed at Apple with our mdmInfo, assets synced',
-        body: Type.Object({ groupId: Type.String({ minLength: 1 }), sToken: SToken }, { additionalProperties: false }),
+        body: Type.Object(
+          { groupId: Type.String({ minLength: 1 }), sToken: SToken },
+          { additionalProperties: false },
+        ),
         response: { 201: Token },
       },
     },
     async (req, reply) => {
       const row = await tokens.register(req.body.groupId, req.body.sToken);
-      await ctx.audit(req, 'token.register', 'vpp_token', row.id, { groupId: row.group_id, orgName: row.org_name, location: row.location_name });
+      await ctx.audit(req, 'token.register', 'vpp_token', row.id, {
+        groupId: row.group_id,
+        orgName: row.org_name,
+        location: row.location_name,
+      });
       return reply.code(201).send(await tokens.view(row));
     },
   );
 
-  app.get('/vpp-tokens', { schema: { tags, summary: 'List VPP tokens (never the secret)', response: { 200: pageOf(Token) } } }, async () => ({
-    items: await Promise.all((await store.vpp.allTokens()).map((t) => tokens.view(t))),
-    nextCursor: null,
-  }));
+  app.get(
+    '/vpp-tokens',
+    { schema: { tags, summary: 'List VPP tokens (never the secret)', response: { 200: pageOf(Token) } } },
+    async () => ({
+      items: await Promise.all((await store.vpp.allTokens()).map((t) => tokens.view(t))),
+      nextCursor: null,
+    }),
+  );
 
-  app.get('/vpp-tokens/:id', { schema: { tags, summary: 'One VPP token', params: IdParams, response: { 200: Token } } }, async (req) =>
-    view(req.params.id),
+  app.get(
+    '/vpp-tokens/:id',
+    { schema: { tags, summary: 'One VPP token', params: IdParams, response: { 200: Token } } },
+    async (req) => view(req.params.id),
   );
 
   app.put(
@@ -144,14 +177,23 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
     },
     async (req) => {
       const reclaimed = await tokens.delete(req.params.id);
-      await ctx.audit(req, 'token.delete', 'vpp_token', req.params.id, { reclaimed: reclaimed.map((c) => ({ adamId: c.adamId, serials: c.serials.length })) });
+      await ctx.audit(req, 'token.delete', 'vpp_token', req.params.id, {
+        reclaimed: reclaimed.map((c) => ({ adamId: c.adamId, serials: c.serials.length })),
+      });
       return { reclaimed };
     },
   );
 
   app.post(
     '/vpp-tokens/:id/sync',
-    { schema: { tags, summary: 'Sync assets and licence counts from Apple', params: IdParams, response: { 200: Type.Object({ assets: Type.Integer(), syncedAt: Type.String() }) } } },
+    {
+      schema: {
+        tags,
+        summary: 'Sync assets and licence counts from Apple',
+        params: IdParams,
+        response: { 200: Type.Object({ assets: Type.Integer(), syncedAt: Type.String() }) },
+      },
+    },
     async (req) => {
       const result = await tokens.sync(req.params.id);
       await ctx.audit(req, 'token.sync', 'vpp_token', req.params.id, result);
@@ -161,7 +203,14 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
 
   app.post(
     '/vpp-tokens/:id/takeover',
-    { schema: { tags, summary: "Explicitly take the location over from another MDM server", params: IdParams, response: { 200: Token } } },
+    {
+      schema: {
+        tags,
+        summary: 'Explicitly take the location over from another MDM server',
+        params: IdParams,
+        response: { 200: Token },
+      },
+    },
     async (req) => {
       const row = await tokens.takeOver(req.params.id);
       await ctx.audit(req, 'token.takeover', 'vpp_token', row.id);
@@ -171,7 +220,14 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
 
   app.get(
     '/vpp-tokens/:id/assets',
-    { schema: { tags, summary: 'Synced assets with licence counts', params: IdParams, response: { 200: pageOf(Asset) } } },
+    {
+      schema: {
+        tags,
+        summary: 'Synced assets with licence counts',
+        params: IdParams,
+        response: { 200: pageOf(Asset) },
+      },
+    },
     async (req) => {
       await tokens.mustGet(req.params.id);
       const rows = await store.vpp.assets(req.params.id);
@@ -202,7 +258,13 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
         tags,
         summary: 'Share the token from its registered group to a descendant group',
         params: IdParams,
-        body: Type.Object({ groupId: Type.String({ minLength: 1 }), fromGroupId: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            groupId: Type.String({ minLength: 1 }),
+            fromGroupId: Type.Optional(Type.String({ minLength: 1 })),
+          },
+          { additionalProperties: false },
+        ),
         response: { 201: Token },
       },
     },
@@ -233,12 +295,25 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
   const autoAssignView = async (groupId: string) => {
     const effective = await tokens.effectiveAutoAssign(groupId);
     const own = (await store.vpp.autoAssignSettings()).get(groupId) ?? null;
-    return { groupId, tokenId: own, effectiveTokenId: effective.tokenId, inheritedFrom: effective.inheritedFrom };
+    return {
+      groupId,
+      tokenId: own,
+      effectiveTokenId: effective.tokenId,
+      inheritedFrom: effective.inheritedFrom,
+    };
   };
 
   app.get(
     '/groups/:id/auto-assign-token',
-    { schema: { tags, summary: 'The group\'s auto-assign token, and the effective one (inherited from an ancestor when unset)', params: IdParams, response: { 200: AutoAssign } } },
+    {
+      schema: {
+        tags,
+        summary:
+          "The group's auto-assign token, and the effective one (inherited from an ancestor when unset)",
+        params: IdParams,
+        response: { 200: AutoAssign },
+      },
+    },
     async (req) => autoAssignView(req.params.id),
   );
 
@@ -249,7 +324,10 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
         tags,
         summary: 'Set (or clear with null) the auto-assign token of a group; descendants inherit it',
         params: IdParams,
-        body: Type.Object({ tokenId: Type.Union([Type.String({ minLength: 1 }), Type.Null()]) }, { additionalProperties: false }),
+        body: Type.Object(
+          { tokenId: Type.Union([Type.String({ minLength: 1 }), Type.Null()]) },
+          { additionalProperties: false },
+        ),
         response: { 200: AutoAssign },
       },
     },
@@ -266,7 +344,11 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
       schema: {
         tags,
         summary: 'Licence records (state and origin)',
-        querystring: Type.Object({ tokenId: Type.Optional(Type.String()), adamId: Type.Optional(Type.String()), serialNumber: Type.Optional(Type.String()) }),
+        querystring: Type.Object({
+          tokenId: Type.Optional(Type.String()),
+          adamId: Type.Optional(Type.String()),
+          serialNumber: Type.Optional(Type.String()),
+        }),
         response: { 200: pageOf(License) },
       },
     },
@@ -295,10 +377,26 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
 
   app.post(
     '/licenses/assign',
-    { schema: { tags, summary: 'Assign device licences by serial (batched to Apple)', body: LicenseBody, response: { 202: LicenseChange } } },
+    {
+      schema: {
+        tags,
+        summary: 'Assign device licences by serial (batched to Apple)',
+        body: LicenseBody,
+        response: { 202: LicenseChange },
+      },
+    },
     async (req, reply) => {
-      const change = await tokens.assign(req.body.tokenId, req.body.adamId, req.body.serialNumbers, 'manual', null);
-      await ctx.audit(req, 'license.assign', 'vpp_token', req.body.tokenId, { adamId: req.body.adamId, serials: req.body.serialNumbers.length });
+      const change = await tokens.assign(
+        req.body.tokenId,
+        req.body.adamId,
+        req.body.serialNumbers,
+        'manual',
+        null,
+      );
+      await ctx.audit(req, 'license.assign', 'vpp_token', req.body.tokenId, {
+        adamId: req.body.adamId,
+        serials: req.body.serialNumbers.length,
+      });
       return reply.code(202).send(change);
     },
   );
@@ -308,32 +406,55 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
     {
       schema: {
         tags,
-        summary: 'Reclaim device licences by serial. Note: licences are reclaimed automatically only on uninstall through haishin, deactivation, remote wipe, token deletion and unsharing — not when a user deletes the app on the device',
+        summary:
+          'Reclaim device licences by serial. Note: licences are reclaimed automatically only on uninstall through haishin, deactivation, remote wipe, token deletion and unsharing — not when a user deletes the app on the device',
         body: LicenseBody,
         response: { 202: LicenseChange },
       },
     },
     async (req, reply) => {
       const change = await tokens.reclaim(req.body.tokenId, req.body.adamId, req.body.serialNumbers);
-      await ctx.audit(req, 'license.reclaim', 'vpp_token', req.body.tokenId, { adamId: req.body.adamId, serials: req.body.serialNumbers.length });
+      await ctx.audit(req, 'license.reclaim', 'vpp_token', req.body.tokenId, {
+        adamId: req.body.adamId,
+        serials: req.body.serialNumbers.length,
+      });
       return reply.code(202).send(change);
     },
   );
 
   const AutoDistribution = Type.Object({
     groupId: Type.String(),
-    apps: Type.Array(Type.Object({ adamId: Type.String(), tokenId: Type.String(), inheritedFrom: Type.Union([Type.String(), Type.Null()]) })),
+    apps: Type.Array(
+      Type.Object({
+        adamId: Type.String(),
+        tokenId: Type.String(),
+        inheritedFrom: Type.Union([Type.String(), Type.Null()]),
+      }),
+    ),
   });
   const autoDistributionView = async (groupId: string) => ({
     groupId,
-    apps: (await engine.autoDistributionFor(groupId)).map((a) => ({ adamId: a.adamId, tokenId: a.tokenId, inheritedFrom: a.fromGroupId === groupId ? null : a.fromGroupId })),
+    apps: (await engine.autoDistributionFor(groupId)).map((a) => ({
+      adamId: a.adamId,
+      tokenId: a.tokenId,
+      inheritedFrom: a.fromGroupId === groupId ? null : a.fromGroupId,
+    })),
   });
 
   app.get(
     '/groups/:id/auto-distribution',
-    { schema: { tags, summary: 'Apps installed automatically on devices that enroll into the group (own list and inherited)', params: IdParams, response: { 200: AutoDistribution } } },
+    {
+      schema: {
+        tags,
+        summary:
+          'Apps installed automatically on devices that enroll into the group (own list and inherited)',
+        params: IdParams,
+        response: { 200: AutoDistribution },
+      },
+    },
     async (req) => {
-      if (!(await store.groups.get(req.params.id))) throw new Refusal(404, 'group.not_found', { id: req.params.id });
+      if (!(await store.groups.get(req.params.id)))
+        throw new Refusal(404, 'group.not_found', { id: req.params.id });
       return autoDistributionView(req.params.id);
     },
   );
@@ -346,7 +467,15 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
         summary: "Set the group's own auto-distribution list; subgroups inherit it",
         params: IdParams,
         body: Type.Object(
-          { apps: Type.Array(Type.Object({ adamId: Type.String({ pattern: '^[0-9]+$' }), tokenId: Type.String({ minLength: 1 }) }, { additionalProperties: false }), { maxItems: 200 }) },
+          {
+            apps: Type.Array(
+              Type.Object(
+                { adamId: Type.String({ pattern: '^[0-9]+$' }), tokenId: Type.String({ minLength: 1 }) },
+                { additionalProperties: false },
+              ),
+              { maxItems: 200 },
+            ),
+          },
           { additionalProperties: false },
         ),
         response: { 200: AutoDistribution },
@@ -357,9 +486,15 @@ export async function registerVppRoutes(app: AdminApp, ctx: AdminContext, tokens
       if (!(await store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
       for (const a of req.body.apps) {
         const row = await tokens.mustGet(a.tokenId);
-        const placement = { tokenId: row.id, registeredGroupId: row.group_id, sharedGroupIds: await store.vpp.sharesOf(row.id) };
-        if (!tokenUsableIn(placement, groupId)) throw new Refusal(409, 'autoassign.token_not_usable', { id: row.id, group: groupId });
-        if (!(await store.vpp.asset(row.id, a.adamId))) throw new Refusal(404, 'license.asset_not_found', { adamId: a.adamId, id: row.id });
+        const placement = {
+          tokenId: row.id,
+          registeredGroupId: row.group_id,
+          sharedGroupIds: await store.vpp.sharesOf(row.id),
+        };
+        if (!tokenUsableIn(placement, groupId))
+          throw new Refusal(409, 'autoassign.token_not_usable', { id: row.id, group: groupId });
+        if (!(await store.vpp.asset(row.id, a.adamId)))
+          throw new Refusal(404, 'license.asset_not_found', { adamId: a.adamId, id: row.id });
       }
       await store.vpp.setAutoDistributions(groupId, req.body.apps, ctx.clock.now());
       await ctx.audit(req, 'group.auto_distribution', 'group', groupId, { apps: req.body.apps });

@@ -145,13 +145,15 @@ export class SimDevice {
   async installProfile(enrollUrl: string): Promise<void> {
     const response = await this.#fetch(enrollUrl);
     const text = await response.text();
-    if (response.status !== 200) throw new Error(`enrollment profile download failed: HTTP ${response.status} ${text}`);
+    if (response.status !== 200)
+      throw new Error(`enrollment profile download failed: HTTP ${response.status} ${text}`);
     const profile = parsePlistDict(text);
     const payloads = (profile.PayloadContent ?? []) as PlistDict[];
     const mdm = payloads.find((p) => p.PayloadType === 'com.apple.mdm');
     if (!mdm) throw new Error('the profile has no com.apple.mdm payload');
     const identity = payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID);
-    if (!identity || !(identity.PayloadContent instanceof Uint8Array)) throw new Error('the profile has no identity payload');
+    if (!identity || !(identity.PayloadContent instanceof Uint8Array))
+      throw new Error('the profile has no identity payload');
     const keys = pkcs12ToIdentity(identity.PayloadContent, String(identity.Password ?? ''));
     this.#enrolled = {
       checkInUrl: String(mdm.CheckInURL),
@@ -263,7 +265,11 @@ export class SimDevice {
       case 'format_error':
         return { ...base, Status: 'CommandFormatError' };
       case 'error': {
-        const out: PlistDict = { ...base, Status: 'Error', ErrorChain: behaviour.chain.map((c) => ({ ...c })) };
+        const out: PlistDict = {
+          ...base,
+          Status: 'Error',
+          ErrorChain: behaviour.chain.map((c) => ({ ...c })),
+        };
         if (behaviour.rejectionReason) out.RejectionReason = behaviour.rejectionReason;
         return out;
       }
@@ -279,10 +285,21 @@ export class SimDevice {
     if (this.spec.sharedIpad && this.users.some((u) => u.loggedIn)) return { kind: 'not_now' };
     const app = this.#catalog.get(Number(command.iTunesStoreID));
     const present = app ? this.apps.get(app.bundleId) : undefined;
-    if (app && present && present.managedAdamId === undefined && command.ChangeManagementState !== 'Managed') {
+    if (
+      app &&
+      present &&
+      present.managedAdamId === undefined &&
+      command.ChangeManagementState !== 'Managed'
+    ) {
       return {
         kind: 'error',
-        chain: [{ ErrorCode: 12025, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: `The app “${app.name}” is already installed.` }],
+        chain: [
+          {
+            ErrorCode: 12025,
+            ErrorDomain: 'MCMDMErrorDomain',
+            LocalizedDescription: `The app “${app.name}” is already installed.`,
+          },
+        ],
         rejectionReason: 'AppAlreadyInstalled',
       };
     }
@@ -308,7 +325,12 @@ export class SimDevice {
         const list: PlistDict = {};
         for (const app of [...this.apps.values()]) {
           if (app.managedStatus === undefined) continue;
-          list[app.bundleId] = { Status: app.managedStatus, ManagementFlags: 1, HasConfiguration: false, HasFeedback: false };
+          list[app.bundleId] = {
+            Status: app.managedStatus,
+            ManagementFlags: 1,
+            HasConfiguration: false,
+            HasFeedback: false,
+          };
           if (ONE_SHOT_STATUSES.has(app.managedStatus)) this.apps.delete(app.bundleId);
         }
         return { ManagedApplicationList: list };
@@ -343,7 +365,11 @@ export class SimDevice {
     // The App Store's own checks: they fail after the command was accepted, visible only in the managed list.
     const tooOld = app.minimumOsVersion !== undefined && olderThan(this.spec.osVersion, app.minimumOsVersion);
     const tooBig = app.sizeBytes > this.spec.availableGb * 1e9;
-    this.apps.set(app.bundleId, { ...app, managedAdamId: adamId, managedStatus: tooOld || tooBig ? 'Failed' : 'Managed' });
+    this.apps.set(app.bundleId, {
+      ...app,
+      managedAdamId: adamId,
+      managedStatus: tooOld || tooBig ? 'Failed' : 'Managed',
+    });
     if (!tooOld && !tooBig) this.spec.availableGb -= app.sizeBytes / 1e9;
     return { Identifier: app.bundleId, State: 'Queued' };
   }
@@ -380,7 +406,8 @@ export class SimDevice {
   #restrictions(): PlistDict {
     const r = this.spec.restrictions ?? {};
     const out: PlistDict = { restrictedValue: { ratingApps: { value: r.ratingApps ?? 1000 } } };
-    if (r.allowListedAppBundleIDs) out.intersection = { allowListedAppBundleIDs: { values: r.allowListedAppBundleIDs } };
+    if (r.allowListedAppBundleIDs)
+      out.intersection = { allowListedAppBundleIDs: { values: r.allowListedAppBundleIDs } };
     if (r.blockedAppBundleIDs) out.union = { blockedAppBundleIDs: { values: r.blockedAppBundleIDs } };
     return out;
   }
@@ -400,7 +427,10 @@ export class SimDevice {
     signature: string | null = this.sign(body),
   ): Promise<{ status: number; text: string }> {
     const enrolled = this.#need();
-    const headers: Record<string, string> = { 'content-type': 'application/x-apple-aspen-mdm-checkin', 'user-agent': 'MDM/1.0' };
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-apple-aspen-mdm-checkin',
+      'user-agent': 'MDM/1.0',
+    };
     if (signature !== null) headers['mdm-signature'] = signature;
     const response = await this.#fetch(channel === 'checkin' ? enrolled.checkInUrl : enrolled.serverUrl, {
       method: 'PUT',

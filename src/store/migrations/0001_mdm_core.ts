@@ -144,7 +144,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('raw', 'text', (c) => c.notNull())
     .addColumn('received_at', 'text', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('mdm_messages_udid').on('mdm_messages').columns(['udid', 'received_at']).execute();
+  await db.schema
+    .createIndex('mdm_messages_udid')
+    .on('mdm_messages')
+    .columns(['udid', 'received_at'])
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

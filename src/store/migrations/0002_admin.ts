@@ -22,7 +22,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('details', 'text')
     .execute();
   await db.schema.createIndex('audit_events_at').on('audit_events').column('at').execute();
-  await db.schema.createIndex('audit_events_object').on('audit_events').columns(['object_type', 'object_id']).execute();
+  await db.schema
+    .createIndex('audit_events_object')
+    .on('audit_events')
+    .columns(['object_type', 'object_id'])
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

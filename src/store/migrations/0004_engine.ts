@@ -43,7 +43,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   await db.schema.createIndex('jobs_status_next').on('jobs').columns(['status', 'next_at']).execute();
   await db.schema.createIndex('jobs_device').on('jobs').columns(['device_id', 'status', 'seq']).execute();
-  await db.schema.createIndex('jobs_distribution').on('jobs').columns(['distribution_id', 'status']).execute();
+  await db.schema
+    .createIndex('jobs_distribution')
+    .on('jobs')
+    .columns(['distribution_id', 'status'])
+    .execute();
   await db.schema.createIndex('jobs_command').on('jobs').column('command_uuid').execute();
 
   await db.schema
