@@ -257,3 +257,140 @@ describe('auto-distribution lists', () => {
     expect(device!.apps.get(KEYNOTE_LIKE.bundleId)?.managedStatus).toBe('Managed');
   });
 });
+
+describe('every status of the field (DESIGN §3)', () => {
+  const NEEDS_IOS_26: CatalogApp = {
+    adamId: '1450003333',
+    name: '最新OS専用',
+    bundleId: 'jp.example.ios26',
+    sizeBytes: 30_000_000,
+    licences: 10,
+    minimumOsVersion: '26.0',
+  };
+
+  async function distribute(
+    tokenId: string,
+    groupId: string,
+    adamIds: string[],
+    extra: Record<string, unknown> = {},
+  ) {
+    const res = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId,
+      adamIds,
+      targets: { groupIds: [groupId] },
+      licenseMode: 'auto',
+      ...extra,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.id;
+  }
+
+  it('ASDErrorDomain 506 once → retry_waiting, then success with retryCount 1', async () => {
+    const school = await world.group('506校');
+    const token = await world.token(school, [KEYNOTE_LIKE], 'asd506');
+    const [device] = await world.devices(1, [school], () => ({}), 'ASD');
+    device!.behaviours.set('InstallApplication', {
+      kind: 'error',
+      chain: [{ ErrorCode: 506, ErrorDomain: 'ASDErrorDomain', LocalizedDescription: 'Duplicate request' }],
+    });
+    const id = await distribute(token.id, school, [KEYNOTE_LIKE.adamId]);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && device!.received.filter((r) => r === 'InstallApplication').length < 1)
+      await new Promise((r) => setTimeout(r, 20));
+    device!.behaviours.delete('InstallApplication');
+    expect(await world.settle(id)).toEqual({ success: 1 });
+    const [job] = (
+      await world.api<{ items: { id: string; retryCount: number }[] }>('GET', `/jobs?distributionId=${id}`)
+    ).body.items;
+    expect(job!.retryCount).toBe(1);
+    const history = (
+      await world.api<{ history: { to: string; reason: string }[] }>('GET', `/jobs/${job!.id}`)
+    ).body.history;
+    expect(history.map((h) => h.to)).toContain('retry_waiting');
+    expect(history.find((h) => h.to === 'retry_waiting')?.reason).toBe('transient ASDErrorDomain:506');
+  });
+
+  it('a scheduled distribution waits in scheduled, then runs', async () => {
+    const school = await world.group('予約校');
+    const token = await world.token(school, [KEYNOTE_LIKE], 'scheduled');
+    await world.devices(1, [school], () => ({}), 'SCH');
+    const id = await distribute(token.id, school, [KEYNOTE_LIKE.adamId], {
+      scheduledAt: new Date(Date.now() + 1500).toISOString(),
+    });
+    expect(
+      (await world.api<{ counts: Record<string, number> }>('GET', `/distributions/${id}`)).body.counts,
+    ).toEqual({ scheduled: 1 });
+    expect(await world.settle(id)).toEqual({ success: 1 });
+  });
+
+  it('acknowledged but ManagedApplicationList says Failed → device_error, never success', async () => {
+    const newWorldApp = NEEDS_IOS_26;
+    world.catalog.set(Number(newWorldApp.adamId), {
+      bundleId: newWorldApp.bundleId,
+      name: newWorldApp.name,
+      version: '1.0',
+      sizeBytes: newWorldApp.sizeBytes,
+      minimumOsVersion: '26.0',
+    });
+    world.appMeta.add({
+      adamId: newWorldApp.adamId,
+      name: newWorldApp.name,
+      bundleId: newWorldApp.bundleId,
+      sizeBytes: newWorldApp.sizeBytes,
+      minimumOsVersion: '26.0',
+      contentRating: '4+',
+    });
+    const school = await world.group('古いOS校');
+    const token = await world.token(school, [newWorldApp], 'old-os');
+    await world.devices(1, [school], () => ({ osVersion: '17.5' }), 'OLD');
+    const id = await distribute(token.id, school, [newWorldApp.adamId]);
+    expect(await world.settle(id)).toEqual({ device_error: 1 });
+    const [job] = (
+      await world.api<{ items: { id: string; reason: string }[] }>('GET', `/jobs?distributionId=${id}`)
+    ).body.items;
+    expect(job!.reason).toBe('Failed');
+    const history = (
+      await world.api<{ history: { to: string }[] }>('GET', `/jobs/${job!.id}`)
+    ).body.history.map((h) => h.to);
+    expect(history).toContain('executing');
+    expect(history).not.toContain('success');
+    const causes = (await world.api<{ causes: { code: string }[] }>('GET', `/jobs/${job!.id}/diagnosis`)).body
+      .causes;
+    expect(causes[0]!.code).toBe('app.requirements_unmet');
+  });
+
+  it('an uninstall distribution removes the app and reclaims the auto-assigned licence', async () => {
+    const school = await world.group('削除配信校');
+    const token = await world.token(school, [KEYNOTE_LIKE], 'uninstall');
+    const [device] = await world.devices(1, [school], () => ({}), 'UNI');
+    expect(await world.settle(await distribute(token.id, school, [KEYNOTE_LIKE.adamId]))).toEqual({
+      success: 1,
+    });
+    expect(world.vpp.holders(token.sToken, KEYNOTE_LIKE.adamId)).toContain(device!.serialNumber);
+    world.vpp.resetCounters();
+    const id = await distribute(token.id, school, [KEYNOTE_LIKE.adamId], { kind: 'uninstall' });
+    expect(await world.settle(id)).toEqual({ success: 1 });
+    expect(device!.apps.has(KEYNOTE_LIKE.bundleId)).toBe(false);
+    expect(world.vpp.calls('POST assets/disassociate')).toBe(1);
+    await world.vpp.completePending();
+    expect(world.vpp.holders(token.sToken, KEYNOTE_LIKE.adamId)).not.toContain(device!.serialNumber);
+  });
+
+  it("the seed's example error text is parsed into both chain entries and answered with the licence causes", async () => {
+    const text =
+      '"Exec", "4010", "500", "" . ErrorChain=ErrorCode[0]=12064, ErrorDomain[0]=MCMDMErrorDomain, LocalizedDescription[0]=Could not retrieve license for the app with iTunes Store ID 361285480., ErrorCode[1]=2605, ErrorDomain[1]=DeviceManagement.error, LocalizedDescription[1]=License not found';
+    const res = await world.api<{ chain: { code: number; domain: string }[]; causes: { code: string }[] }>(
+      'POST',
+      '/diagnose/error',
+      { text },
+    );
+    expect(res.body.chain.map((c) => `${c.domain}:${c.code}`)).toEqual([
+      'MCMDMErrorDomain:12064',
+      'DeviceManagement.error:2605',
+    ]);
+    expect(res.body.causes.map((c) => c.code)).toEqual(
+      expect.arrayContaining(['license.not_assigned', 'autoassign.token_misconfigured']),
+    );
+  });
+});

@@ -30,6 +30,7 @@ export async function startTestServer(
     apns?: HaishinOptions['apns'];
     engineTickMs?: number;
     vppTickMs?: number;
+    engineTimings?: HaishinOptions['engineTimings'];
   } = {},
 ): Promise<TestServer> {
   const port = await freePort();
@@ -50,6 +51,7 @@ export async function startTestServer(
     ...(options.vppClientOptions ? { vppClientOptions: options.vppClientOptions } : {}),
     ...(options.apns ? { apns: options.apns } : {}),
     engineTickMs: options.engineTickMs ?? 0,
+    ...(options.engineTimings ? { engineTimings: options.engineTimings } : {}),
     ...(options.vppTickMs ? { vppTickMs: options.vppTickMs } : {}),
   });
   await haishin.app.listen({ host: '127.0.0.1', port });

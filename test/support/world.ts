@@ -18,6 +18,7 @@ export interface CatalogApp {
   bundleId: string;
   sizeBytes: number;
   licences: number;
+  minimumOsVersion?: string;
 }
 
 /**
@@ -33,7 +34,7 @@ export class World {
   server!: TestServer;
   readonly catalog = new Map<
     number,
-    { bundleId: string; name: string; version: string; sizeBytes: number }
+    { bundleId: string; name: string; version: string; sizeBytes: number; minimumOsVersion?: string }
   >();
 
   static async start(apps: CatalogApp[], env: Record<string, string> = {}): Promise<World> {
@@ -44,7 +45,7 @@ export class World {
         name: app.name,
         bundleId: app.bundleId,
         sizeBytes: app.sizeBytes,
-        minimumOsVersion: '15.0',
+        minimumOsVersion: app.minimumOsVersion ?? '15.0',
         contentRating: '4+',
       });
       w.catalog.set(Number(app.adamId), {
@@ -52,6 +53,7 @@ export class World {
         name: app.name,
         version: '1.0',
         sizeBytes: app.sizeBytes,
+        minimumOsVersion: app.minimumOsVersion ?? '15.0',
       });
     }
     const identity = generateDemoPushIdentity(systemClock.now());
@@ -72,6 +74,7 @@ export class World {
       vppClientOptions: { pacing: false },
       engineTickMs: 25,
       vppTickMs: 50,
+      engineTimings: { transientBackoffMs: 100, notNowRetryMs: 60_000, verifyEveryMs: 60_000 },
     });
     return w;
   }
