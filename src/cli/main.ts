@@ -1,11 +1,18 @@
 import { Command, CommanderError } from 'commander';
+import { registerAdminCommands } from './commands/index.ts';
+import { langFromArgv } from './output.ts';
 
 /** The `haishin` command. Sub-commands load their code lazily so `haishin --help` stays fast. */
 export async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('haishin')
     .description('haishin (配信) — Apple MDM for VPP app distribution that explains every failure')
-    .exitOverride();
+    .exitOverride()
+    // Global options are read before the sub-command only, so `demo --lang` and
+    // `distribute --token <VPP token>` keep their own meaning after it.
+    .enablePositionalOptions()
+    // Usage errors are reported below as one line with their code.
+    .configureOutput({ outputError: () => {} });
 
   program
     .command('serve')
@@ -28,9 +35,18 @@ export async function main(argv: string[]): Promise<void> {
       await runDemo(options);
     });
 
+  registerAdminCommands(program, langFromArgv(argv.slice(2)));
+
   try {
     await program.parseAsync(argv);
   } catch (err) {
+    // Exit code 2 for every usage error (commander says 1), so scripts can tell it from a refusal.
+    if (err instanceof CommanderError && err.exitCode !== 0) {
+      if (err.code !== 'commander.help' && err.code !== 'commander.helpDisplayed')
+        console.error(usageLine(err, langFromArgv(argv.slice(2))));
+      process.exitCode = 2;
+      return;
+    }
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode;
       return;
@@ -38,4 +54,12 @@ export async function main(argv: string[]): Promise<void> {
     console.error(`haishin: ${err instanceof Error ? err.message : String(err)}`);
     process.exitCode = 1;
   }
+}
+
+/** `haishin: error: unknown option '--x' [commander.unknownOption]`, with a pointer to the help. */
+function usageLine(err: CommanderError, lang: 'ja' | 'en'): string {
+  const detail = err.message.replace(/^error:\s*/, '');
+  return lang === 'ja'
+    ? `haishin: 使い方が正しくありません: ${detail}（haishin --help を参照） [${err.code}]`
+    : `haishin: ${detail} (see haishin --help) [${err.code}]`;
 }

@@ -6,6 +6,7 @@ import type { JobStatus } from '../core/jobs.ts';
 import { Refusal } from '../core/refusal.ts';
 import { effectiveAutoAssign, tokenUsableIn } from '../core/tokens.ts';
 import { installVppApplication, managedApplicationList, removeApplication } from '../mdm/commands.ts';
+import { parsePlistDict } from '../mdm/plist.ts';
 import type { CommandReport, MdmListener } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobPatch, JobRow } from '../store/job-repo.ts';
@@ -76,6 +77,7 @@ export class DistributionEngine implements MdmListener {
   readonly #pusher: DevicePusher | null;
   readonly #t: EngineTimings;
   #ticking: Promise<void> | null = null;
+  #recovered = false;
 
   constructor(o: { store: Store; clock: Clock; tokens: VppTokens; pusher: DevicePusher | null; timings: EngineTimings }) {
     this.#store = o.store;
@@ -186,7 +188,41 @@ export class DistributionEngine implements MdmListener {
     return this.#ticking;
   }
 
+  /**
+   * First pass after a (re)start: Apple events still open are tracked again, and every device
+   * with work in flight is pushed once — a device cut off mid-session waits for a push.
+   */
+  async #recover(): Promise<void> {
+    this.#recovered = true;
+    await this.#tokens.recover();
+    const inFlight = await this.#store.jobs.byStatus(['push_sending', 'retry_waiting', 'awaiting_response', 'executing'], 1_000_000);
+    // An answer stored just before the stop, but not yet applied to its job: apply it now.
+    for (const job of inFlight) {
+      if (!job.command_uuid || job.status === 'executing') continue;
+      const result = await this.#store.db.kysely
+        .selectFrom('command_results')
+        .innerJoin('enrollments', 'enrollments.id', 'command_results.enrollment_id')
+        .select(['command_results.enrollment_id', 'command_results.status', 'command_results.raw', 'command_results.received_at'])
+        .where('command_results.command_uuid', '=', job.command_uuid)
+        .executeTakeFirst();
+      if (!result) continue;
+      await this.onCommandReport({
+        deviceId: job.device_id,
+        enrollmentId: result.enrollment_id,
+        commandUuid: job.command_uuid,
+        requestType: job.kind === 'install' ? 'InstallApplication' : 'RemoveApplication',
+        status: result.status as CommandReport['status'],
+        report: parsePlistDict(result.raw) as Record<string, unknown>,
+        raw: result.raw,
+        at: new Date(result.received_at),
+      });
+    }
+    const devices = [...new Set(inFlight.filter((j) => j.command_uuid).map((j) => j.device_id))];
+    if (devices.length > 0 && this.#pusher) await this.#pusher.push(devices);
+  }
+
   async #tickOnce(): Promise<void> {
+    if (!this.#recovered) await this.#recover();
     const now = this.#clock.now();
     await this.#timeouts(now);
     for (const job of await this.#store.jobs.byStatus(['scheduled'], BATCH, now)) await this.#move(job, 'waiting', 'schedule reached', { next_at: null });
@@ -242,34 +278,32 @@ export class DistributionEngine implements MdmListener {
 
   /** Batches licence assignment per (token, app); jobs whose serial already holds one skip ahead. */
   async #licensePhase(): Promise<void> {
-    const jobs = await this.#store.jobs.byStatus(['license_assigning'], BATCH * 2);
+    const rows = await this.#store.jobs.licencePhase(BATCH * 4);
     const submit = new Map<string, { tokenId: string; adamId: string; items: { job: JobRow; serial: string; groupId: string }[] }>();
-    for (const job of jobs) {
-      const device = await this.#store.devices.get(job.device_id);
-      if (!device?.serial_number) {
+    const now = this.#clock.now();
+    for (const row of rows) {
+      const { serial, device_group_id: groupId, licence_state: state, licence_error: errorCode, ...job } = row;
+      if (!serial) {
         await this.#move(job, 'license_failed', 'device has no serial number');
         continue;
       }
-      const [licence] = await this.#store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: device.serial_number });
-      if (licence?.state === 'assigned') {
+      if (state === 'assigned') {
         await this.#move(job, 'push_sending', 'licence assigned');
         continue;
       }
-      if (licence?.state === 'failed' && job.reason === 'submitted') {
-        await this.#move(job, 'license_failed', `license ${licence.error_code ?? 'refused'}`, {
-          error: JSON.stringify({ errorNumber: licence.error_code }),
-        });
+      if (state === 'failed' && job.reason === 'submitted') {
+        await this.#move(job, 'license_failed', `license ${errorCode ?? 'refused'}`, { error: JSON.stringify({ errorNumber: errorCode }) });
         continue;
       }
       if (job.reason === 'submitted') continue;
-      if (licence?.state === 'assigning') {
+      if (state === 'assigning') {
         // Already asked for (a previous pass or process got this far): wait for Apple's answer.
-        await this.#store.jobs.patch(job.id, { reason: 'submitted' }, this.#clock.now());
+        await this.#store.jobs.patch(job.id, { reason: 'submitted' }, now);
         continue;
       }
       const key = `${job.token_id}\u0000${job.adam_id}`;
       const entry = submit.get(key) ?? { tokenId: job.token_id, adamId: job.adam_id, items: [] };
-      entry.items.push({ job, serial: device.serial_number, groupId: device.group_id });
+      entry.items.push({ job, serial, groupId });
       submit.set(key, entry);
     }
     for (const entry of submit.values()) {

@@ -149,6 +149,45 @@ export class VppTokens {
     return row ? this.tracker(row) : undefined;
   }
 
+  /**
+   * After a restart the trackers are empty: licences still `assigning`/`reclaiming` name their
+   * Apple event, so their events are registered again and settle by notification or polling.
+   */
+  async recover(): Promise<number> {
+    const open = await this.#store.vpp.licenses({ states: ['assigning', 'reclaiming'] });
+    interface OpenEvent {
+      tokenId: string;
+      type: 'ASSOCIATE' | 'DISASSOCIATE';
+      assets: Map<string, string>;
+      serials: string[];
+    }
+    const events = new Map<string, OpenEvent>();
+    for (const l of open) {
+      if (!l.event_id) continue;
+      const ev: OpenEvent = events.get(l.event_id) ?? {
+        tokenId: l.token_id,
+        type: l.state === 'assigning' ? 'ASSOCIATE' : 'DISASSOCIATE',
+        assets: new Map<string, string>(),
+        serials: [],
+      };
+      ev.assets.set(l.adam_id, l.pricing_param);
+      ev.serials.push(l.serial_number);
+      events.set(l.event_id, ev);
+    }
+    for (const [eventId, ev] of events) {
+      const row = await this.#store.vpp.getToken(ev.tokenId);
+      if (!row) continue;
+      this.tracker(row).register({
+        eventId,
+        eventType: ev.type,
+        assets: [...ev.assets].map(([adamId, pricingParam]) => ({ adamId, pricingParam })),
+        serialNumbers: ev.serials,
+        raw: '',
+      });
+    }
+    return events.size;
+  }
+
   /** Polls overdue events of every token (the fallback when notifications do not arrive). */
   async tick(): Promise<void> {
     for (const tracker of this.#trackers.values()) await tracker.tick();
@@ -507,7 +546,6 @@ export class VppTokens {
     if (!asset) throw new Refusal(404, 'license.asset_not_found', { adamId, id: tokenId });
     const unique = [...new Set(serials)];
     const result = await this.#client(row).associate([{ adamId, pricingParam: asset.pricing_param }], unique);
-    this.tracker(row).register(result);
     const at = this.#now();
     const change: LicenseChange = { tokenId, adamId, serials: unique, eventIds: [], failed: [] };
     for (const event of result.events) {
@@ -546,6 +584,8 @@ export class VppTokens {
         at,
       );
     }
+    // Registered only now that the licence rows exist: the outcome must find them to settle.
+    this.tracker(row).register(result);
     return change;
   }
 
@@ -556,7 +596,6 @@ export class VppTokens {
     const pricingParam = asset?.pricing_param ?? 'STDQ';
     const unique = [...new Set(serials)];
     const result = await this.#client(row).disassociate([{ adamId, pricingParam }], unique);
-    this.tracker(row).register(result);
     const at = this.#now();
     const change: LicenseChange = {
       tokenId,
@@ -580,6 +619,8 @@ export class VppTokens {
         errorNumber: failure.error.errorNumber ?? null,
       });
     }
+    // Registered only now that the licence rows exist: the outcome must find them to settle.
+    this.tracker(row).register(result);
     return change;
   }
 

@@ -35,6 +35,28 @@ export class JobRepo {
     });
   }
 
+  /**
+   * Jobs in the licence phase with everything the phase needs in one query: the device's serial
+   * and group, and the licence record for that serial (if any). Keeps a pass O(batch), not O(jobs × queries).
+   */
+  licencePhase(limit: number) {
+    return this.#db
+      .selectFrom('jobs')
+      .innerJoin('devices', 'devices.id', 'jobs.device_id')
+      .leftJoin('licenses', (join) =>
+        join
+          .onRef('licenses.token_id', '=', 'jobs.token_id')
+          .onRef('licenses.adam_id', '=', 'jobs.adam_id')
+          .onRef('licenses.serial_number', '=', 'devices.serial_number'),
+      )
+      .selectAll('jobs')
+      .select(['devices.serial_number as serial', 'devices.group_id as device_group_id', 'licenses.state as licence_state', 'licenses.error_code as licence_error'])
+      .where('jobs.status', '=', 'license_assigning')
+      .orderBy('jobs.seq')
+      .limit(limit)
+      .execute();
+  }
+
   getDistribution(id: string): Promise<DistributionRow | undefined> {
     return this.#db.selectFrom('distributions').selectAll().where('id', '=', id).executeTakeFirst();
   }

@@ -123,6 +123,10 @@ const ANY_ASSET = '*';
  * not (first poll after 5 minutes of silence, then at least 30 s apart), resubmitting an event
  * Apple still calls PENDING after 10 minutes.
  */
+/** How long and how many early notifications are kept for events not registered yet. */
+const EARLY_TTL_MS = 10 * 60_000;
+const EARLY_MAX = 1000;
+
 export class VppEventTracker {
   readonly #clock: Clock;
   readonly #client: VppEventClient;
@@ -171,6 +175,40 @@ export class VppEventTracker {
   }
 
   /** Starts following submitted events; each one settles into its own outcome. */
+  /** Notifications for events not registered yet, oldest first; bounded in count and age. */
+  readonly #early = new Map<string, { n: Record<string, unknown>; raw: string; at: number }[]>();
+
+  #keepEarly(eventId: string, n: Record<string, unknown>, raw: string): void {
+    const now = this.#clock.now().getTime();
+    for (const [id, list] of this.#early) {
+      if (now - (list[0]?.at ?? now) > EARLY_TTL_MS) this.#early.delete(id);
+      else break;
+    }
+    if (this.#early.size >= EARLY_MAX && !this.#early.has(eventId)) {
+      const oldest = this.#early.keys().next().value;
+      if (oldest !== undefined) this.#early.delete(oldest);
+    }
+    const list = this.#early.get(eventId) ?? [];
+    list.push({ n, raw, at: now });
+    this.#early.set(eventId, list);
+  }
+
+  /** Applies notifications that arrived before their event was registered. */
+  async #replayEarly(eventIds: readonly string[]): Promise<void> {
+    for (const id of eventIds) {
+      const list = this.#early.get(id);
+      if (!list) continue;
+      this.#early.delete(id);
+      for (const item of list) {
+        try {
+          await this.#onAssetManagement(item.n, item.raw);
+        } catch (err) {
+          this.#onError(err as Error, id);
+        }
+      }
+    }
+  }
+
   register(events: VppSubmitResult | VppSubmittedEvent | VppSubmittedEvent[]): void {
     const list = Array.isArray(events) ? events : 'events' in events ? events.events : [events];
     const now = this.#clock.now().getTime();
@@ -198,6 +236,7 @@ export class VppEventTracker {
       this.#groups.add(group);
       this.#attach(group, ev, now);
     }
+    if (this.#early.size > 0) void this.#replayEarly(list.map((ev) => ev.eventId));
   }
 
   #attach(group: Group, ev: VppSubmittedEvent, now: number): void {
@@ -308,7 +347,13 @@ export class VppEventTracker {
       typeof n['eventId'] === 'string' || typeof n['eventId'] === 'number' ? String(n['eventId']) : null;
     if (!eventId) return null;
     const tracked = this.#events.get(eventId);
-    if (!tracked || tracked.group.done) return null;
+    if (!tracked) {
+      // Apple (or a fast fake) can answer before the associate call's own response has been
+      // registered: keep it for a while and apply it on register().
+      this.#keepEarly(eventId, n, raw);
+      return null;
+    }
+    if (tracked.group.done) return null;
     const group = tracked.group;
     group.lastNotificationAt = this.#clock.now().getTime();
 

@@ -212,6 +212,8 @@ export class FakeVppService {
   readonly #calls = new Map<string, number>();
   #log: FakeCall[] = [];
   readonly #notifications: FakeNotificationRecord[] = [];
+  /** Every serial of every accepted submission, in order: duplicates show as repeats. */
+  readonly #submitted: { type: string; serial: string }[] = [];
   #eventSeq = 0;
   #locations = 0;
   #url: string | null = null;
@@ -416,6 +418,11 @@ export class FakeVppService {
   /** The most recent calls with their fake-clock times, oldest first. */
   log(endpoint?: string): FakeCall[] {
     return endpoint === undefined ? [...this.#log] : this.#log.filter((c) => c.endpoint === endpoint);
+  }
+
+  /** The serials of every accepted associate/disassociate/revoke call, repeats included. */
+  submittedSerials(type: 'ASSOCIATE' | 'DISASSOCIATE' | 'REVOKE'): string[] {
+    return this.#submitted.filter((s) => s.type === type).map((s) => s.serial);
   }
 
   notifications(): FakeNotificationRecord[] {
@@ -755,6 +762,7 @@ export class FakeVppService {
       timer: null,
     };
     token.loc.events.set(eventId, ev);
+    for (const serial of ev.serials) this.#submitted.push({ type, serial });
     if (this.#eventDelayMs !== null) {
       ev.timer = setTimeout(() => {
         ev.timer = null;
