@@ -398,6 +398,21 @@ describe('licences and automatic reclaim', () => {
   });
 });
 
+describe('asset counts', () => {
+  it('an ASSET_COUNT notification (licences bought) moves the counts without a sync', async () => {
+    const school = await group('購入校', server.rootGroupId);
+    const s = file('counts');
+    seedToken(s, 'counts-loc', 40);
+    const token = await register(school, s);
+    await fake.adjustTotal(s, ADAM, 25);
+    const assets = await api<{ items: { totalCount: number; availableCount: number }[] }>(
+      'GET',
+      `/vpp-tokens/${token.id}/assets`,
+    );
+    expect(assets.body.items[0]).toMatchObject({ totalCount: 65, availableCount: 65 });
+  });
+});
+
 describe('expiry warnings', () => {
   it('a token 10 days from expiry shows the 14-day warning and raises one audit event', async () => {
     const school = await group('期限校', server.rootGroupId);

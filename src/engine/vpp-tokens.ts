@@ -125,12 +125,13 @@ export class VppTokens {
         onAssetCount: async (change) => {
           const asset = await this.#store.vpp.asset(tokenId, change.adamId);
           if (!asset) return;
+          // ASSET_COUNT reports licences bought or transferred: the total moves, and with it what is free.
           await this.#store.vpp.setAssetCounts(
             tokenId,
             change.adamId,
             {
-              assigned: asset.assigned_count + change.countDelta,
-              available: asset.available_count - change.countDelta,
+              total: asset.total_count + change.countDelta,
+              available: Math.max(0, asset.available_count + change.countDelta),
             },
             this.#now(),
           );
