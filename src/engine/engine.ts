@@ -12,10 +12,12 @@ import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobPatch, JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
 import type { DevicePusher } from './push.ts';
+import type { DeviceChange, EventBus } from './events.ts';
 import type { VppTokens } from './vpp-tokens.ts';
 import { diagnose } from '../diagnosis/index.ts';
 import type { Cause } from '../diagnosis/index.ts';
 import { gatherEvidence } from './evidence.ts';
+import { enqueueRefresh } from './refresh.ts';
 
 export interface EngineTimings {
   pushTimeoutMs: number;
@@ -76,15 +78,21 @@ export class DistributionEngine implements MdmListener {
   readonly #tokens: VppTokens;
   readonly #pusher: DevicePusher | null;
   readonly #t: EngineTimings;
+  readonly #events: EventBus | null;
   #ticking: Promise<void> | null = null;
   #recovered = false;
 
-  constructor(o: { store: Store; clock: Clock; tokens: VppTokens; pusher: DevicePusher | null; timings: EngineTimings }) {
+  constructor(o: { store: Store; clock: Clock; tokens: VppTokens; pusher: DevicePusher | null; timings: EngineTimings; events?: EventBus }) {
     this.#store = o.store;
     this.#clock = o.clock;
     this.#tokens = o.tokens;
     this.#pusher = o.pusher;
     this.#t = o.timings;
+    this.#events = o.events ?? null;
+  }
+
+  #deviceChanged(deviceId: string, change: DeviceChange): void {
+    this.#events?.publish({ type: 'device', deviceId, change, at: this.#clock.now().toISOString() });
   }
 
   // ---- creating work -------------------------------------------------------------------
@@ -148,7 +156,19 @@ export class DistributionEngine implements MdmListener {
       jobs,
       now,
     );
+    this.#events?.publish({ type: 'distribution', distributionId: id, change: 'created', jobCount: jobs.length, at: now.toISOString() });
     return { id, jobCount: jobs.length };
+  }
+
+  /** The devices `create()` would make jobs for (preflight predicts on the same set). */
+  async resolveTargets(targets: DistributionInput['targets']): Promise<DeviceRow[]> {
+    const nodes = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
+    return this.#targetDevices(targets, nodes);
+  }
+
+  /** HAISHIN_OFFLINE_AFTER / HAISHIN_UNENROLLED_AFTER, as the diagnosis reads them. */
+  get thresholds(): { offlineAfterMs: number; unenrolledAfterMs: number } {
+    return { offlineAfterMs: this.#t.offlineAfterMs, unenrolledAfterMs: this.#t.unenrolledAfterMs };
   }
 
   async #targetDevices(targets: DistributionInput['targets'], nodes: { id: string; parentId: string | null }[]): Promise<DeviceRow[]> {
@@ -175,6 +195,20 @@ export class DistributionEngine implements MdmListener {
     const now = this.#clock.now();
     const { state, change } = transition({ status: job.status as JobStatus, retryCount: job.retry_count, attempt: job.attempt }, to, now, reason);
     const applied = await this.#store.jobs.apply(job, change, { ...patch, retry_count: state.retryCount, attempt: state.attempt });
+    if (applied) {
+      this.#events?.publish({
+        type: 'job',
+        jobId: job.id,
+        distributionId: job.distribution_id,
+        deviceId: job.device_id,
+        adamId: job.adam_id,
+        from: change.from,
+        to: change.to,
+        reason: change.reason,
+        retryCount: state.retryCount,
+        at: change.at.toISOString(),
+      });
+    }
     return applied ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt } : null;
   }
 
@@ -264,6 +298,7 @@ export class DistributionEngine implements MdmListener {
           manualChecks.set(key, assigned);
         }
         if (device.serial_number && assigned.has(device.serial_number)) await this.#move(job, 'push_sending', 'licence assigned (manual)');
+        else if (device.serial_number && (await this.#assigningNow(job, device.serial_number))) continue;
         else await this.#move(job, 'license_failed', 'license.not_assigned');
         continue;
       }
@@ -274,6 +309,12 @@ export class DistributionEngine implements MdmListener {
       }
       await this.#move(job, 'license_assigning', null);
     }
+  }
+
+  /** A manual assignment haishin sent and Apple has not confirmed yet: wait for it rather than fail. */
+  async #assigningNow(job: JobRow, serial: string): Promise<boolean> {
+    const [licence] = await this.#store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: serial });
+    return licence?.state === 'assigning';
   }
 
   /** Batches licence assignment per (token, app); jobs whose serial already holds one skip ahead. */
@@ -296,6 +337,8 @@ export class DistributionEngine implements MdmListener {
         continue;
       }
       if (job.reason === 'submitted') continue;
+      // A reclaim still in flight (reclaim_and_reassign): a new assignment sent now could cross it at Apple.
+      if (state === 'reclaiming') continue;
       if (state === 'assigning') {
         // Already asked for (a previous pass or process got this far): wait for Apple's answer.
         await this.#store.jobs.patch(job.id, { reason: 'submitted' }, now);
@@ -425,12 +468,17 @@ export class DistributionEngine implements MdmListener {
     if (!first) return;
     const device = await this.#store.devices.get(deviceId);
     if (!device || enrollmentId !== device.udid) return;
+    this.#deviceChanged(device.id, 'enrolled');
     const apps = await this.autoDistributionFor(device.group_id);
     const byToken = new Map<string, string[]>();
     for (const a of apps) byToken.set(a.tokenId, [...(byToken.get(a.tokenId) ?? []), a.adamId]);
     for (const [tokenId, adamIds] of byToken) {
       await this.create({ kind: 'install', tokenId, adamIds, targets: { deviceIds: [deviceId] }, licenseMode: 'auto' }, 'auto-distribution');
     }
+  }
+
+  onCheckOut(deviceId: string): void {
+    this.#deviceChanged(deviceId, 'checked_out');
   }
 
   async onAuthenticate(_deviceId: string, cleared: string[]): Promise<void> {
@@ -522,6 +570,37 @@ export class DistributionEngine implements MdmListener {
     const causes = diagnose(evidence);
     await this.#store.jobs.patch(job.id, { diagnosis: JSON.stringify({ at: now.toISOString(), causes }) }, now);
     return causes;
+  }
+
+  /**
+   * Diagnoses the job and, when the device's facts are missing or older than the offline
+   * threshold, asks the device for fresh ones (DeviceInformation, Restrictions, app list, users)
+   * and says so: the next diagnosis sees them.
+   */
+  async diagnoseJob(job: JobRow): Promise<{ causes: Cause[]; askedDevice: string[] }> {
+    const causes = await this.diagnose(job);
+    const device = await this.#store.devices.get(job.device_id);
+    if (!device || device.status !== 'enrolled' || job.status === 'success') return { causes, askedDevice: [] };
+    const now = this.#clock.now().getTime();
+    const stale = (at: string | null) => at === null || now - new Date(at).getTime() > this.#t.offlineAfterMs;
+    const missing = [
+      stale(device.facts_at) ? 'DeviceInformation' : null,
+      stale(device.restrictions_at) ? 'Restrictions' : null,
+      stale(device.installed_apps_at) ? 'InstalledApplicationList' : null,
+      device.is_shared_ipad === 1 && stale(device.shared_users_at) ? 'UserList' : null,
+    ].filter((x): x is string => x !== null);
+    if (missing.length === 0) return { causes, askedDevice: [] };
+    const pending = await this.#store.db.kysely
+      .selectFrom('command_queue')
+      .innerJoin('commands', 'commands.uuid', 'command_queue.command_uuid')
+      .select('commands.request_type')
+      .where('command_queue.enrollment_id', '=', device.udid)
+      .where('commands.request_type', '=', 'DeviceInformation')
+      .executeTakeFirst();
+    if (pending) return { causes, askedDevice: [] };
+    const commands = await enqueueRefresh(this.#store, device.id, this.#clock.now());
+    if (this.#pusher) await this.#pusher.push([device.id]);
+    return { causes, askedDevice: commands.map((c) => c.requestType) };
   }
 
   // ---- administrator actions -----------------------------------------------------------
