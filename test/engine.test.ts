@@ -99,6 +99,12 @@ describe('distribution engine in the simulated world', () => {
     }>('GET', `/jobs/${failed[0]!.id}/diagnosis`);
     expect(diagnosis.body.causes[0]).toMatchObject({ code: 'license.insufficient' });
     expect(diagnosis.body.causes[0]!.remedy.ja.length).toBeGreaterThan(10);
+    // Nothing was known about the iPad yet: the diagnosis asked it, once.
+    expect((diagnosis.body as unknown as { askedDevice: string[] }).askedDevice).toContain(
+      'DeviceInformation',
+    );
+    const again = await world.api<{ askedDevice: string[] }>('GET', `/jobs/${failed[0]!.id}/diagnosis`);
+    expect(again.body.askedDevice).toEqual([]);
   });
 
   it('devices without a reachable token, or with the wrong auto-assign token, get a job that says why', async () => {

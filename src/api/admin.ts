@@ -13,6 +13,7 @@ import type { Clock } from '../core/clock.ts';
 import type { DevicePusher } from '../engine/push.ts';
 import type { VppTokens } from '../engine/vpp-tokens.ts';
 import type { DistributionEngine } from '../engine/engine.ts';
+import type { DeviceChange, EventBus } from '../engine/events.ts';
 import type { Store } from '../store/store.ts';
 import { Refusal } from '../core/refusal.ts';
 import { ApiError, errorBody } from './errors.ts';
@@ -20,8 +21,17 @@ import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
 import { registerVppRoutes } from './routes/vpp.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
+import { registerEventRoutes } from './routes/events.ts';
 
 export const API_PREFIX = '/api/v1';
+
+/** Audited device actions that are changes worth a `device` event on GET /events. */
+const DEVICE_EVENT_OF_AUDIT: Readonly<Record<string, DeviceChange>> = {
+  'device.deactivate': 'deactivated',
+  'device.move': 'moved',
+  'device.update': 'updated',
+  'device.wipe': 'wipe_sent',
+};
 
 export interface AdminContext {
   store: Store;
@@ -29,7 +39,13 @@ export interface AdminContext {
   /** Absent only in setups without APNs; commands then wait for the device's next poll. */
   pusher: DevicePusher | null;
   /** Writes an audit event for a change made by the caller of `req`. */
-  audit(req: FastifyRequest, action: string, objectType: string, objectId: string | null, details?: unknown): Promise<void>;
+  audit(
+    req: FastifyRequest,
+    action: string,
+    objectType: string,
+    objectId: string | null,
+    details?: unknown,
+  ): Promise<void>;
 }
 
 export type AdminApp = FastifyInstance<
@@ -55,23 +71,36 @@ interface OpenApiOperation {
 /** The REST admin API: bearer auth, DESIGN §7 errors, validation, OpenAPI from the route schemas. */
 export async function registerAdminApi(
   app: FastifyInstance,
-  o: { store: Store; clock: Clock; pusher: DevicePusher | null; tokens: VppTokens; engine: DistributionEngine },
+  o: {
+    store: Store;
+    clock: Clock;
+    pusher: DevicePusher | null;
+    tokens: VppTokens;
+    engine: DistributionEngine;
+    events?: EventBus;
+  },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
   const ctx: AdminContext = {
     store: o.store,
     clock: o.clock,
     pusher: o.pusher,
-    audit: (req, action, objectType, objectId, details) =>
-      o.store.admin.audit({
+    audit: async (req, action, objectType, objectId, details) => {
+      const at = o.clock.now();
+      await o.store.admin.audit({
         actor: req.adminTokenId ?? 'unknown',
         source: req.ip,
         action,
         objectType,
         objectId,
         details,
-        at: o.clock.now(),
-      }),
+        at,
+      });
+      // Every device change made through the API is audited after it is stored: the one place to announce it.
+      const change = DEVICE_EVENT_OF_AUDIT[action];
+      if (change && objectType === 'device' && objectId)
+        o.events?.publish({ type: 'device', deviceId: objectId, change, at: at.toISOString() });
+    },
   };
 
   app.get(`${API_PREFIX}/openapi.json`, async () => openApiDocument(operations));
@@ -93,7 +122,9 @@ export async function registerAdminApi(
         if (!token) throw ApiError.of(401, 'auth.invalid');
         req.adminTokenId = token.id;
       });
-      scope.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => sendError(err, req, reply));
+      scope.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) =>
+        sendError(err, req, reply),
+      );
       scope.setNotFoundHandler((req, reply) =>
         sendError(ApiError.of(404, 'route.not_found', { method: req.method, url: req.url }), req, reply),
       );
@@ -101,7 +132,8 @@ export async function registerAdminApi(
       await registerGroupRoutes(typed, ctx);
       await registerDeviceRoutes(typed, ctx, o.tokens);
       await registerVppRoutes(typed, ctx, o.tokens, o.engine);
-      await registerJobRoutes(typed, ctx, o.engine);
+      await registerJobRoutes(typed, ctx, o.engine, o.tokens);
+      if (o.events) await registerEventRoutes(typed, ctx, o.events);
     },
     { prefix: API_PREFIX },
   );
@@ -151,7 +183,12 @@ function openApiDocument(operations: OpenApiOperation[]) {
     ] as const) {
       const s = schema[key] as { properties?: Record<string, unknown>; required?: string[] } | undefined;
       for (const [name, prop] of Object.entries(s?.properties ?? {})) {
-        parameters.push({ name, in: where, required: where === 'path' || (s?.required ?? []).includes(name), schema: prop });
+        parameters.push({
+          name,
+          in: where,
+          required: where === 'path' || (s?.required ?? []).includes(name),
+          schema: prop,
+        });
       }
     }
     const responses: Record<string, unknown> = {};
@@ -164,7 +201,9 @@ function openApiDocument(operations: OpenApiOperation[]) {
       description: schema.description,
       tags: schema.tags,
       parameters,
-      ...(schema.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema.body } } } } : {}),
+      ...(schema.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: schema.body } } } }
+        : {}),
       responses,
       security: [{ adminToken: [] }],
     };

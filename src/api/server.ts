@@ -9,6 +9,7 @@ import type { Apns } from '../apple/apns/client.ts';
 import { DevicePusher } from '../engine/push.ts';
 import { VppTokens } from '../engine/vpp-tokens.ts';
 import { DEFAULT_TIMINGS, DistributionEngine } from '../engine/engine.ts';
+import { EventBus } from '../engine/events.ts';
 import type { EngineTimings } from '../engine/engine.ts';
 import { AppMetaClient } from '../apple/appmeta/client.ts';
 import type { VppTokensOptions } from '../engine/vpp-tokens.ts';
@@ -57,6 +58,8 @@ export interface Haishin {
   pusher: DevicePusher | null;
   tokens: VppTokens;
   engine: DistributionEngine;
+  /** Job, distribution and device changes of this process (GET /api/v1/events). */
+  events: EventBus;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;
   close(): Promise<void>;
@@ -90,11 +93,13 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       ...(o.vppClientOptions ? { clientOptions: o.vppClientOptions } : {}),
       ...(o.vppEventTiming ? { eventTiming: o.vppEventTiming } : {}),
     });
+    const events = new EventBus();
     const engine = new DistributionEngine({
       store,
       clock: o.clock,
       tokens,
       pusher,
+      events,
       timings: {
         ...DEFAULT_TIMINGS,
         pushTimeoutMs: o.config.timeouts.pushMs,
@@ -123,7 +128,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
     await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
     app.get('/api/health', async () => ({ ok: true }));
-    await registerAdminApi(app, { store, clock: o.clock, pusher, tokens, engine });
+    await registerAdminApi(app, { store, clock: o.clock, pusher, tokens, engine, events });
     await registerVppNotify(app, tokens);
     const every = (ms: number, what: string, work: () => Promise<unknown>) => {
       const timer = setInterval(() => {
@@ -144,6 +149,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       pusher,
       tokens,
       engine,
+      events,
       generatedAdminToken,
       close: async () => {
         for (const t of timers) clearInterval(t);

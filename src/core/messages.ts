@@ -148,6 +148,42 @@ export const API_MESSAGES = {
     en: 'Device {id} does not exist.',
     ja: '端末 {id} は存在しません。',
   },
+  'remediate.unknown_action': {
+    en: 'There is no remedy action "{action}". Known actions: {known}.',
+    ja: '対処「{action}」はありません。使える対処: {known}',
+  },
+  'remediate.not_retryable': {
+    en: 'Job {id} is {status}: only a job that ended without success can be retried or reassigned. Cancel a job that is still running first (POST /api/v1/jobs/{id}/cancel).',
+    ja: 'ジョブ {id} の状態は {status} です。再実行や再割り当てができるのは、成功せずに終了したジョブだけです。実行中のジョブは先にキャンセルしてください（POST /api/v1/jobs/{id}/cancel）。',
+  },
+  'remediate.not_cancellable': {
+    en: 'Job {id} has already finished ({status}): there is nothing to cancel.',
+    ja: 'ジョブ {id} はすでに終了しています（{status}）。キャンセルするものはありません。',
+  },
+  'remediate.uninstall_job': {
+    en: 'Job {id} removes an app: licence actions apply only to installs.',
+    ja: 'ジョブ {id} はアプリの削除です。ライセンスの操作はインストールにだけ使えます。',
+  },
+  'remediate.no_serial': {
+    en: 'Device {id} has no serial number, so no device licence can be assigned to it.',
+    ja: '端末 {id} にはシリアル番号がないため、端末ライセンスを割り当てられません。',
+  },
+  'remediate.no_licence_to_reclaim': {
+    en: 'Serial {serial} holds no licence of app {adamId} from this token (licence state: {state}). Use assign_license or retry instead.',
+    ja: 'シリアル番号 {serial} には、このトークンのアプリ {adamId} のライセンスが割り当てられていません（ライセンスの状態: {state}）。代わりに assign_license または retry を使ってください。',
+  },
+  'remediate.licence_already_assigned': {
+    en: 'Serial {serial} already holds a licence of app {adamId} (state: {state}). Use retry, or reclaim_and_reassign to assign it afresh.',
+    ja: 'シリアル番号 {serial} にはアプリ {adamId} のライセンスがすでにあります（状態: {state}）。retry を使うか、割り当て直す場合は reclaim_and_reassign を使ってください。',
+  },
+  'remediate.manual_reassign': {
+    en: 'Job {id} uses manually assigned licences: reclaim (POST /api/v1/licenses/reclaim), assign again once Apple confirms (POST /api/v1/licenses/assign), then retry the job.',
+    ja: 'ジョブ {id} は手動で割り当てたライセンスを使います。ライセンスを回収し（POST /api/v1/licenses/reclaim）、Apple の確認後に割り当て直してから（POST /api/v1/licenses/assign）、ジョブを再実行してください。',
+  },
+  'remediate.token_not_usable': {
+    en: 'Token {token} is neither registered nor shared to group {group} of the device, so it cannot give the device a licence. Share it first (action share_token).',
+    ja: 'トークン {token} は端末のグループ {group} に登録も共有もされていないため、この端末にライセンスを割り当てられません。先に共有してください（対処 share_token）。',
+  },
 } satisfies Record<string, Bilingual>;
 
 export type ApiMessageCode = keyof typeof API_MESSAGES;

@@ -35,7 +35,10 @@ export interface EngineTimings {
   unenrolledAfterMs: number;
 }
 
-export const DEFAULT_TIMINGS: Omit<EngineTimings, 'pushTimeoutMs' | 'requestTimeoutMs' | 'sessionTimeoutMs' | 'offlineAfterMs' | 'unenrolledAfterMs'> = {
+export const DEFAULT_TIMINGS: Omit<
+  EngineTimings,
+  'pushTimeoutMs' | 'requestTimeoutMs' | 'sessionTimeoutMs' | 'offlineAfterMs' | 'unenrolledAfterMs'
+> = {
   notNowRetryMs: 5 * 60_000,
   verifyEveryMs: 60_000,
   maxTransientRetries: 3,
@@ -52,14 +55,26 @@ export interface DistributionInput {
 }
 
 /** Statuses in which a job occupies its device: the next one waits. */
-const IN_FLIGHT: JobStatus[] = ['license_assigning', 'push_sending', 'retry_waiting', 'awaiting_response', 'executing'];
+const IN_FLIGHT: JobStatus[] = [
+  'license_assigning',
+  'push_sending',
+  'retry_waiting',
+  'awaiting_response',
+  'executing',
+];
 const PUSH_STATES: JobStatus[] = ['push_sending', 'retry_waiting'];
 const SESSION_STATES: JobStatus[] = ['awaiting_response', 'executing'];
 const ACTIVE: JobStatus[] = ['waiting', 'scheduled', ...IN_FLIGHT];
 const BATCH = 500;
 /** Error codes a retry can cure (DESIGN §6): duplicate request, store busy. */
 const TRANSIENT = new Set(['ASDErrorDomain:506']);
-const FAILED_MANAGED_STATES = new Set(['Failed', 'UserRejected', 'ManagementRejected', 'UserInstalledApp', 'ManagedButUninstalled']);
+const FAILED_MANAGED_STATES = new Set([
+  'Failed',
+  'UserRejected',
+  'ManagementRejected',
+  'UserInstalledApp',
+  'ManagedButUninstalled',
+]);
 
 interface ChainItem {
   code: number | null;
@@ -82,7 +97,14 @@ export class DistributionEngine implements MdmListener {
   #ticking: Promise<void> | null = null;
   #recovered = false;
 
-  constructor(o: { store: Store; clock: Clock; tokens: VppTokens; pusher: DevicePusher | null; timings: EngineTimings; events?: EventBus }) {
+  constructor(o: {
+    store: Store;
+    clock: Clock;
+    tokens: VppTokens;
+    pusher: DevicePusher | null;
+    timings: EngineTimings;
+    events?: EventBus;
+  }) {
     this.#store = o.store;
     this.#clock = o.clock;
     this.#tokens = o.tokens;
@@ -103,9 +125,14 @@ export class DistributionEngine implements MdmListener {
     const groups = await this.#store.groups.all();
     const nodes = groups.map((g) => ({ id: g.id, parentId: g.parent_id }));
     const devices = await this.#targetDevices(input.targets, nodes);
-    const placement = { tokenId: token.id, registeredGroupId: token.group_id, sharedGroupIds: await this.#store.vpp.sharesOf(token.id) };
+    const placement = {
+      tokenId: token.id,
+      registeredGroupId: token.group_id,
+      sharedGroupIds: await this.#store.vpp.sharesOf(token.id),
+    };
     const id = randomUUID();
-    const scheduled = input.scheduledAt && input.scheduledAt.getTime() > now.getTime() ? input.scheduledAt : null;
+    const scheduled =
+      input.scheduledAt && input.scheduledAt.getTime() > now.getTime() ? input.scheduledAt : null;
     const jobs: Omit<JobRow, 'seq'>[] = [];
     for (const device of devices) {
       for (const adamId of input.adamIds) {
@@ -113,7 +140,8 @@ export class DistributionEngine implements MdmListener {
         let reason: string | null = scheduled ? 'scheduled' : null;
         // Nothing is dropped silently: a target that cannot receive the app gets a job that says why.
         if (device.status === 'deactivated') [status, reason] = ['cancelled', 'device.deactivated'];
-        else if (!tokenUsableIn(placement, device.group_id)) [status, reason] = ['license_failed', 'token.not_shared'];
+        else if (!tokenUsableIn(placement, device.group_id))
+          [status, reason] = ['license_failed', 'token.not_shared'];
         jobs.push({
           id: randomUUID(),
           distribution_id: id,
@@ -156,7 +184,13 @@ export class DistributionEngine implements MdmListener {
       jobs,
       now,
     );
-    this.#events?.publish({ type: 'distribution', distributionId: id, change: 'created', jobCount: jobs.length, at: now.toISOString() });
+    this.#events?.publish({
+      type: 'distribution',
+      distributionId: id,
+      change: 'created',
+      jobCount: jobs.length,
+      at: now.toISOString(),
+    });
     return { id, jobCount: jobs.length };
   }
 
@@ -171,7 +205,10 @@ export class DistributionEngine implements MdmListener {
     return { offlineAfterMs: this.#t.offlineAfterMs, unenrolledAfterMs: this.#t.unenrolledAfterMs };
   }
 
-  async #targetDevices(targets: DistributionInput['targets'], nodes: { id: string; parentId: string | null }[]): Promise<DeviceRow[]> {
+  async #targetDevices(
+    targets: DistributionInput['targets'],
+    nodes: { id: string; parentId: string | null }[],
+  ): Promise<DeviceRow[]> {
     const byId = new Map<string, DeviceRow>();
     for (const deviceId of targets.deviceIds ?? []) {
       const d = await this.#store.devices.get(deviceId);
@@ -184,17 +221,32 @@ export class DistributionEngine implements MdmListener {
       for (const id of targets.includeSubgroups ? subtreeIds(nodes, g) : [g]) groupIds.add(id);
     }
     if (groupIds.size > 0) {
-      for (const d of await this.#store.devices.list({ groupIds: [...groupIds], limit: 1_000_000 })) byId.set(d.id, d);
+      for (const d of await this.#store.devices.list({ groupIds: [...groupIds], limit: 1_000_000 }))
+        byId.set(d.id, d);
     }
     return [...byId.values()];
   }
 
   // ---- moving jobs ---------------------------------------------------------------------
 
-  async #move(job: JobRow, to: JobStatus, reason: string | null, patch: JobPatch = {}): Promise<JobRow | null> {
+  async #move(
+    job: JobRow,
+    to: JobStatus,
+    reason: string | null,
+    patch: JobPatch = {},
+  ): Promise<JobRow | null> {
     const now = this.#clock.now();
-    const { state, change } = transition({ status: job.status as JobStatus, retryCount: job.retry_count, attempt: job.attempt }, to, now, reason);
-    const applied = await this.#store.jobs.apply(job, change, { ...patch, retry_count: state.retryCount, attempt: state.attempt });
+    const { state, change } = transition(
+      { status: job.status as JobStatus, retryCount: job.retry_count, attempt: job.attempt },
+      to,
+      now,
+      reason,
+    );
+    const applied = await this.#store.jobs.apply(job, change, {
+      ...patch,
+      retry_count: state.retryCount,
+      attempt: state.attempt,
+    });
     if (applied) {
       this.#events?.publish({
         type: 'job',
@@ -209,7 +261,9 @@ export class DistributionEngine implements MdmListener {
         at: change.at.toISOString(),
       });
     }
-    return applied ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt } : null;
+    return applied
+      ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt }
+      : null;
   }
 
   /** One pass of every time-driven step; concurrent calls share the running pass. */
@@ -229,14 +283,22 @@ export class DistributionEngine implements MdmListener {
   async #recover(): Promise<void> {
     this.#recovered = true;
     await this.#tokens.recover();
-    const inFlight = await this.#store.jobs.byStatus(['push_sending', 'retry_waiting', 'awaiting_response', 'executing'], 1_000_000);
+    const inFlight = await this.#store.jobs.byStatus(
+      ['push_sending', 'retry_waiting', 'awaiting_response', 'executing'],
+      1_000_000,
+    );
     // An answer stored just before the stop, but not yet applied to its job: apply it now.
     for (const job of inFlight) {
       if (!job.command_uuid || job.status === 'executing') continue;
       const result = await this.#store.db.kysely
         .selectFrom('command_results')
         .innerJoin('enrollments', 'enrollments.id', 'command_results.enrollment_id')
-        .select(['command_results.enrollment_id', 'command_results.status', 'command_results.raw', 'command_results.received_at'])
+        .select([
+          'command_results.enrollment_id',
+          'command_results.status',
+          'command_results.raw',
+          'command_results.received_at',
+        ])
         .where('command_results.command_uuid', '=', job.command_uuid)
         .executeTakeFirst();
       if (!result) continue;
@@ -259,7 +321,8 @@ export class DistributionEngine implements MdmListener {
     if (!this.#recovered) await this.#recover();
     const now = this.#clock.now();
     await this.#timeouts(now);
-    for (const job of await this.#store.jobs.byStatus(['scheduled'], BATCH, now)) await this.#move(job, 'waiting', 'schedule reached', { next_at: null });
+    for (const job of await this.#store.jobs.byStatus(['scheduled'], BATCH, now))
+      await this.#move(job, 'waiting', 'schedule reached', { next_at: null });
     await this.#activate();
     await this.#licensePhase();
     for (const job of await this.#store.jobs.byStatus(['retry_waiting'], BATCH, now)) {
@@ -273,7 +336,10 @@ export class DistributionEngine implements MdmListener {
   async #activate(): Promise<void> {
     const waiting = await this.#store.jobs.byStatus(['waiting'], BATCH * 4);
     if (waiting.length === 0) return;
-    const busy = await this.#store.jobs.devicesWithActive([...new Set(waiting.map((j) => j.device_id))], IN_FLIGHT);
+    const busy = await this.#store.jobs.devicesWithActive(
+      [...new Set(waiting.map((j) => j.device_id))],
+      IN_FLIGHT,
+    );
     const manualChecks = new Map<string, Set<string>>();
     const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
     const autoAssign = await this.#store.vpp.autoAssignSettings();
@@ -297,14 +363,21 @@ export class DistributionEngine implements MdmListener {
           }
           manualChecks.set(key, assigned);
         }
-        if (device.serial_number && assigned.has(device.serial_number)) await this.#move(job, 'push_sending', 'licence assigned (manual)');
+        if (device.serial_number && assigned.has(device.serial_number))
+          await this.#move(job, 'push_sending', 'licence assigned (manual)');
         else if (device.serial_number && (await this.#assigningNow(job, device.serial_number))) continue;
         else await this.#move(job, 'license_failed', 'license.not_assigned');
         continue;
       }
       const effective = effectiveAutoAssign(groups, autoAssign, device.group_id);
       if (effective.tokenId !== job.token_id) {
-        await this.#move(job, 'license_failed', effective.inheritedFrom && effective.tokenId ? 'autoassign.inherited_only' : 'autoassign.token_misconfigured');
+        await this.#move(
+          job,
+          'license_failed',
+          effective.inheritedFrom && effective.tokenId
+            ? 'autoassign.inherited_only'
+            : 'autoassign.token_misconfigured',
+        );
         continue;
       }
       await this.#move(job, 'license_assigning', null);
@@ -313,17 +386,30 @@ export class DistributionEngine implements MdmListener {
 
   /** A manual assignment haishin sent and Apple has not confirmed yet: wait for it rather than fail. */
   async #assigningNow(job: JobRow, serial: string): Promise<boolean> {
-    const [licence] = await this.#store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: serial });
+    const [licence] = await this.#store.vpp.licenses({
+      tokenId: job.token_id,
+      adamId: job.adam_id,
+      serialNumber: serial,
+    });
     return licence?.state === 'assigning';
   }
 
   /** Batches licence assignment per (token, app); jobs whose serial already holds one skip ahead. */
   async #licensePhase(): Promise<void> {
     const rows = await this.#store.jobs.licencePhase(BATCH * 4);
-    const submit = new Map<string, { tokenId: string; adamId: string; items: { job: JobRow; serial: string; groupId: string }[] }>();
+    const submit = new Map<
+      string,
+      { tokenId: string; adamId: string; items: { job: JobRow; serial: string; groupId: string }[] }
+    >();
     const now = this.#clock.now();
     for (const row of rows) {
-      const { serial, device_group_id: groupId, licence_state: state, licence_error: errorCode, ...job } = row;
+      const {
+        serial,
+        device_group_id: groupId,
+        licence_state: state,
+        licence_error: errorCode,
+        ...job
+      } = row;
       if (!serial) {
         await this.#move(job, 'license_failed', 'device has no serial number');
         continue;
@@ -333,7 +419,9 @@ export class DistributionEngine implements MdmListener {
         continue;
       }
       if (state === 'failed' && job.reason === 'submitted') {
-        await this.#move(job, 'license_failed', `license ${errorCode ?? 'refused'}`, { error: JSON.stringify({ errorNumber: errorCode }) });
+        await this.#move(job, 'license_failed', `license ${errorCode ?? 'refused'}`, {
+          error: JSON.stringify({ errorNumber: errorCode }),
+        });
         continue;
       }
       if (job.reason === 'submitted') continue;
@@ -354,8 +442,18 @@ export class DistributionEngine implements MdmListener {
       const via = new Map(entry.items.map((i) => [i.serial, i.groupId]));
       let failedSerials = new Map<string, string>();
       try {
-        const change = await this.#tokens.assign(entry.tokenId, entry.adamId, entry.items.map((i) => i.serial), 'auto', via);
-        failedSerials = new Map(change.failed.flatMap((f) => f.serials.map((s) => [s, `license ${f.errorNumber ?? f.kind}`] as const)));
+        const change = await this.#tokens.assign(
+          entry.tokenId,
+          entry.adamId,
+          entry.items.map((i) => i.serial),
+          'auto',
+          via,
+        );
+        failedSerials = new Map(
+          change.failed.flatMap((f) =>
+            f.serials.map((s) => [s, `license ${f.errorNumber ?? f.kind}`] as const),
+          ),
+        );
       } catch (err) {
         const reason = err instanceof Refusal ? err.code : 'license.apple_refused';
         failedSerials = new Map(entry.items.map((i) => [i.serial, reason]));
@@ -407,10 +505,22 @@ export class DistributionEngine implements MdmListener {
       devices.add(job.device_id);
       const device = await this.#store.devices.get(job.device_id);
       if (!device) continue;
-      const bundleIds = due.filter((j) => j.device_id === job.device_id && j.bundle_id).map((j) => j.bundle_id!);
-      await this.#store.mdm.enqueue([device.udid], managedApplicationList(randomUUID().toUpperCase(), bundleIds), 20, now);
+      const bundleIds = due
+        .filter((j) => j.device_id === job.device_id && j.bundle_id)
+        .map((j) => j.bundle_id!);
+      await this.#store.mdm.enqueue(
+        [device.udid],
+        managedApplicationList(randomUUID().toUpperCase(), bundleIds),
+        20,
+        now,
+      );
     }
-    for (const job of due) await this.#store.jobs.patch(job.id, { next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString() }, now);
+    for (const job of due)
+      await this.#store.jobs.patch(
+        job.id,
+        { next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString() },
+        now,
+      );
     if (devices.size > 0 && this.#pusher) await this.#pusher.push([...devices]);
   }
 
@@ -431,7 +541,10 @@ export class DistributionEngine implements MdmListener {
 
   async #dropCommand(job: JobRow): Promise<void> {
     if (!job.command_uuid) return;
-    await this.#store.db.kysely.deleteFrom('command_queue').where('command_uuid', '=', job.command_uuid).execute();
+    await this.#store.db.kysely
+      .deleteFrom('command_queue')
+      .where('command_uuid', '=', job.command_uuid)
+      .execute();
   }
 
   // ---- what devices say ----------------------------------------------------------------
@@ -441,12 +554,15 @@ export class DistributionEngine implements MdmListener {
     if (!job || !PUSH_STATES.includes(job.status as JobStatus)) return;
     const now = this.#clock.now();
     await this.#move(job, 'awaiting_response', 'command fetched', {
-      session_deadline: job.session_deadline ?? new Date(now.getTime() + this.#t.sessionTimeoutMs).toISOString(),
+      session_deadline:
+        job.session_deadline ?? new Date(now.getTime() + this.#t.sessionTimeoutMs).toISOString(),
     });
   }
 
   /** The apps a group's devices get on enrollment: its own list plus every ancestor's. */
-  async autoDistributionFor(groupId: string): Promise<{ adamId: string; tokenId: string; fromGroupId: string }[]> {
+  async autoDistributionFor(
+    groupId: string,
+  ): Promise<{ adamId: string; tokenId: string; fromGroupId: string }[]> {
     const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
     const chain = ancestry(groups, groupId);
     const entries = await this.#store.vpp.autoDistributions();
@@ -473,7 +589,10 @@ export class DistributionEngine implements MdmListener {
     const byToken = new Map<string, string[]>();
     for (const a of apps) byToken.set(a.tokenId, [...(byToken.get(a.tokenId) ?? []), a.adamId]);
     for (const [tokenId, adamIds] of byToken) {
-      await this.create({ kind: 'install', tokenId, adamIds, targets: { deviceIds: [deviceId] }, licenseMode: 'auto' }, 'auto-distribution');
+      await this.create(
+        { kind: 'install', tokenId, adamIds, targets: { deviceIds: [deviceId] }, licenseMode: 'auto' },
+        'auto-distribution',
+      );
     }
   }
 
@@ -485,7 +604,11 @@ export class DistributionEngine implements MdmListener {
     for (const uuid of cleared) {
       const job = await this.#store.jobs.byCommand(uuid);
       if (job && !isTerminal(job.status as JobStatus) && job.status !== 'retry_waiting') {
-        await this.#move(job, 'retry_waiting', 're-Authenticate cleared the queue', { command_uuid: null, push_deadline: null, next_at: this.#clock.now().toISOString() });
+        await this.#move(job, 'retry_waiting', 're-Authenticate cleared the queue', {
+          command_uuid: null,
+          push_deadline: null,
+          next_at: this.#clock.now().toISOString(),
+        });
       }
     }
   }
@@ -499,7 +622,9 @@ export class DistributionEngine implements MdmListener {
     if (!job || isTerminal(job.status as JobStatus)) return;
     const now = this.#clock.now();
     if (report.status === 'NotNow') {
-      await this.#move(job, 'retry_waiting', 'NotNow', { next_at: new Date(now.getTime() + this.#t.notNowRetryMs).toISOString() });
+      await this.#move(job, 'retry_waiting', 'NotNow', {
+        next_at: new Date(now.getTime() + this.#t.notNowRetryMs).toISOString(),
+      });
       return;
     }
     if (report.status === 'Acknowledged') {
@@ -512,19 +637,31 @@ export class DistributionEngine implements MdmListener {
         typeof report.report.Identifier === 'string'
           ? report.report.Identifier
           : (job.bundle_id ?? (await this.#store.vpp.asset(job.token_id, job.adam_id))?.bundle_id ?? null);
-      const moved = await this.#move(job, 'executing', typeof report.report.State === 'string' ? `State ${report.report.State}` : 'acknowledged', {
-        bundle_id: bundleId,
-        next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString(),
-      });
+      const moved = await this.#move(
+        job,
+        'executing',
+        typeof report.report.State === 'string' ? `State ${report.report.State}` : 'acknowledged',
+        {
+          bundle_id: bundleId,
+          next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString(),
+        },
+      );
       // Queued now, the check rides the same session: the device gets it as the answer to this report.
       if (moved && bundleId) {
         const device = await this.#store.devices.get(job.device_id);
-        if (device) await this.#store.mdm.enqueue([device.udid], managedApplicationList(randomUUID().toUpperCase(), [bundleId]), 20, now);
+        if (device)
+          await this.#store.mdm.enqueue(
+            [device.udid],
+            managedApplicationList(randomUUID().toUpperCase(), [bundleId]),
+            20,
+            now,
+          );
       }
       return;
     }
     const chain = parseChain(report.report.ErrorChain);
-    const rejectionReason = typeof report.report.RejectionReason === 'string' ? report.report.RejectionReason : null;
+    const rejectionReason =
+      typeof report.report.RejectionReason === 'string' ? report.report.RejectionReason : null;
     const error = JSON.stringify({ chain, rejectionReason, status: report.status, raw: report.raw });
     const top = chain[0];
     const transient = chain.some((c) => TRANSIENT.has(`${c.domain}:${c.code}`));
@@ -537,7 +674,12 @@ export class DistributionEngine implements MdmListener {
       });
       return;
     }
-    await this.#move(job, 'device_error', top ? `${top.domain}:${top.code}` : (rejectionReason ?? report.status), { error });
+    await this.#move(
+      job,
+      'device_error',
+      top ? `${top.domain}:${top.code}` : (rejectionReason ?? report.status),
+      { error },
+    );
   }
 
   async #onManagedList(report: CommandReport): Promise<void> {
@@ -547,7 +689,9 @@ export class DistributionEngine implements MdmListener {
       const status = list[job.bundle_id]?.Status;
       if (status === 'Managed') await this.#move(job, 'success', 'Managed');
       else if (typeof status === 'string' && FAILED_MANAGED_STATES.has(status)) {
-        await this.#move(job, 'device_error', status, { error: JSON.stringify({ chain: [], managedStatus: status, raw: report.raw }) });
+        await this.#move(job, 'device_error', status, {
+          error: JSON.stringify({ chain: [], managedStatus: status, raw: report.raw }),
+        });
       }
     }
   }
@@ -555,7 +699,12 @@ export class DistributionEngine implements MdmListener {
   async #reclaimAfterUninstall(job: JobRow): Promise<void> {
     const device = await this.#store.devices.get(job.device_id);
     if (!device?.serial_number) return;
-    const [licence] = await this.#store.vpp.licenses({ tokenId: job.token_id, adamId: job.adam_id, serialNumber: device.serial_number, origin: 'auto' });
+    const [licence] = await this.#store.vpp.licenses({
+      tokenId: job.token_id,
+      adamId: job.adam_id,
+      serialNumber: device.serial_number,
+      origin: 'auto',
+    });
     if (licence && (licence.state === 'assigned' || licence.state === 'assigning')) {
       await this.#tokens.reclaim(job.token_id, job.adam_id, [device.serial_number]);
     }
@@ -566,9 +715,16 @@ export class DistributionEngine implements MdmListener {
   /** Gathers what haishin knows about the job, ranks the causes, and keeps the answer on the job. */
   async diagnose(job: JobRow): Promise<Cause[]> {
     const now = this.#clock.now();
-    const evidence = await gatherEvidence(this.#store, job, now, { offlineAfterMs: this.#t.offlineAfterMs, unenrolledAfterMs: this.#t.unenrolledAfterMs });
+    const evidence = await gatherEvidence(this.#store, job, now, {
+      offlineAfterMs: this.#t.offlineAfterMs,
+      unenrolledAfterMs: this.#t.unenrolledAfterMs,
+    });
     const causes = diagnose(evidence);
-    await this.#store.jobs.patch(job.id, { diagnosis: JSON.stringify({ at: now.toISOString(), causes }) }, now);
+    await this.#store.jobs.patch(
+      job.id,
+      { diagnosis: JSON.stringify({ at: now.toISOString(), causes }) },
+      now,
+    );
     return causes;
   }
 
@@ -580,7 +736,8 @@ export class DistributionEngine implements MdmListener {
   async diagnoseJob(job: JobRow): Promise<{ causes: Cause[]; askedDevice: string[] }> {
     const causes = await this.diagnose(job);
     const device = await this.#store.devices.get(job.device_id);
-    if (!device || device.status !== 'enrolled' || job.status === 'success') return { causes, askedDevice: [] };
+    if (!device || device.status !== 'enrolled' || job.status === 'success')
+      return { causes, askedDevice: [] };
     const now = this.#clock.now().getTime();
     const stale = (at: string | null) => at === null || now - new Date(at).getTime() > this.#t.offlineAfterMs;
     const missing = [
@@ -632,9 +789,19 @@ function parseChain(value: unknown): ChainItem[] {
   return value.map((item) => {
     const o = (item ?? {}) as Record<string, unknown>;
     return {
-      code: typeof o.ErrorCode === 'number' ? o.ErrorCode : Number.isFinite(Number(o.ErrorCode)) ? Number(o.ErrorCode) : null,
+      code:
+        typeof o.ErrorCode === 'number'
+          ? o.ErrorCode
+          : Number.isFinite(Number(o.ErrorCode))
+            ? Number(o.ErrorCode)
+            : null,
       domain: typeof o.ErrorDomain === 'string' ? o.ErrorDomain : null,
-      description: typeof o.LocalizedDescription === 'string' ? o.LocalizedDescription : typeof o.USEnglishDescription === 'string' ? o.USEnglishDescription : null,
+      description:
+        typeof o.LocalizedDescription === 'string'
+          ? o.LocalizedDescription
+          : typeof o.USEnglishDescription === 'string'
+            ? o.USEnglishDescription
+            : null,
     };
   });
 }

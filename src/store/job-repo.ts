@@ -188,6 +188,48 @@ export class JobRepo {
     return q.orderBy('seq').limit(filter.limit).execute();
   }
 
+  /**
+   * One page of a distribution's jobs for export, in job order, with the device's number and
+   * serial and the app's name joined in: an export reads O(page) rows at a time, never all jobs.
+   */
+  exportPage(distributionId: string, afterSeq: number, limit: number) {
+    return this.#db
+      .selectFrom('jobs')
+      .leftJoin('devices', 'devices.id', 'jobs.device_id')
+      .selectAll('jobs')
+      .select(['devices.device_number as device_number', 'devices.serial_number as serial_number'])
+      // A subquery, not a join: an app with two pricing params (STDQ, PLUS) must not double the job's row.
+      .select((eb) =>
+        eb
+          .selectFrom('vpp_assets')
+          .select('vpp_assets.name')
+          .whereRef('vpp_assets.token_id', '=', 'jobs.token_id')
+          .whereRef('vpp_assets.adam_id', '=', 'jobs.adam_id')
+          .where('vpp_assets.name', 'is not', null)
+          .limit(1)
+          .as('app_name'),
+      )
+      .where('jobs.distribution_id', '=', distributionId)
+      .where('jobs.seq', '>', afterSeq)
+      .orderBy('jobs.seq')
+      .limit(limit)
+      .execute();
+  }
+
+  /** The status history of a distribution's jobs with seq in (afterSeq, lastSeq] — the rows of one export page. */
+  historyOfRange(distributionId: string, afterSeq: number, lastSeq: number) {
+    return this.#db
+      .selectFrom('job_history')
+      .innerJoin('jobs', 'jobs.id', 'job_history.job_id')
+      .select(['job_history.job_id', 'job_history.seq', 'job_history.to_status', 'job_history.at'])
+      .where('jobs.distribution_id', '=', distributionId)
+      .where('jobs.seq', '>', afterSeq)
+      .where('jobs.seq', '<=', lastSeq)
+      .orderBy('job_history.job_id')
+      .orderBy('job_history.seq')
+      .execute();
+  }
+
   static newId(): string {
     return randomUUID();
   }

@@ -1,16 +1,32 @@
+import { Readable } from 'node:stream';
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
 import { isTerminal, JOB_STATUSES } from '../../core/jobs.ts';
 import type { JobStatus } from '../../core/jobs.ts';
 import { Refusal } from '../../core/refusal.ts';
-import type { DistributionEngine } from '../../engine/engine.ts';
+import type { DistributionEngine, DistributionInput } from '../../engine/engine.ts';
+import { distributionJobsCsv } from '../../engine/csv.ts';
+import { preflight } from '../../engine/preflight.ts';
+import { remediate } from '../../engine/remediate.ts';
+import { buildSupportBundle, supportBundleText } from '../../engine/support-bundle.ts';
+import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import { diagnoseErrorText } from '../../diagnosis/index.ts';
 import type { JobRow } from '../../store/job-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
 
-const Status = Type.Union(JOB_STATUSES.map((s) => Type.Literal(s)) as [ReturnType<typeof Type.Literal<JobStatus>>]);
-const ChainItem = Type.Object({ code: Type.Union([Type.Integer(), Type.Null()]), domain: Type.Union([Type.String(), Type.Null()]), description: Type.Union([Type.String(), Type.Null()]) });
-const JobError = Type.Union([Type.Object({ chain: Type.Array(ChainItem), rejectionReason: Type.Union([Type.String(), Type.Null()]) }), Type.Null()]);
+const Status = Type.Union(
+  JOB_STATUSES.map((s) => Type.Literal(s)) as [ReturnType<typeof Type.Literal<JobStatus>>],
+);
+const ChainItem = Type.Object({
+  code: Type.Union([Type.Integer(), Type.Null()]),
+  domain: Type.Union([Type.String(), Type.Null()]),
+  description: Type.Union([Type.String(), Type.Null()]),
+});
+const JobError = Type.Union([
+  Type.Object({ chain: Type.Array(ChainItem), rejectionReason: Type.Union([Type.String(), Type.Null()]) }),
+  Type.Null(),
+]);
 
 export const Job = Type.Object({
   id: Type.String(),
@@ -48,8 +64,76 @@ const DistributionBody = Type.Object(
 const IdParams = Type.Object({ id: Type.String({ minLength: 1 }) });
 const tags = ['distributions'];
 
+const Bilingual = Type.Object({ ja: Type.String(), en: Type.String() });
+const Cause = Type.Object({
+  code: Type.String(),
+  confidence: Type.Union([Type.Literal('confirmed'), Type.Literal('likely'), Type.Literal('possible')]),
+  title: Bilingual,
+  remedy: Bilingual,
+  evidence: Type.Array(
+    Type.Object({
+      fact: Type.String(),
+      value: Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]),
+      source: Type.String(),
+    }),
+  ),
+  actions: Type.Array(Type.String()),
+});
+
+const PreflightAnswer = Type.Object({
+  devices: Type.Array(
+    Type.Object({
+      deviceId: Type.String(),
+      deviceNumber: Type.Integer(),
+      serialNumber: Type.Union([Type.String(), Type.Null()]),
+      factsAt: Type.Union([Type.String(), Type.Null()], {
+        description:
+          'when DeviceInformation was last read; null: storage, network and similar causes could not be predicted',
+      }),
+      causes: Type.Array(
+        Type.Object({
+          ...Cause.properties,
+          adamIds: Type.Array(Type.String(), {
+            description: 'the apps of the distribution this cause concerns',
+          }),
+        }),
+      ),
+    }),
+  ),
+  summary: Type.Object({
+    devices: Type.Integer(),
+    withCauses: Type.Integer(),
+    byCode: Type.Record(Type.String(), Type.Integer()),
+  }),
+});
+
+const toInput = (b: {
+  kind: 'install' | 'uninstall';
+  tokenId: string;
+  adamIds: string[];
+  targets: DistributionInput['targets'];
+  licenseMode: 'auto' | 'manual';
+  scheduledAt?: string;
+}): DistributionInput => ({
+  kind: b.kind,
+  tokenId: b.tokenId,
+  adamIds: b.adamIds,
+  targets: b.targets,
+  licenseMode: b.licenseMode,
+  scheduledAt: b.scheduledAt ? new Date(b.scheduledAt) : null,
+});
+
+/** `Accept: text/plain` (or `?format=text`) asks for the text form; anything else gets JSON. */
+function wantsText(req: FastifyRequest, format: string | undefined): boolean {
+  if (format !== undefined) return format === 'text';
+  const accept = req.headers.accept ?? '';
+  return /\btext\/plain\b/i.test(accept) && !/\bapplication\/json\b/i.test(accept);
+}
+
 export function jobToApi(j: JobRow) {
-  const error = j.error ? (JSON.parse(j.error) as { chain?: unknown[]; rejectionReason?: string | null }) : null;
+  const error = j.error
+    ? (JSON.parse(j.error) as { chain?: unknown[]; rejectionReason?: string | null })
+    : null;
   return {
     id: j.id,
     distributionId: j.distribution_id,
@@ -61,11 +145,25 @@ export function jobToApi(j: JobRow) {
     retryCount: j.retry_count,
     attempt: j.attempt,
     updatedAt: j.updated_at,
-    error: error ? { chain: (error.chain ?? []) as { code: number | null; domain: string | null; description: string | null }[], rejectionReason: error.rejectionReason ?? null } : null,
+    error: error
+      ? {
+          chain: (error.chain ?? []) as {
+            code: number | null;
+            domain: string | null;
+            description: string | null;
+          }[],
+          rejectionReason: error.rejectionReason ?? null,
+        }
+      : null,
   };
 }
 
-export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine: DistributionEngine): Promise<void> {
+export async function registerJobRoutes(
+  app: AdminApp,
+  ctx: AdminContext,
+  engine: DistributionEngine,
+  tokens: VppTokens,
+): Promise<void> {
   const { store } = ctx;
 
   async function mustGetJob(id: string): Promise<JobRow> {
@@ -81,22 +179,57 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
 
   app.post(
     '/distributions',
-    { schema: { tags, summary: 'Distribute apps to devices and groups: one job per device × app', body: DistributionBody, response: { 201: Type.Object({ id: Type.String(), jobCount: Type.Integer() }) } } },
+    {
+      schema: {
+        tags,
+        summary: 'Distribute apps to devices and groups: one job per device × app',
+        body: DistributionBody,
+        response: { 201: Type.Object({ id: Type.String(), jobCount: Type.Integer() }) },
+      },
+    },
     async (req, reply) => {
       const b = req.body;
-      const result = await engine.create(
-        {
-          kind: b.kind,
-          tokenId: b.tokenId,
-          adamIds: b.adamIds,
-          targets: b.targets,
-          licenseMode: b.licenseMode,
-          scheduledAt: b.scheduledAt ? new Date(b.scheduledAt) : null,
-        },
-        req.adminTokenId ?? 'unknown',
-      );
-      await ctx.audit(req, 'distribution.create', 'distribution', result.id, { ...b, jobCount: result.jobCount });
+      const result = await engine.create(toInput(b), req.adminTokenId ?? 'unknown');
+      await ctx.audit(req, 'distribution.create', 'distribution', result.id, {
+        ...b,
+        jobCount: result.jobCount,
+      });
       return reply.code(201).send(result);
+    },
+  );
+
+  app.post(
+    '/distributions/preflight',
+    {
+      schema: {
+        tags,
+        summary:
+          'Predict, per device, what would go wrong with this distribution (same body as POST /distributions); nothing is created',
+        description:
+          'Each device × app is diagnosed as a planned job: token state and placement, auto-assign, licences left against the devices that need one, enrolment and silence, push result, OS and device family, free storage, size against cellular, Shared iPad users, restrictions, built-in and iWork apps. Facts come from what haishin knows: refresh devices first (POST /devices/:id/refresh) for storage, network and restrictions.',
+        body: DistributionBody,
+        response: { 200: PreflightAnswer },
+      },
+    },
+    async (req) => preflight({ store, clock: ctx.clock, tokens, engine }, toInput(req.body)),
+  );
+
+  app.get(
+    '/distributions/:id/jobs.csv',
+    {
+      schema: {
+        tags,
+        summary:
+          'Every job of the distribution as CSV (UTF-8 with BOM, CRLF; Excel opens it as is), one row per job with the status in Japanese and English',
+        params: IdParams,
+      },
+    },
+    async (req, reply) => {
+      const d = await mustGetDistribution(req.params.id);
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="haishin-distribution-${d.id}-jobs.csv"`)
+        .send(Readable.from(distributionJobsCsv(store, d.id)));
     },
   );
 
@@ -107,12 +240,30 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
         tags,
         summary: 'A distribution with job counts per status',
         params: IdParams,
-        response: { 200: Type.Object({ id: Type.String(), kind: Type.String(), tokenId: Type.String(), adamIds: Type.Array(Type.String()), licenseMode: Type.String(), createdAt: Type.String(), counts: Type.Record(Type.String(), Type.Integer()) }) },
+        response: {
+          200: Type.Object({
+            id: Type.String(),
+            kind: Type.String(),
+            tokenId: Type.String(),
+            adamIds: Type.Array(Type.String()),
+            licenseMode: Type.String(),
+            createdAt: Type.String(),
+            counts: Type.Record(Type.String(), Type.Integer()),
+          }),
+        },
       },
     },
     async (req) => {
       const d = await mustGetDistribution(req.params.id);
-      return { id: d.id, kind: d.kind, tokenId: d.token_id, adamIds: JSON.parse(d.adam_ids) as string[], licenseMode: d.license_mode, createdAt: d.created_at, counts: await store.jobs.counts(d.id) };
+      return {
+        id: d.id,
+        kind: d.kind,
+        tokenId: d.token_id,
+        adamIds: JSON.parse(d.adam_ids) as string[],
+        licenseMode: d.license_mode,
+        createdAt: d.created_at,
+        counts: await store.jobs.counts(d.id),
+      };
     },
   );
 
@@ -122,7 +273,10 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
       {
         schema: {
           tags,
-          summary: action === 'cancel' ? 'Cancel every unfinished job of the distribution' : 'Retry every job of the distribution that did not succeed',
+          summary:
+            action === 'cancel'
+              ? 'Cancel every unfinished job of the distribution'
+              : 'Retry every job of the distribution that did not succeed',
           params: IdParams,
           response: { 200: Type.Object({ changed: Type.Integer() }) },
         },
@@ -133,7 +287,8 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
         for (const job of await store.jobs.list({ distributionId: req.params.id, limit: 1_000_000 })) {
           const terminal = isTerminal(job.status as JobStatus);
           if (action === 'cancel' && !terminal && (await engine.cancelJob(job.id))) changed++;
-          if (action === 'retry' && terminal && job.status !== 'success' && (await engine.retryJob(job.id))) changed++;
+          if (action === 'retry' && terminal && job.status !== 'success' && (await engine.retryJob(job.id)))
+            changed++;
         }
         await ctx.audit(req, `distribution.${action}`, 'distribution', req.params.id, { changed });
         return { changed };
@@ -147,7 +302,12 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
       schema: {
         tags,
         summary: 'Jobs, filtered by distribution, device or status',
-        querystring: Type.Object({ ...PageQuery, distributionId: Type.Optional(Type.String()), deviceId: Type.Optional(Type.String()), status: Type.Optional(Status) }),
+        querystring: Type.Object({
+          ...PageQuery,
+          distributionId: Type.Optional(Type.String()),
+          deviceId: Type.Optional(Type.String()),
+          status: Type.Optional(Status),
+        }),
         response: { 200: pageOf(Job) },
       },
     },
@@ -166,49 +326,80 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
     },
   );
 
-  app.get('/jobs/:id', { schema: { tags, summary: 'A job with its status history', params: IdParams } }, async (req) => {
-    const job = await mustGetJob(req.params.id);
-    const history = await store.jobs.history(job.id);
-    return { ...jobToApi(job), history: history.map((h) => ({ from: h.from_status, to: h.to_status, at: h.at, reason: h.reason })) };
-  });
+  app.get(
+    '/jobs/:id',
+    { schema: { tags, summary: 'A job with its status history', params: IdParams } },
+    async (req) => {
+      const job = await mustGetJob(req.params.id);
+      const history = await store.jobs.history(job.id);
+      return {
+        ...jobToApi(job),
+        history: history.map((h) => ({ from: h.from_status, to: h.to_status, at: h.at, reason: h.reason })),
+      };
+    },
+  );
 
-  app.post('/jobs/:id/cancel', { schema: { tags, summary: 'Cancel a job that has not finished', params: IdParams, response: { 200: Job } } }, async (req) => {
-    await mustGetJob(req.params.id);
-    await engine.cancelJob(req.params.id);
-    await ctx.audit(req, 'job.cancel', 'job', req.params.id);
-    return jobToApi(await mustGetJob(req.params.id));
-  });
+  app.post(
+    '/jobs/:id/cancel',
+    {
+      schema: {
+        tags,
+        summary: 'Cancel a job that has not finished',
+        params: IdParams,
+        response: { 200: Job },
+      },
+    },
+    async (req) => {
+      await mustGetJob(req.params.id);
+      await engine.cancelJob(req.params.id);
+      await ctx.audit(req, 'job.cancel', 'job', req.params.id);
+      return jobToApi(await mustGetJob(req.params.id));
+    },
+  );
 
-  app.post('/jobs/:id/retry', { schema: { tags, summary: 'Start a new attempt of a job that ended without success', params: IdParams, response: { 200: Job } } }, async (req) => {
-    await mustGetJob(req.params.id);
-    await engine.retryJob(req.params.id);
-    await ctx.audit(req, 'job.retry', 'job', req.params.id);
-    return jobToApi(await mustGetJob(req.params.id));
-  });
-
-  const Bilingual = Type.Object({ ja: Type.String(), en: Type.String() });
-  const Cause = Type.Object({
-    code: Type.String(),
-    confidence: Type.Union([Type.Literal('confirmed'), Type.Literal('likely'), Type.Literal('possible')]),
-    title: Bilingual,
-    remedy: Bilingual,
-    evidence: Type.Array(Type.Object({ fact: Type.String(), value: Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), source: Type.String() })),
-    actions: Type.Array(Type.String()),
-  });
+  app.post(
+    '/jobs/:id/retry',
+    {
+      schema: {
+        tags,
+        summary: 'Start a new attempt of a job that ended without success',
+        params: IdParams,
+        response: { 200: Job },
+      },
+    },
+    async (req) => {
+      await mustGetJob(req.params.id);
+      await engine.retryJob(req.params.id);
+      await ctx.audit(req, 'job.retry', 'job', req.params.id);
+      return jobToApi(await mustGetJob(req.params.id));
+    },
+  );
 
   app.get(
     '/jobs/:id/diagnosis',
     {
       schema: {
         tags: ['diagnosis'],
-        summary: 'Why this job did not (yet) succeed: causes ranked best first, with evidence and remedy in ja/en',
+        summary:
+          'Why this job did not (yet) succeed: causes ranked best first, with evidence and remedy in ja/en',
         params: IdParams,
-        response: { 200: Type.Object({ jobId: Type.String(), status: Type.String(), causes: Type.Array(Cause) }) },
+        response: {
+          200: Type.Object({
+            jobId: Type.String(),
+            status: Type.String(),
+            causes: Type.Array(Cause),
+            askedDevice: Type.Array(Type.String(), {
+              description:
+                'queries sent to the device because its facts were missing or stale; diagnose again once it answered',
+            }),
+          }),
+        },
       },
     },
     async (req) => {
       const job = await mustGetJob(req.params.id);
-      return { jobId: job.id, status: job.status, causes: await engine.diagnose(job) };
+      const { causes, askedDevice } = await engine.diagnoseJob(job);
+      return { jobId: job.id, status: job.status, causes, askedDevice };
     },
   );
 
@@ -218,10 +409,19 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
       schema: {
         tags: ['diagnosis'],
         summary: 'Explain an error as pasted from a console or log (ErrorChain line, plist, Apple VPP JSON)',
-        body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 1_000_000 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          { text: Type.String({ minLength: 1, maxLength: 1_000_000 }) },
+          { additionalProperties: false },
+        ),
         response: {
           200: Type.Object({
-            chain: Type.Array(Type.Object({ code: Type.Integer(), domain: Type.Union([Type.String(), Type.Null()]), description: Type.Union([Type.String(), Type.Null()]) })),
+            chain: Type.Array(
+              Type.Object({
+                code: Type.Integer(),
+                domain: Type.Union([Type.String(), Type.Null()]),
+                description: Type.Union([Type.String(), Type.Null()]),
+              }),
+            ),
             causes: Type.Array(Cause),
           }),
         },
@@ -229,7 +429,70 @@ export async function registerJobRoutes(app: AdminApp, ctx: AdminContext, engine
     },
     async (req) => {
       const result = diagnoseErrorText(req.body.text, ctx.clock.now());
-      return { chain: result.chain.map((c) => ({ code: c.code, domain: c.domain, description: c.description })), causes: result.causes };
+      return {
+        chain: result.chain.map((c) => ({ code: c.code, domain: c.domain, description: c.description })),
+        causes: result.causes,
+      };
+    },
+  );
+
+  app.post(
+    '/jobs/:id/remediate',
+    {
+      schema: {
+        tags: ['diagnosis'],
+        summary:
+          'Apply a remedy action of a cause: retry, cancel, reclaim_and_reassign, assign_license, refresh_device_info, sync_token; the others answer where to act',
+        params: IdParams,
+        body: Type.Object(
+          { action: Type.String({ minLength: 1, maxLength: 100 }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ action: Type.String(), done: Type.Boolean(), detail: Bilingual, job: Job }),
+        },
+      },
+    },
+    async (req) => {
+      const job = await mustGetJob(req.params.id);
+      const outcome = await remediate(
+        { store, clock: ctx.clock, tokens, engine, pusher: ctx.pusher },
+        job,
+        req.body.action,
+      );
+      await ctx.audit(req, 'job.remediate', 'job', job.id, {
+        action: outcome.action,
+        done: outcome.done,
+        ...outcome.record,
+      });
+      return {
+        action: outcome.action,
+        done: outcome.done,
+        detail: outcome.detail,
+        job: jobToApi(await mustGetJob(job.id)),
+      };
+    },
+  );
+
+  app.get(
+    '/jobs/:id/support-bundle',
+    {
+      schema: {
+        tags: ['diagnosis'],
+        summary:
+          'Everything a support desk needs about the job, without secrets: JSON, or text to paste into a ticket with Accept: text/plain (or ?format=text)',
+        params: IdParams,
+        querystring: Type.Object({
+          format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('text')])),
+        }),
+      },
+    },
+    async (req, reply) => {
+      const job = await mustGetJob(req.params.id);
+      const bundle = await buildSupportBundle({ store, tokens, engine, now: ctx.clock.now() }, job);
+      if (wantsText(req, req.query.format))
+        return reply.type('text/plain; charset=utf-8').send(supportBundleText(bundle));
+      return bundle;
     },
   );
 }

@@ -49,6 +49,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .columns(['distribution_id', 'status'])
     .execute();
   await db.schema.createIndex('jobs_command').on('jobs').column('command_uuid').execute();
+  // Paging a distribution's jobs in order (lists, CSV export).
+  await db.schema
+    .createIndex('jobs_distribution_seq')
+    .on('jobs')
+    .columns(['distribution_id', 'seq'])
+    .execute();
 
   await db.schema
     .createTable('job_history')
