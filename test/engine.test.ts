@@ -94,6 +94,15 @@ describe('distribution engine in the simulated world', () => {
     expect(counts).toEqual({ success: 3, license_failed: 2 });
     const failed = (await jobs(created.body.id)).filter((j) => j.status === 'license_failed');
     expect(failed.every((j) => j.reason === 'license 9709')).toBe(true);
+    // Diagnosed as it failed, without anyone asking.
+    let stored: { causes: { code: string }[] } | null = null;
+    for (let i = 0; i < 100 && !stored; i++) {
+      stored = (
+        await world.api<{ diagnosis: { causes: { code: string }[] } | null }>('GET', `/jobs/${failed[0]!.id}`)
+      ).body.diagnosis;
+      if (!stored) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(stored?.causes[0]?.code).toBe('license.insufficient');
     const diagnosis = await world.api<{
       causes: { code: string; confidence: string; remedy: { ja: string } }[];
     }>('GET', `/jobs/${failed[0]!.id}/diagnosis`);

@@ -261,9 +261,16 @@ export class DistributionEngine implements MdmListener {
         at: change.at.toISOString(),
       });
     }
-    return applied
+    const moved = applied
       ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt }
       : null;
+    // A job that fails carries its diagnosis from that moment on (refreshed on demand later).
+    if (moved && isTerminal(to) && to !== 'success' && to !== 'cancelled') {
+      this.diagnose(moved).catch(() => {
+        // best effort: GET /jobs/:id/diagnosis computes it again on demand
+      });
+    }
+    return moved;
   }
 
   /** One pass of every time-driven step; concurrent calls share the running pass. */

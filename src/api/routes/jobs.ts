@@ -328,13 +328,20 @@ export async function registerJobRoutes(
 
   app.get(
     '/jobs/:id',
-    { schema: { tags, summary: 'A job with its status history', params: IdParams } },
+    {
+      schema: {
+        tags,
+        summary: 'A job with its status history and the diagnosis stored when it failed (or last asked for)',
+        params: IdParams,
+      },
+    },
     async (req) => {
       const job = await mustGetJob(req.params.id);
       const history = await store.jobs.history(job.id);
       return {
         ...jobToApi(job),
         history: history.map((h) => ({ from: h.from_status, to: h.to_status, at: h.at, reason: h.reason })),
+        diagnosis: job.diagnosis ? (JSON.parse(job.diagnosis) as unknown) : null,
       };
     },
   );
