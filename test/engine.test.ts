@@ -225,8 +225,11 @@ describe('distribution engine in the simulated world', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(job?.status).toBe('push_sending');
-    const cancelled = await world.api<Job>('POST', `/jobs/${job!.id}/cancel`);
-    expect(cancelled.body.status).toBe('cancelled');
+    const cancelled = await world.api<{ changed: number }>('POST', '/jobs/cancel-pending', {
+      deviceId: job!.deviceId,
+    });
+    expect(cancelled.body.changed).toBe(1);
+    expect((await world.api<Job>('GET', `/jobs/${job!.id}`)).body.status).toBe('cancelled');
     off!.online = true;
     const retried = await world.api<Job>('POST', `/jobs/${job!.id}/retry`);
     expect(retried.body).toMatchObject({ status: 'waiting', attempt: 2 });

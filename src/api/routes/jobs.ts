@@ -267,6 +267,42 @@ export async function registerJobRoutes(
     },
   );
 
+  app.post(
+    '/jobs/cancel-pending',
+    {
+      schema: {
+        tags,
+        summary:
+          'Cancel every job that has not finished (all distributions), optionally only those of one device',
+        body: Type.Object(
+          { deviceId: Type.Optional(Type.String({ minLength: 1 })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ changed: Type.Integer() }) },
+      },
+    },
+    async (req) => {
+      const active: JobStatus[] = JOB_STATUSES.filter((s) => !isTerminal(s));
+      let changed = 0;
+      for (;;) {
+        const batch =
+          req.body.deviceId === undefined
+            ? await store.jobs.byStatus(active, 1000)
+            : await store.jobs.forDevice(req.body.deviceId, active);
+        let moved = 0;
+        for (const job of batch) if (await engine.cancelJob(job.id)) moved++;
+        changed += moved;
+        // Bounded: each pass cancels what it saw; a pass that changes nothing ends the loop.
+        if (moved === 0 || batch.length === 0) break;
+      }
+      await ctx.audit(req, 'jobs.cancel_pending', 'job', null, {
+        changed,
+        deviceId: req.body.deviceId ?? null,
+      });
+      return { changed };
+    },
+  );
+
   for (const action of ['cancel', 'retry'] as const) {
     app.post(
       `/distributions/:id/${action}`,
