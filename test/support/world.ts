@@ -1,6 +1,7 @@
 import { ApnsClient } from '../../src/apple/apns/client.ts';
 import { generateDemoPushIdentity } from '../../src/apple/apns/pushcert.ts';
 import { systemClock } from '../../src/core/clock.ts';
+import { TERMINAL_STATUSES } from '../../src/core/jobs.ts';
 import { FakeApns } from '../../src/sim/apns/server.ts';
 import { FakeAppMeta } from '../../src/sim/appmeta/server.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
@@ -140,16 +141,7 @@ export class World {
   /** Waits (bounded) until every job of the distribution is terminal; returns the counts. */
   async settle(distributionId: string, timeoutMs = 60_000): Promise<Record<string, number>> {
     const deadline = Date.now() + timeoutMs;
-    const terminal = new Set([
-      'success',
-      'push_timeout',
-      'request_timeout',
-      'session_timeout',
-      'cancelled',
-      'device_error',
-      'server_error',
-      'license_failed',
-    ]);
+    const terminal: ReadonlySet<string> = TERMINAL_STATUSES;
     for (;;) {
       const { body } = await this.api<{ counts: Record<string, number> }>(
         'GET',
