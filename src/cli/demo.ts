@@ -4,6 +4,7 @@ import { ApnsClient } from '../apple/apns/client.ts';
 import { generateDemoPushIdentity } from '../apple/apns/pushcert.ts';
 import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { createHaishin } from '../api/server.ts';
+import { enqueueRefresh } from '../engine/refresh.ts';
 import type { Haishin } from '../api/server.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseConfig } from '../core/config.ts';
@@ -189,7 +190,6 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     // Facts first, as an administrator would refresh them: storage, restrictions, users, apps.
     const rows = await haishin.store.devices.list({ limit: 1_000_000 });
-    const { enqueueRefresh } = await import('../engine/refresh.ts');
     for (const row of rows)
       if (row.status === 'enrolled') await enqueueRefresh(haishin.store, row.id, systemClock.now());
     await haishin.pusher!.push(rows.filter((r) => r.status === 'enrolled').map((r) => r.id));

@@ -499,8 +499,13 @@ export class DistributionEngine implements MdmListener {
       if (!(await this.#store.jobs.attachCommand(job, device.udid, command, 10, deadline, now))) continue;
       toPush.add(device.id);
     }
-    const retried = await this.#store.jobs.byStatus(['push_sending'], BATCH * 2);
-    for (const job of retried) if (job.reason === 'retry') toPush.add(job.device_id);
+    // Jobs back from retry_waiting keep their queued command: the device only needs a push —
+    // one per retry, so the reason is moved on once it is sent (else every tick would push again).
+    for (const job of jobs) {
+      if (job.reason !== 'retry' || !job.command_uuid) continue;
+      toPush.add(job.device_id);
+      await this.#store.jobs.patch(job.id, { reason: 'retry pushed' }, now);
+    }
     if (toPush.size > 0 && this.#pusher) await this.#pusher.push([...toPush]);
   }
 

@@ -74,6 +74,15 @@ export async function registerDeviceRoutes(
     return device;
   }
 
+  /** Pushes one device; the outcome in one word for the answer, or null without APNs. */
+  async function pushOne(device: DeviceRow): Promise<string | null> {
+    if (!ctx.pusher) return null;
+    const summary = await ctx.pusher.push([device.id]);
+    if (summary.sent > 0) return 'sent';
+    if (summary.notPushable > 0) return 'not_pushable';
+    return summary.unregistered > 0 ? 'unregistered' : 'failed';
+  }
+
   app.get(
     '/devices',
     {
@@ -197,18 +206,7 @@ export async function registerDeviceRoutes(
     async (req, reply) => {
       const device = await mustGet(req.params.id);
       const commands = await enqueueRefresh(store, device.id, clock.now());
-      let push: string | null = null;
-      if (ctx.pusher) {
-        const summary = await ctx.pusher.push([device.id]);
-        push =
-          summary.sent > 0
-            ? 'sent'
-            : summary.notPushable > 0
-              ? 'not_pushable'
-              : summary.unregistered > 0
-                ? 'unregistered'
-                : 'failed';
-      }
+      const push = await pushOne(device);
       await ctx.audit(req, 'device.refresh', 'device', device.id, {
         commands: commands.map((c) => c.requestType),
         push,
@@ -245,15 +243,7 @@ export async function registerDeviceRoutes(
     command: { uuid: string; requestType: string; payload: string },
   ): Promise<string | null> {
     await store.mdm.enqueue([device.udid], command, 60, clock.now());
-    if (!ctx.pusher) return null;
-    const summary = await ctx.pusher.push([device.id]);
-    return summary.sent > 0
-      ? 'sent'
-      : summary.notPushable > 0
-        ? 'not_pushable'
-        : summary.unregistered > 0
-          ? 'unregistered'
-          : 'failed';
+    return pushOne(device);
   }
 
   app.post(
