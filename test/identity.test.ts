@@ -251,6 +251,17 @@ describe('PKCS#12', () => {
     expect(openssl(['pkcs12', '-in', 'device.p12', '-passin', 'pass:nope', '-noout']).status).not.toBe(0);
   });
 
+  it('takes another iteration count (the demo uses 1), which OpenSSL reads back', () => {
+    const p12 = identityToPkcs12(device, { password: 'x', iterations: 1 });
+    write('one.p12', p12);
+    const info = openssl(['pkcs12', '-in', 'one.p12', '-passin', 'pass:x', '-info', '-noout']);
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stderr).toContain('MAC: sha1, Iteration 1');
+    expect(info.stderr).toContain('Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 1');
+    expect(pkcs12ToIdentity(p12, 'x').certPem).toBe(device.certPem);
+    expect(() => pkcs12ToIdentity(p12, 'y')).toThrow(/MAC does not verify/);
+  });
+
   it("reads OpenSSL's own files: the 3.x default (PBES2/AES-256, SHA-256 MAC) and the 3DES one", () => {
     write('device.key', device.keyPem);
     for (const [name, extra] of [

@@ -87,6 +87,42 @@ describe('enrollment profile', () => {
   });
 });
 
+describe('enrollment with P-256 identities (HAISHIN_DEVICE_KEY_TYPE=ec, HAISHIN_PKCS12_ITERATIONS=1)', () => {
+  it('issues an EC identity the device signs its check-ins with', async () => {
+    const ecServer = await startTestServer({
+      env: { HAISHIN_DEVICE_KEY_TYPE: 'ec', HAISHIN_PKCS12_ITERATIONS: '1' },
+    });
+    try {
+      const profile = parsePlistDict(await (await fetch(ecServer.enrollUrl())).text());
+      const payloads = profile.PayloadContent as PlistDict[];
+      const identityPayload = payloads.find((p) => p.PayloadType === 'com.apple.security.pkcs12')!;
+      const identity = pkcs12ToIdentity(
+        identityPayload.PayloadContent as Uint8Array,
+        String(identityPayload.Password),
+      );
+      expect(new X509Certificate(identity.certPem).publicKey.asymmetricKeyType).toBe('ec');
+
+      const device = new SimDevice({});
+      await device.enroll(ecServer.enrollUrl());
+      const [row] = await ecServer.haishin.store.devices.list({
+        serialNumber: device.serialNumber,
+        limit: 1,
+      });
+      expect(row?.status).toBe('enrolled');
+      const [idle] = await device.connect();
+      expect(idle?.status).toBe(200);
+    } finally {
+      await ecServer.close();
+    }
+  });
+
+  it('refuses an unknown key type at start', async () => {
+    await expect(startTestServer({ env: { HAISHIN_DEVICE_KEY_TYPE: 'dsa' } })).rejects.toThrow(
+      /HAISHIN_DEVICE_KEY_TYPE="dsa" must be rsa or ec/,
+    );
+  });
+});
+
 describe('check-in', () => {
   it('Authenticate → TokenUpdate → Idle leaves an enrolled device with its facts and raw plists', async () => {
     const started = new Date();

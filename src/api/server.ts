@@ -124,6 +124,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       publicUrl: o.config.publicUrl,
       topic: o.pushTopic,
       deviceKeyBits: o.config.deviceKeyBits,
+      deviceKeyType: o.config.deviceKeyType,
+      pkcs12Iterations: o.config.pkcs12Iterations,
     });
     const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
     await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });

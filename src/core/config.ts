@@ -16,6 +16,10 @@ export interface Config {
   unenrolledAfterMs: number;
   maxBodyBytes: number;
   deviceKeyBits: number;
+  /** `rsa` (default) or `ec` (P-256): the key of issued device identities. */
+  deviceKeyType: 'rsa' | 'ec';
+  /** PBE iteration count of the identity's PKCS#12 (its password travels in the same profile). */
+  pkcs12Iterations: number;
 }
 
 export class ConfigError extends Error {}
@@ -56,6 +60,10 @@ export function parseConfig(env: Env): Config {
   if (!/^https?:\/\//.test(publicUrl))
     throw new ConfigError(`HAISHIN_PUBLIC_URL="${publicUrl}" must start with https:// or http://`);
   const deviceKeyBits = integer('HAISHIN_DEVICE_KEY_BITS', 2048, 1024);
+  const deviceKeyType = get('HAISHIN_DEVICE_KEY_TYPE', 'rsa');
+  if (deviceKeyType !== 'rsa' && deviceKeyType !== 'ec')
+    throw new ConfigError(`HAISHIN_DEVICE_KEY_TYPE="${deviceKeyType}" must be rsa or ec`);
+  const pkcs12Iterations = integer('HAISHIN_PKCS12_ITERATIONS', 2048, 1);
 
   return {
     db: get('HAISHIN_DB', 'sqlite:./data/haishin.db'),
@@ -81,5 +89,7 @@ export function parseConfig(env: Env): Config {
     unenrolledAfterMs: duration('HAISHIN_UNENROLLED_AFTER', '30d'),
     maxBodyBytes: integer('HAISHIN_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
     deviceKeyBits: deviceKeyBits === 1024 || deviceKeyBits >= 2048 ? deviceKeyBits : 2048,
+    deviceKeyType,
+    pkcs12Iterations,
   };
 }

@@ -24,6 +24,9 @@ export interface EnrollmentOptions {
   /** The push certificate's UID, `com.apple.mgmt.…`. */
   topic: string;
   deviceKeyBits: number;
+  deviceKeyType?: 'rsa' | 'ec';
+  /** Default 2048, like `openssl pkcs12 -export`. */
+  pkcs12Iterations?: number;
   organization?: string;
 }
 
@@ -55,6 +58,7 @@ export class EnrollmentProfiles {
       now,
       commonName: `haishin device ${identityUuid}`,
       keyBits: this.#o.deviceKeyBits,
+      keyType: this.#o.deviceKeyType ?? 'rsa',
     });
     await this.#o.store.recordIssuedIdentity({
       fingerprint: identity.fingerprintSha256,
@@ -65,7 +69,11 @@ export class EnrollmentProfiles {
     });
     // The password travels inside the same profile; it only satisfies the PKCS#12 format.
     const password = randomBytes(12).toString('base64url');
-    const pkcs12 = identityToPkcs12(identity, { password, friendlyName: 'haishin device identity' });
+    const pkcs12 = identityToPkcs12(identity, {
+      password,
+      friendlyName: 'haishin device identity',
+      ...(this.#o.pkcs12Iterations !== undefined ? { iterations: this.#o.pkcs12Iterations } : {}),
+    });
     const org = this.#o.organization ?? 'haishin';
     const base = this.#o.publicUrl;
     const identityPayload: PlistDict = {

@@ -21,15 +21,26 @@ export async function mapLimit<T, R>(
 /**
  * Many simulated iPads in one process. A push for a device's token starts one command session;
  * pushes arriving during a session cause exactly one more session afterwards (like a real device,
- * which coalesces wake-ups).
+ * which coalesces wake-ups). At most `maxSessions` sessions run at once, the rest queue in push
+ * order: a push to a whole fleet must not open a hundred thousand sockets in one process.
  */
 export class SimFleet {
   readonly devices: SimDevice[] = [];
   readonly #byToken = new Map<string, SimDevice>();
   readonly #running = new Map<SimDevice, Promise<void>>();
   readonly #again = new Set<SimDevice>();
+  /** Woken while every session slot was taken; a Set keeps push order and coalesces repeats. */
+  readonly #queued = new Set<SimDevice>();
+  readonly #maxSessions: number;
+  #drained: (() => void)[] = [];
   sessions = 0;
   sessionErrors = 0;
+  /** The latest session failure, to say why when `sessionErrors` is not 0. */
+  lastSessionError: string | null = null;
+
+  constructor(options: { maxSessions?: number } = {}) {
+    this.#maxSessions = Math.max(1, options.maxSessions ?? 256);
+  }
 
   add(device: SimDevice): SimDevice {
     this.devices.push(device);
@@ -49,28 +60,45 @@ export class SimFleet {
   wake(tokenHex: string): boolean {
     const device = this.byToken(tokenHex);
     if (!device || !device.online || !device.enrolled) return false;
-    if (this.#running.has(device)) {
-      this.#again.add(device);
-      return true;
-    }
+    if (this.#running.has(device)) this.#again.add(device);
+    else if (this.#running.size >= this.#maxSessions) this.#queued.add(device);
+    else this.#start(device);
+    return true;
+  }
+
+  #start(device: SimDevice): void {
     const run = async () => {
       do {
         this.#again.delete(device);
         this.sessions++;
         try {
           await device.connect();
-        } catch {
+        } catch (err) {
           this.sessionErrors++;
+          this.lastSessionError =
+            err instanceof Error ? `${err.message} ${String(err.cause ?? '')}`.trim() : String(err);
         }
       } while (this.#again.has(device));
       this.#running.delete(device);
+      const next = this.#queued.values().next();
+      if (!next.done) {
+        this.#queued.delete(next.value);
+        this.#start(next.value);
+      } else if (this.#running.size === 0) {
+        for (const resolve of this.#drained.splice(0)) resolve();
+      }
     };
     this.#running.set(device, run());
-    return true;
   }
 
-  /** Resolves when no session is running (bounded: sessions end when the server has nothing more). */
-  async idle(): Promise<void> {
-    while (this.#running.size > 0) await Promise.all([...this.#running.values()]);
+  /** Sessions running or waiting for a slot. */
+  get busy(): number {
+    return this.#running.size + this.#queued.size;
+  }
+
+  /** Resolves when no session is running or queued (bounded: sessions end when the server has nothing more). */
+  idle(): Promise<void> {
+    if (this.busy === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
   }
 }

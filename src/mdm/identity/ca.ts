@@ -147,6 +147,17 @@ function subjectKeyIdentifierValue(spki: Uint8Array): forge.asn1.Asn1 {
 
 const ALLOWED_RSA_BITS = new Set([1024, 2048, 3072, 4096]);
 
+/** Parsing the CA's PEM key and certificate costs more than signing a device certificate: once per CA. */
+const issuerCache = new WeakMap<CertAndKey, { key: KeyObject; fields: ReturnType<typeof certFields> }>();
+function issuerOf(ca: CertAndKey) {
+  let cached = issuerCache.get(ca);
+  if (!cached) {
+    cached = { key: createPrivateKey(ca.keyPem), fields: certFields(pemToDer(ca.certPem)) };
+    issuerCache.set(ca, cached);
+  }
+  return cached;
+}
+
 export function issueDeviceIdentity(
   ca: CertAndKey,
   opts: {
@@ -169,8 +180,8 @@ export function issueDeviceIdentity(
       : generateKeyPairSync('rsa', { modulusLength: keyBits });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
 
-  const caDer = pemToDer(ca.certPem);
-  const caFields = certFields(caDer);
+  const issuer = issuerOf(ca);
+  const caFields = issuer.fields;
   // The authority key identifier must equal the CA's own subjectKeyIdentifier, or OpenSSL's
   // issuer check fails; compute one only for a CA certificate that has none.
   const authorityKeyId = caFields.subjectKeyId ?? keyIdentifierOfSpki(caFields.spki);
@@ -191,7 +202,7 @@ export function issueDeviceIdentity(
       { name: 'subjectKeyIdentifier', value: subjectKeyIdentifierValue(spki) },
       { name: 'authorityKeyIdentifier', keyIdentifier: Buffer.from(authorityKeyId).toString('binary') },
     ],
-    signingKey: createPrivateKey(ca.keyPem),
+    signingKey: issuer.key,
   });
   return {
     certPem: toPem('CERTIFICATE', der),
@@ -208,14 +219,17 @@ export function issueDeviceIdentity(
  */
 export function identityToPkcs12(
   identity: CertAndKey,
-  opts: { password: string; friendlyName?: string; caCertPem?: string },
+  opts: { password: string; friendlyName?: string; caCertPem?: string; iterations?: number },
 ): Buffer {
-  const keyPkcs8 = createPrivateKey(identity.keyPem).export({ type: 'pkcs8', format: 'der' });
+  const keyPkcs8 = identity.keyPem.includes('-----BEGIN PRIVATE KEY-----')
+    ? pemToDer(identity.keyPem, 'PRIVATE KEY')
+    : createPrivateKey(identity.keyPem).export({ type: 'pkcs8', format: 'der' });
   return encodePkcs12({
     keyPkcs8,
     cert: pemToDer(identity.certPem),
     chain: opts.caCertPem ? [pemToDer(opts.caCertPem)] : [],
     password: opts.password,
+    ...(opts.iterations !== undefined ? { iterations: opts.iterations } : {}),
     ...(opts.friendlyName !== undefined ? { friendlyName: opts.friendlyName } : {}),
   });
 }
