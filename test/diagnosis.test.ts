@@ -795,6 +795,25 @@ describe('diagnose: other mappings', () => {
     expect(causes[0]).toMatchObject({ code: 'device.powered_off_or_offline', confidence: 'likely' });
   });
 
+  it('a push timeout shorter than the grace still makes the device likely off, ahead of a possible iWork copy', () => {
+    const pushedAt = new Date(NOW.getTime() - 30_000);
+    const evidence: Evidence = {
+      now: NOW,
+      job: { status: 'push_timeout' },
+      app: { bundleId: 'com.apple.Keynote' },
+      device: { lastSeenAt: new Date(NOW.getTime() - 90_000) },
+      push: { lastResult: 'sent', lastPushAt: pushedAt },
+    };
+    const causes = diagnose(evidence);
+    expect(causes[0]).toMatchObject({ code: 'device.powered_off_or_offline', confidence: 'likely' });
+    expect(causes.find((c) => c.code === 'app.iwork_preinstalled')?.confidence).toBe('possible');
+    // Still in push_sending 30 s after the push: too early to blame the device.
+    const early = diagnose({ ...evidence, job: { status: 'push_sending' }, app: null });
+    expect(early.some((c) => c.code === 'device.powered_off_or_offline' && c.confidence === 'likely')).toBe(
+      false,
+    );
+  });
+
   it('many jobs stuck in push_sending across the fleet point at the push certificate', () => {
     const causes = diagnose({
       now: NOW,

@@ -691,7 +691,8 @@ export const reachabilityRule: Rule = (e) => {
         status &&
         PUSH_PHASE.has(status) &&
         pushedAt.getTime() > d.lastSeenAt!.getTime() &&
-        e.now.getTime() - pushedAt.getTime() > PUSH_GRACE_MS
+        // A push timeout is itself the proof that the push went unanswered long enough.
+        (status === 'push_timeout' || e.now.getTime() - pushedAt.getTime() > PUSH_GRACE_MS)
       ) {
         const pushed = fact('push.lastPushAt', pushedAt, 'apns');
         out.push(hit('device.powered_off_or_offline', 'likely', seen, pushed));
