@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: typecheck, lint, then every vitest suite; ends with the plain
+// `npm test`: typecheck, lint, build the console, then every vitest suite; ends with the plain
 // "N passed, N failed, N skipped" line CI reads. Extra arguments go to vitest.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -23,9 +23,15 @@ const extra = process.argv.slice(2);
 if (extra.length === 0) {
   if (run('typecheck (tsc)', bin('tsc'), ['-p', '.'])) passed++;
   else failed++;
+  if (run('typecheck console (tsc -p web)', bin('tsc'), ['-p', 'web'])) passed++;
+  else failed++;
   if (run('lint (eslint)', bin('eslint'), ['--max-warnings=0', '.'])) passed++;
   else failed++;
 }
+// The browser suite (test/console.e2e.test.ts) drives the built console: build it from the current source.
+if (run('web build (vite)', bin('vite'), ['build', '--config', 'web/vite.config.ts', '--logLevel', 'warn']))
+  passed++;
+else failed++;
 
 const report = '.ci-vitest.json';
 rmSync(report, { force: true });

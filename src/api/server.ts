@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from './admin.ts';
+import { registerConsole } from './console.ts';
 import { registerVppNotify } from './vpp-notify.ts';
 import type { Apns } from '../apple/apns/client.ts';
 import { DevicePusher } from '../engine/push.ts';
@@ -47,6 +48,8 @@ export interface HaishinOptions {
   vppTickMs?: number;
   /** Pino options or false; tests keep it quiet. */
   logger?: boolean | { level: string };
+  /** The built admin console (default: dist/web of this checkout); null serves no console at all. */
+  consoleDir?: string | null;
 }
 
 export interface Haishin {
@@ -132,6 +135,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     app.get('/api/health', async () => ({ ok: true }));
     await registerAdminApi(app, { store, clock: o.clock, pusher, tokens, engine, events });
     await registerVppNotify(app, tokens);
+    if (o.consoleDir !== null) await registerConsole(app, o.consoleDir ? { dir: o.consoleDir } : {});
     const every = (ms: number, what: string, work: () => Promise<unknown>) => {
       const timer = setInterval(() => {
         work().catch((err: unknown) => app.log.error({ err }, `${what} failed`));

@@ -61,6 +61,34 @@ export class JobRepo {
     return this.#db.selectFrom('distributions').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /** Newest first; `before` is the (created_at, id) of the last row of the previous page. */
+  listDistributions(filter: { before?: readonly [string, string]; limit: number }): Promise<DistributionRow[]> {
+    let q = this.#db.selectFrom('distributions').selectAll();
+    const before = filter.before;
+    if (before)
+      q = q.where((eb) =>
+        eb.or([
+          eb('created_at', '<', before[0]),
+          eb.and([eb('created_at', '=', before[0]), eb('id', '<', before[1])]),
+        ]),
+      );
+    return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
+  }
+
+  /** Job counts per status of several distributions in one query (a list page, not every distribution). */
+  async countsOf(distributionIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>(distributionIds.map((id) => [id, {}]));
+    if (distributionIds.length === 0) return out;
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .select(['distribution_id', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('distribution_id', 'in', distributionIds)
+      .groupBy(['distribution_id', 'status'])
+      .execute();
+    for (const r of rows) out.get(r.distribution_id)![r.status] = Number(r.n);
+    return out;
+  }
+
   get(id: string): Promise<JobRow | undefined> {
     return this.#db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
   }

@@ -215,6 +215,52 @@ export async function registerJobRoutes(
   );
 
   app.get(
+    '/distributions',
+    {
+      schema: {
+        tags,
+        summary: 'Distributions, newest first, each with its job counts per status',
+        querystring: Type.Object({ ...PageQuery }),
+        response: {
+          200: pageOf(
+            Type.Object({
+              id: Type.String(),
+              kind: Type.String(),
+              tokenId: Type.String(),
+              adamIds: Type.Array(Type.String()),
+              licenseMode: Type.String(),
+              createdAt: Type.String(),
+              counts: Type.Record(Type.String(), Type.Integer()),
+            }),
+          ),
+        },
+      },
+    },
+    async (req) => {
+      const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
+      const after = decodeCursor(req.query.cursor, 2);
+      const rows = await store.jobs.listDistributions({
+        ...(after ? { before: [String(after[0]), String(after[1])] as const } : {}),
+        limit: limit + 1,
+      });
+      const result = page(rows, limit, (d) => [d.created_at, d.id]);
+      const counts = await store.jobs.countsOf(result.items.map((d) => d.id));
+      return {
+        items: result.items.map((d) => ({
+          id: d.id,
+          kind: d.kind,
+          tokenId: d.token_id,
+          adamIds: JSON.parse(d.adam_ids) as string[],
+          licenseMode: d.license_mode,
+          createdAt: d.created_at,
+          counts: counts.get(d.id) ?? {},
+        })),
+        nextCursor: result.nextCursor,
+      };
+    },
+  );
+
+  app.get(
     '/distributions/:id/jobs.csv',
     {
       schema: {

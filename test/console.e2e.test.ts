@@ -1,0 +1,253 @@
+// The admin console in a real browser (Debian chromium driven by playwright-core) against a real
+// haishin with simulated iPads. Skipped, with a printed reason, where chromium is not installed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CONSOLE_DIR } from '../src/api/console.ts';
+import type { SimDevice } from '../src/sim/device/device.ts';
+import { ADMIN, World } from './support/world.ts';
+import type { CatalogApp } from './support/world.ts';
+
+const CHROMIUM = process.env.HAISHIN_CHROMIUM ?? '/usr/bin/chromium';
+const chromiumAvailable = existsSync(CHROMIUM);
+if (!chromiumAvailable)
+  console.warn(
+    `[console.e2e.test] ${CHROMIUM} not found: browser tests of the admin console skipped (apt-get install chromium fonts-ipafont-gothic)`,
+  );
+
+/** STACK.md §3.5: no sandbox as root, nothing that phones home, no GPU on this machine. */
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+/** DESIGN §5: the ErrorChain of the troubleshooting guide. */
+const GUIDE_12064 =
+  'ErrorChain=ErrorCode[0]=12064, ErrorDomain[0]=MCMDMErrorDomain, LocalizedDescription[0]=Could not retrieve license for the app with iTunes Store ID 361285480., ErrorCode[1]=2605, ErrorDomain[1]=DeviceManagement.error, LocalizedDescription[1]=license not found';
+
+const LICENCE_ERROR_CHAIN = [
+  {
+    ErrorCode: 12064,
+    ErrorDomain: 'MCMDMErrorDomain',
+    LocalizedDescription: 'Could not retrieve license for the app with iTunes Store ID 361285490.',
+  },
+  { ErrorCode: 2605, ErrorDomain: 'DeviceManagement.error', LocalizedDescription: 'License not found' },
+];
+
+const APP: CatalogApp = {
+  adamId: '361285490',
+  name: 'コンソール教材',
+  bundleId: 'jp.example.console',
+  sizeBytes: 30_000_000,
+  licences: 50,
+};
+
+interface Cause {
+  code: string;
+  title: { ja: string; en: string };
+  remedy: { ja: string; en: string };
+}
+
+const TIMEOUT = 15_000;
+
+describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
+  let world: World;
+  let context: BrowserContext;
+  let page: Page;
+  let profileDir = '';
+  let shotDir = '';
+  let distributionId = '';
+  let failedJobId = '';
+  let broken: SimDevice;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    // scripts/test.mjs builds the console before vitest; this covers `npx vitest run <this file>`.
+    if (!existsSync(join(DEFAULT_CONSOLE_DIR, 'index.html'))) {
+      const built = spawnSync(
+        'node_modules/.bin/vite',
+        ['build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'],
+        {
+          stdio: 'inherit',
+        },
+      );
+      if (built.status !== 0) throw new Error('vite build of the console failed');
+    }
+    world = await World.start([APP]);
+    const school = await world.group('コンソール小学校');
+    const token = await world.token(school, [APP], 'console');
+    const devices = await world.devices(2, [school], () => ({}), 'CON');
+    broken = devices[1]!;
+    broken.behaviours.set('InstallApplication', { kind: 'error', chain: LICENCE_ERROR_CHAIN });
+    const created = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId: token.id,
+      adamIds: [APP.adamId],
+      targets: { groupIds: [school] },
+      licenseMode: 'auto',
+    });
+    expect(created.status).toBe(201);
+    distributionId = created.body.id;
+    expect(await world.settle(distributionId)).toEqual({ success: 1, device_error: 1 });
+    const jobs = await world.api<{ items: { id: string; status: string }[] }>(
+      'GET',
+      `/jobs?distributionId=${distributionId}&status=device_error`,
+    );
+    failedJobId = jobs.body.items[0]!.id;
+
+    profileDir = mkdtempSync(join(tmpdir(), 'haishin-chromium-'));
+    shotDir = mkdtempSync(join(tmpdir(), 'haishin-console-shots-'));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: true,
+      locale: 'ja-JP',
+      viewport: { width: 1280, height: 1000 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(TIMEOUT);
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await world?.close();
+    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+    if (shotDir) console.log(`[console.e2e.test] screenshots kept in ${shotDir}`);
+  });
+
+  const text = (selector: string) => page.locator(selector).first().innerText();
+
+  it('refuses a wrong token with the API error and its code, then signs in from a #token= link', async () => {
+    await page.goto(`${world.server.baseUrl}/`);
+    await page.locator('input[name="token"]').fill('hs_not-a-real-token');
+    await page.getByRole('button', { name: 'サインイン' }).click();
+    const error = page.locator('.error');
+    await error.waitFor();
+    expect(await error.innerText()).toContain('auth.invalid');
+    // In Japanese, because the console sends Accept-Language: ja.
+    expect(await error.innerText()).toMatch(/[\u3040-\u30ff\u4e00-\u9fff]/);
+
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
+    await page.locator('nav').getByText('配信履歴').waitFor();
+    expect(page.url()).not.toContain('token=');
+    // A string, evaluated in the page: the test's own program has no DOM types.
+    expect(await page.evaluate("sessionStorage.getItem('haishin.adminToken')")).toBe(ADMIN);
+  });
+
+  it('lists the distribution with its counts per status as a stacked bar', async () => {
+    const row = page.locator(`tr[data-distribution="${distributionId}"]`);
+    await row.waitFor();
+    expect(await row.locator('[data-count-status="success"]').innerText()).toContain('成功 1');
+    expect(await row.locator('[data-count-status="device_error"]').innerText()).toContain('端末エラー 1');
+    expect(await row.locator('.bar .seg').count()).toBe(2);
+    await row.locator('a').first().click();
+    await page.locator('[data-total]').waitFor();
+    expect(await text('[data-total]')).toBe('2');
+  });
+
+  it('opens the failed job: diagnosis with cause, remedy and ErrorChain in Japanese, then in English', async () => {
+    const diagnosis = await world.api<{ causes: Cause[] }>('GET', `/jobs/${failedJobId}/diagnosis`);
+    const top = diagnosis.body.causes[0]!;
+    expect(diagnosis.body.causes.map((c) => c.code)).toContain('license.not_assigned');
+
+    await page.locator('select[name="status"]').selectOption('device_error');
+    await page.locator(`tr[data-job="${failedJobId}"] a`).first().click();
+    const cause = page.locator(`[data-cause="${top.code}"]`).first();
+    await cause.waitFor();
+    expect(await cause.innerText()).toContain(top.title.ja);
+    expect(await cause.innerText()).toContain(top.remedy.ja);
+    expect(await cause.innerText()).toContain(top.code);
+    await page.locator('[data-cause="license.not_assigned"]').first().waitFor();
+    expect(await text('h1 [data-status]')).toBe('端末エラー');
+    expect(await page.locator('[data-chain-code="12064"]').count()).toBe(1);
+    expect(await page.locator('[data-chain-code="2605"]').count()).toBe(1);
+    await page.screenshot({ path: join(shotDir, 'job-ja.png'), fullPage: true });
+
+    await page.getByRole('button', { name: 'English' }).click();
+    await page.getByText(top.title.en).first().waitFor();
+    expect(await cause.innerText()).toContain(top.remedy.en);
+    expect(await text('h1 [data-status]')).toBe('Device error');
+    await page.screenshot({ path: join(shotDir, 'job-en.png'), fullPage: true });
+    await page.getByRole('button', { name: '日本語' }).click();
+    await page.getByText(top.title.ja).first().waitFor();
+  });
+
+  it('Retry starts a new attempt and the page follows the job to success', async () => {
+    // The device is fixed (licence now found): the new attempt succeeds, and the page must see it live.
+    broken.behaviours.delete('InstallApplication');
+    await page.getByTestId('retry').click();
+    await page.locator('h1 [data-status="success"]').waitFor({ timeout: 30_000 });
+    expect(await text('h1 [data-status]')).toBe('成功');
+    expect(await text('[data-attempt]')).toBe('2');
+    const history = await page.locator('table.history tbody tr').count();
+    expect(history).toBeGreaterThanOrEqual(4);
+  });
+
+  it('explains the 12064/2605 ErrorChain from the guide, and shows a refused request with its code', async () => {
+    await page.locator('nav').getByText('エラーを解説').click();
+    // Nothing pasted: the server refuses it (400) and the console shows its code.
+    await page.getByRole('button', { name: '解説する' }).click();
+    await page.locator('.error').waitFor();
+    expect(await text('.error')).toContain('request.invalid');
+
+    await page.locator('textarea[name="text"]').fill(GUIDE_12064);
+    await page.getByRole('button', { name: '解説する' }).click();
+    await page.locator('[data-cause="license.not_assigned"]').waitFor();
+    expect(await page.locator('.error').count()).toBe(0);
+    expect(await page.locator('[data-chain-code="12064"]').count()).toBe(1);
+    expect(await page.locator('[data-chain-code="2605"]').count()).toBe(1);
+    const codes = await page
+      .locator('[data-cause]')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-cause')));
+    expect(codes).toEqual(expect.arrayContaining(['license.not_assigned', 'autoassign.token_misconfigured']));
+    await page.screenshot({ path: join(shotDir, 'explain-ja.png'), fullPage: true });
+  });
+
+  it('shows devices, the group tree with its token and auto-assign, and the VPP token with days left', async () => {
+    await page.locator('nav').getByText('端末').click();
+    await page.locator('tr[data-device]').nth(1).waitFor();
+    expect(await page.locator('tr[data-device]').count()).toBe(2);
+    await page.locator('input[name="serial"]').fill(broken.serialNumber);
+    await page.getByRole('button', { name: '検索' }).click();
+    await expect.poll(() => page.locator('tr[data-device]').count(), { timeout: TIMEOUT }).toBe(1);
+    await page.locator('tr[data-device] a').first().click();
+    await page.getByText('この端末のジョブ').waitFor();
+    expect(await page.locator('h1').innerText()).toContain('#');
+
+    await page.locator('nav').getByText('グループ').click();
+    const node = page.locator('li[data-group]').filter({ hasText: 'コンソール小学校' }).last();
+    await node.waitFor();
+    expect(await node.innerText()).toContain('教育委員会');
+    await node.locator('[data-autoassign]').first().waitFor();
+    expect(await node.locator('[data-autoassign]').first().innerText()).toContain('このグループの設定');
+
+    await page.locator('nav').getByText('VPP トークン').click();
+    const tokenRow = page.locator('tr[data-token]').first();
+    await tokenRow.waitFor();
+    expect(await tokenRow.innerText()).toContain('教育委員会');
+    expect(await tokenRow.innerText()).toMatch(/あと \d+ 日/);
+    await page.screenshot({ path: join(shotDir, 'tokens-ja.png'), fullPage: true });
+  });
+
+  it('a reloaded deep link is served by the SPA fallback and keeps the session; no script errors', async () => {
+    await page.goto(`${world.server.baseUrl}/jobs/${failedJobId}`);
+    await page.locator('h1 [data-status]').waitFor();
+    await page.goto(`${world.server.baseUrl}/jobs/does-not-exist`);
+    await page.locator('.error').first().waitFor();
+    expect(await page.locator('.error').count()).toBe(1);
+    expect(await text('.error')).toContain('job.not_found');
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,2 @@
+// Lets TypeScript accept `import "./style.css"` (Vite bundles it).
+/// <reference types="vite/client" />

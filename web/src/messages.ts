@@ -1,0 +1,253 @@
+// Every string the console shows, in one table. Texts that come from the server (cause titles
+// and remedies, error messages, remediation results) arrive as {ja, en} and are not repeated here.
+
+export type Lang = 'ja' | 'en';
+export interface Bilingual {
+  ja: string;
+  en: string;
+}
+
+/** DESIGN §3, in its order; the Japanese labels are the contract (test/console-messages.test.ts). */
+export const JOB_STATUS_LABELS = {
+  waiting: { ja: '待機中', en: 'Waiting' },
+  scheduled: { ja: '予約待機中', en: 'Scheduled' },
+  license_assigning: { ja: 'ライセンス割当中', en: 'Assigning licence' },
+  push_sending: { ja: 'PUSH送信中', en: 'Sending push' },
+  retry_waiting: { ja: 'リトライ待機中', en: 'Waiting to retry' },
+  awaiting_response: { ja: '端末応答待ち', en: 'Awaiting device response' },
+  executing: { ja: '実行中', en: 'In progress' },
+  success: { ja: '成功', en: 'Succeeded' },
+  push_timeout: { ja: 'PUSHタイムアウト', en: 'Push timed out' },
+  request_timeout: { ja: '要求タイムアウト', en: 'Request timed out' },
+  session_timeout: { ja: 'セッションタイムアウト', en: 'Session timed out' },
+  cancelled: { ja: 'キャンセル', en: 'Cancelled' },
+  device_error: { ja: '端末エラー', en: 'Device error' },
+  server_error: { ja: 'サーバーエラー', en: 'Server error' },
+  license_failed: { ja: 'ライセンス割り当て失敗', en: 'Licence assignment failed' },
+} as const satisfies Record<string, Bilingual>;
+
+export type JobStatus = keyof typeof JOB_STATUS_LABELS;
+export const JOB_STATUSES = Object.keys(JOB_STATUS_LABELS) as JobStatus[];
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set<JobStatus>([
+  'success',
+  'push_timeout',
+  'request_timeout',
+  'session_timeout',
+  'cancelled',
+  'device_error',
+  'server_error',
+  'license_failed',
+]);
+
+/** `リトライ待機中(3)` / `Waiting to retry (3)`, as in the catalogue's jobStatusLabel. */
+export function statusLabel(status: string, lang: Lang, retryCount?: number | null): string {
+  const label = (JOB_STATUS_LABELS as Record<string, Bilingual>)[status];
+  if (!label) return status;
+  if (status !== 'retry_waiting' || retryCount === undefined || retryCount === null) return label[lang];
+  return lang === 'ja' ? `${label.ja}(${retryCount})` : `${label.en} (${retryCount})`;
+}
+
+export const DEVICE_STATUS_LABELS = {
+  pending: { ja: '登録待ち', en: 'Pending' },
+  enrolled: { ja: '登録済み', en: 'Enrolled' },
+  unenrolled: { ja: '登録解除', en: 'Unenrolled' },
+  deactivated: { ja: '無効化', en: 'Deactivated' },
+} as const satisfies Record<string, Bilingual>;
+
+export const TOKEN_STATE_LABELS = {
+  active: { ja: '有効', en: 'Active' },
+  expiring: { ja: 'まもなく期限切れ', en: 'Expiring' },
+  expired: { ja: '期限切れ', en: 'Expired' },
+  revoked: { ja: '失効', en: 'Revoked' },
+  invalid: { ja: '無効', en: 'Invalid' },
+  other_mdm: { ja: '他のMDMが管理中', en: 'Claimed by another MDM' },
+  legacy_unmigrated: { ja: '未移行（旧形式）', en: 'Not migrated (legacy)' },
+} as const satisfies Record<string, Bilingual>;
+
+export const CONFIDENCE_LABELS = {
+  confirmed: { ja: '確定', en: 'Confirmed' },
+  likely: { ja: '可能性が高い', en: 'Likely' },
+  possible: { ja: '可能性あり', en: 'Possible' },
+} as const satisfies Record<string, Bilingual>;
+
+/** Button texts of the remedy actions a cause may carry (DESIGN §5); unknown ones show their id. */
+export const ACTION_LABELS: Record<string, Bilingual> = {
+  retry: { ja: '再試行', en: 'Retry' },
+  cancel: { ja: 'キャンセル', en: 'Cancel' },
+  renew_token: { ja: 'トークンを更新', en: 'Renew token' },
+  share_token: { ja: 'トークンを共有', en: 'Share token' },
+  assign_license: { ja: 'ライセンスを割り当て', en: 'Assign licence' },
+  reclaim_and_reassign: { ja: 'ライセンスを回収して再割り当て', en: 'Reclaim and reassign' },
+  refresh_device_info: { ja: '端末情報を更新', en: 'Refresh device info' },
+  logout_users: { ja: 'ユーザーをログアウト', en: 'Log out users' },
+  sync_token: { ja: 'トークンを同期', en: 'Sync token' },
+};
+
+export const M = {
+  appName: { ja: 'haishin 配信 管理コンソール', en: 'haishin admin console' },
+  signInTitle: { ja: 'サインイン', en: 'Sign in' },
+  signInHelp: {
+    ja: '管理者トークン (hs_…) を貼り付けてください。サーバー起動時に表示されます。トークンはこのタブを閉じるまで保持されます。',
+    en: 'Paste the admin token (hs_…). The server prints it when it starts. It is kept until this tab is closed.',
+  },
+  adminToken: { ja: '管理者トークン', en: 'Admin token' },
+  signIn: { ja: 'サインイン', en: 'Sign in' },
+  signOut: { ja: 'サインアウト', en: 'Sign out' },
+  checking: { ja: '確認中…', en: 'Checking…' },
+  language: { ja: '言語', en: 'Language' },
+
+  navDistributions: { ja: '配信履歴', en: 'Distributions' },
+  navDevices: { ja: '端末', en: 'Devices' },
+  navGroups: { ja: 'グループ', en: 'Groups' },
+  navTokens: { ja: 'VPP トークン', en: 'VPP tokens' },
+  navExplain: { ja: 'エラーを解説', en: 'Explain an error' },
+
+  loading: { ja: '読み込み中…', en: 'Loading…' },
+  none: { ja: 'ありません', en: 'None' },
+  more: { ja: 'さらに読み込む', en: 'Load more' },
+  next: { ja: '次へ', en: 'Next' },
+  prev: { ja: '前へ', en: 'Previous' },
+  first: { ja: '先頭へ', en: 'First' },
+  page: { ja: 'ページ', en: 'Page' },
+  reload: { ja: '再読み込み', en: 'Reload' },
+  all: { ja: 'すべて', en: 'All' },
+  total: { ja: '合計', en: 'Total' },
+  yes: { ja: 'はい', en: 'Yes' },
+  no: { ja: 'いいえ', en: 'No' },
+  liveOn: { ja: 'ライブ更新中', en: 'Live' },
+  livePolling: { ja: '定期更新中 (5 秒ごと)', en: 'Polling every 5 s' },
+  confirmAll: {
+    ja: 'この配信のすべての対象ジョブに実行します。よろしいですか?',
+    en: 'This applies to every matching job of the distribution. Continue?',
+  },
+  changedN: { ja: '{n} 件を変更しました', en: '{n} changed' },
+
+  distributions: { ja: '配信履歴', en: 'Distributions' },
+  distribution: { ja: '配信', en: 'Distribution' },
+  created: { ja: '作成日時', en: 'Created' },
+  kind: { ja: '種類', en: 'Kind' },
+  kind_install: { ja: 'インストール', en: 'Install' },
+  kind_uninstall: { ja: 'アンインストール', en: 'Uninstall' },
+  apps: { ja: 'App (Adam ID)', en: 'Apps (Adam ID)' },
+  licenseMode: { ja: 'ライセンス', en: 'Licences' },
+  licenseMode_auto: { ja: '自動割当', en: 'auto-assign' },
+  licenseMode_manual: { ja: '手動', en: 'manual' },
+  jobs: { ja: 'ジョブ', en: 'Jobs' },
+  progress: { ja: '状況', en: 'Progress' },
+  counts: { ja: 'ステータス別件数', en: 'Jobs per status' },
+  status: { ja: 'ステータス', en: 'Status' },
+  filterStatus: { ja: 'ステータスで絞り込み', en: 'Filter by status' },
+  downloadCsv: { ja: 'CSV をダウンロード', en: 'Download CSV' },
+  retryFailed: { ja: '失敗したジョブを再試行', en: 'Retry failed jobs' },
+  cancelPending: { ja: '未完了のジョブをキャンセル', en: 'Cancel unfinished jobs' },
+  noDistributions: {
+    ja: '配信はまだありません。CLI (haishin distribute) か POST /api/v1/distributions で作成します。',
+    en: 'No distributions yet. Create one with the CLI (haishin distribute) or POST /api/v1/distributions.',
+  },
+
+  job: { ja: 'ジョブ', en: 'Job' },
+  device: { ja: '端末', en: 'Device' },
+  app: { ja: 'App', en: 'App' },
+  attempt: { ja: '試行', en: 'Attempt' },
+  retries: { ja: 'リトライ回数', en: 'Retries' },
+  updated: { ja: '更新日時', en: 'Updated' },
+  reason: { ja: '理由', en: 'Reason' },
+  error: { ja: 'エラー', en: 'Error' },
+  retry: { ja: '再試行', en: 'Retry' },
+  cancel: { ja: 'キャンセル', en: 'Cancel' },
+  supportBundle: { ja: 'サポート情報 (JSON)', en: 'Support bundle (JSON)' },
+  supportBundleText: { ja: 'サポート情報 (テキスト)', en: 'Support bundle (text)' },
+  history: { ja: 'ステータス履歴', en: 'Status history' },
+  at: { ja: '日時', en: 'At' },
+  from: { ja: '変更前', en: 'From' },
+  to: { ja: '変更後', en: 'To' },
+  errorChain: { ja: 'ErrorChain (端末の応答)', en: 'ErrorChain (device answer)' },
+  rawError: { ja: '生データ', en: 'Raw' },
+  code: { ja: 'コード', en: 'Code' },
+  domain: { ja: 'ドメイン', en: 'Domain' },
+  description: { ja: '説明', en: 'Description' },
+  rejectionReason: { ja: 'RejectionReason', en: 'RejectionReason' },
+  diagnosis: { ja: '診断 (可能性の高い順)', en: 'Diagnosis (most likely first)' },
+  noCauses: { ja: '原因は見つかりませんでした。', en: 'No cause found.' },
+  askedDevice: {
+    ja: '端末情報が古いため端末に問い合わせました ({what})。応答後にもう一度診断してください。',
+    en: 'Device facts were missing or stale, so the device was asked ({what}). Diagnose again once it answered.',
+  },
+  diagnoseAgain: { ja: '再診断', en: 'Diagnose again' },
+  confidence: { ja: '確度', en: 'Confidence' },
+  evidence: { ja: '根拠', en: 'Evidence' },
+  fact: { ja: '事実', en: 'Fact' },
+  value: { ja: '値', en: 'Value' },
+  source: { ja: '出典', en: 'Source' },
+  remedy: { ja: '対処', en: 'Remedy' },
+  done: { ja: '実行しました', en: 'Done' },
+  notDone: { ja: '自動では実行できません', en: 'Not done automatically' },
+
+  devices: { ja: '端末', en: 'Devices' },
+  deviceNumber: { ja: '端末番号', en: 'Device no.' },
+  name: { ja: '名前', en: 'Name' },
+  serial: { ja: 'シリアル番号', en: 'Serial number' },
+  model: { ja: '機種', en: 'Model' },
+  os: { ja: 'OS', en: 'OS' },
+  group: { ja: 'グループ', en: 'Group' },
+  includeSubgroups: { ja: '下位グループを含む', en: 'Include subgroups' },
+  sharedIpad: { ja: '共有 iPad', en: 'Shared iPad' },
+  supervised: { ja: '監視対象', en: 'Supervised' },
+  lastSeen: { ja: '最終接続', en: 'Last seen' },
+  enrolledAt: { ja: '登録日時', en: 'Enrolled' },
+  search: { ja: '検索', en: 'Search' },
+  facts: { ja: '端末情報 (DeviceInformation)', en: 'Facts (DeviceInformation)' },
+  restrictions: { ja: '適用中の制限', en: 'Restrictions in force' },
+  sharedUsers: { ja: '共有 iPad のユーザー', en: 'Shared iPad users' },
+  installedApps: { ja: 'インストール済み App', en: 'Installed apps' },
+  managedApps: { ja: '管理対象 App', en: 'Managed apps' },
+  readAt: { ja: '取得日時', en: 'Read at' },
+  refreshDevice: { ja: '端末情報を更新', en: 'Refresh device info' },
+  refreshSent: { ja: '問い合わせを送りました', en: 'Queries sent' },
+  deviceJobs: { ja: 'この端末のジョブ', en: 'Jobs of this device' },
+
+  groups: { ja: 'グループ', en: 'Groups' },
+  tokensHere: { ja: '登録トークン', en: 'Registered tokens' },
+  sharedHere: { ja: '共有されたトークン', en: 'Shared tokens' },
+  autoAssign: { ja: '自動割当トークン', en: 'Auto-assign token' },
+  showAutoAssign: { ja: '自動割当を表示', en: 'Show auto-assign' },
+  inheritedFrom: { ja: '継承元', en: 'inherited from' },
+  ownSetting: { ja: 'このグループの設定', en: 'set on this group' },
+  showDevices: { ja: '端末を表示', en: 'Show devices' },
+
+  tokens: { ja: 'VPP トークン', en: 'VPP tokens' },
+  org: { ja: '組織', en: 'Organization' },
+  location: { ja: 'ロケーション', en: 'Location' },
+  state: { ja: '状態', en: 'State' },
+  expires: { ja: '有効期限', en: 'Expires' },
+  daysLeft: { ja: '残り日数', en: 'Days left' },
+  daysLeftN: { ja: 'あと {n} 日', en: '{n} days left' },
+  expiryWarning: {
+    ja: '期限まで {n} 日以内です。更新してください。',
+    en: 'Expires within {n} days: renew it.',
+  },
+  sharedTo: { ja: '共有先', en: 'Shared to' },
+  lastSynced: { ja: '最終同期', en: 'Last synced' },
+  sync: { ja: '同期', en: 'Sync' },
+  syncedN: { ja: '{n} 件の App を同期しました', en: '{n} apps synced' },
+  assets: { ja: 'App とライセンス', en: 'Apps and licences' },
+  licences: { ja: '割当 / 合計 (残り)', en: 'Assigned / total (left)' },
+  noTokens: { ja: 'VPP トークンは登録されていません。', en: 'No VPP token is registered.' },
+
+  explainTitle: { ja: 'エラーを解説', en: 'Explain an error' },
+  explainHelp: {
+    ja: '端末・他社 MDM・ログのエラー文 (ErrorChain、plist、VPP の JSON) を貼り付けてください。',
+    en: 'Paste an error as shown by a device, another MDM console or a log (ErrorChain line, plist, VPP JSON).',
+  },
+  explain: { ja: '解説する', en: 'Explain' },
+  parsedChain: { ja: '読み取った ErrorChain', en: 'ErrorChain as read' },
+
+  networkError: { ja: 'サーバーに接続できません', en: 'Cannot reach the server' },
+  notFound: { ja: 'ページが見つかりません', en: 'Page not found' },
+} as const satisfies Record<string, Bilingual>;
+
+export type MessageKey = keyof typeof M;
+
+export function format(text: string, params: Record<string, string | number> = {}): string {
+  return text.replace(/\{(\w+)\}/g, (all, key: string) => (key in params ? String(params[key]) : all));
+}
