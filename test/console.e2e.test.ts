@@ -68,6 +68,8 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
   let profileDir = '';
   let shotDir = '';
   let distributionId = '';
+  let tokenId = '';
+  let schoolId = '';
   let failedJobId = '';
   let broken: SimDevice;
   const pageErrors: string[] = [];
@@ -87,6 +89,7 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     world = await World.start([APP]);
     const school = await world.group('コンソール小学校');
     const token = await world.token(school, [APP], 'console');
+    [tokenId, schoolId] = [token.id, school];
     const devices = await world.devices(2, [school], () => ({}), 'CON');
     broken = devices[1]!;
     broken.behaviours.set('InstallApplication', { kind: 'error', chain: LICENCE_ERROR_CHAIN });
@@ -239,6 +242,28 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     expect(await tokenRow.innerText()).toContain('教育委員会');
     expect(await tokenRow.innerText()).toMatch(/あと \d+ 日/);
     await page.screenshot({ path: join(shotDir, 'tokens-ja.png'), fullPage: true });
+  });
+
+  it('falls back to polling when the event stream is blocked, and still shows a new distribution', async () => {
+    const tab = await context.newPage();
+    try {
+      // A proxy that kills text/event-stream responses, as some do.
+      await tab.route('**/api/v1/events**', (route) => route.abort());
+      // sessionStorage is per tab: the printed link signs this one in.
+      await tab.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
+      await tab.locator('[data-live="polling"]').waitFor({ timeout: TIMEOUT });
+      const created = await world.api<{ id: string }>('POST', '/distributions', {
+        kind: 'install',
+        tokenId,
+        adamIds: [APP.adamId],
+        targets: { groupIds: [schoolId] },
+        licenseMode: 'auto',
+      });
+      expect(created.status).toBe(201);
+      await tab.locator(`tr[data-distribution="${created.body.id}"]`).waitFor({ timeout: TIMEOUT });
+    } finally {
+      await tab.close();
+    }
   });
 
   it('a reloaded deep link is served by the SPA fallback and keeps the session; no script errors', async () => {
