@@ -185,6 +185,13 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     await page.screenshot({ path: join(shotDir, 'job-en.png'), fullPage: true });
     await page.getByRole('button', { name: '日本語' }).click();
     await page.getByText(top.title.ja).first().waitFor();
+
+    // A remedy button calls POST /jobs/:id/remediate; here the licence is already assigned (auto),
+    // so the server refuses with 409 and the console shows its message and code.
+    await page.locator('[data-cause="license.not_assigned"] [data-action="assign_license"]').first().click();
+    await page.locator('.error').first().waitFor();
+    expect(await text('.error')).toContain('remediate.licence_already_assigned');
+    expect(await text('h1 [data-status]')).toBe('端末エラー');
   });
 
   it('Retry starts a new attempt and the page follows the job to success', async () => {

@@ -81,6 +81,11 @@ export const ACTION_LABELS: Record<string, Bilingual> = {
   refresh_device_info: { ja: '端末情報を更新', en: 'Refresh device info' },
   logout_users: { ja: 'ユーザーをログアウト', en: 'Log out users' },
   sync_token: { ja: 'トークンを同期', en: 'Sync token' },
+  migrate_token: { ja: 'トークンを移行', en: 'Migrate token' },
+  register_token: { ja: 'トークンを登録', en: 'Register a token' },
+  takeover_token: { ja: 'トークンを引き継ぐ', en: 'Take over token' },
+  set_auto_assign: { ja: '自動割当トークンを設定', en: 'Set auto-assign token' },
+  take_over_unmanaged_app: { ja: 'インストール済み App を管理対象にする', en: 'Take over the installed app' },
 };
 
 export const M = {
