@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { loadPushIdentity } from '../apple/apns/pushcert.ts';
 import type { PushIdentity } from '../apple/apns/pushcert.ts';
+import { consoleUrl } from '../api/console.ts';
 import { createHaishin } from '../api/server.ts';
 import { systemClock } from '../core/clock.ts';
 import { ConfigError, parseConfig } from '../core/config.ts';
@@ -54,6 +55,8 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   );
   console.log(`push topic ${push.topic}, certificate valid until ${push.notAfter.toISOString()}`);
   console.log(`enrollment link for the root group: ${config.publicUrl}/mdm/enroll?group=${root?.id}`);
+  // A generated admin token is stored only hashed: this link is the one time it is shown.
+  console.log(`admin console: ${consoleUrl(config.publicUrl, haishin.generatedAdminToken)}`);
   const stop = async () => {
     await haishin.close();
     process.exit(0);
