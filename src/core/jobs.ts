@@ -32,6 +32,17 @@ export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
 
 export const isTerminal = (s: JobStatus) => TERMINAL_STATUSES.has(s);
 
+/**
+ * Which statuses each timeout watches (DESIGN §3): a job in one of them past that deadline times
+ * out. The request timeout watches every unfinished job.
+ */
+export const DEADLINE_WATCH = {
+  push_deadline: ['push_sending', 'retry_waiting'],
+  session_deadline: ['awaiting_response', 'executing'],
+  request_deadline: JOB_STATUSES.filter((s) => !TERMINAL_STATUSES.has(s)),
+} as const satisfies Record<string, readonly JobStatus[]>;
+export type Deadline = keyof typeof DEADLINE_WATCH;
+
 /** Where a new attempt (first run or an administrator's retry) may start. */
 const START: readonly JobStatus[] = ['waiting', 'scheduled', 'license_assigning', 'push_sending'];
 

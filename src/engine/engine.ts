@@ -63,8 +63,6 @@ const IN_FLIGHT: JobStatus[] = [
   'executing',
 ];
 const PUSH_STATES: JobStatus[] = ['push_sending', 'retry_waiting'];
-const SESSION_STATES: JobStatus[] = ['awaiting_response', 'executing'];
-const ACTIVE: JobStatus[] = ['waiting', 'scheduled', ...IN_FLIGHT];
 const BATCH = 500;
 /** Error codes a retry can cure (DESIGN §6): duplicate request, store busy. */
 const TRANSIENT = new Set(['ASDErrorDomain:506']);
@@ -537,15 +535,15 @@ export class DistributionEngine implements MdmListener {
   }
 
   async #timeouts(now: Date): Promise<void> {
-    for (const job of await this.#store.jobs.overdue('push_deadline', PUSH_STATES, now, BATCH)) {
+    for (const job of await this.#store.jobs.overdue('push_deadline', now, BATCH)) {
       await this.#dropCommand(job);
       await this.#move(job, 'push_timeout', 'push timeout');
     }
-    for (const job of await this.#store.jobs.overdue('session_deadline', SESSION_STATES, now, BATCH)) {
+    for (const job of await this.#store.jobs.overdue('session_deadline', now, BATCH)) {
       await this.#dropCommand(job);
       await this.#move(job, 'session_timeout', 'session timeout');
     }
-    for (const job of await this.#store.jobs.overdue('request_deadline', ACTIVE, now, BATCH)) {
+    for (const job of await this.#store.jobs.overdue('request_deadline', now, BATCH)) {
       await this.#dropCommand(job);
       await this.#move(job, 'request_timeout', 'request timeout');
     }

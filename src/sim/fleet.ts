@@ -80,7 +80,12 @@ export class SimFleet {
         }
       } while (this.#again.has(device));
       this.#running.delete(device);
-      const next = this.#queued.values().next();
+      let next = this.#queued.values().next();
+      // A device switched off while it waited for a slot stays asleep.
+      while (!next.done && !next.value.online) {
+        this.#queued.delete(next.value);
+        next = this.#queued.values().next();
+      }
       if (!next.done) {
         this.#queued.delete(next.value);
         this.#start(next.value);

@@ -1,14 +1,29 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
-import type { JobStatus, StatusChange } from '../core/jobs.ts';
+import { DEADLINE_WATCH, JOB_STATUSES } from '../core/jobs.ts';
+import type { Deadline, JobStatus, StatusChange } from '../core/jobs.ts';
 import { nextCounter } from './mdm-store.ts';
 import type { Database, DistributionsTable, JobsTable } from './schema.ts';
 
 export type JobRow = Selectable<JobsTable>;
 export type DistributionRow = Selectable<DistributionsTable>;
-export type JobPatch = Partial<Omit<JobRow, 'id' | 'distribution_id' | 'device_id' | 'adam_id' | 'created_at'>>;
+export type JobPatch = Partial<
+  Omit<JobRow, 'id' | 'distribution_id' | 'device_id' | 'adam_id' | 'created_at'>
+>;
 
 /** Distributions, jobs and their status history. Every status change goes through {@link JobRepo.apply}. */
+/**
+ * The predicate of a deadline's partial index (migration 0006), with literal statuses: written as
+ * NOT IN the other statuses because no status index can serve a NOT IN, so the planner takes the
+ * partial index even on a database ANALYZE has never seen.
+ */
+export function deadlineWatchSql(deadline: Deadline): string {
+  const watched: readonly string[] = DEADLINE_WATCH[deadline];
+  const others = JOB_STATUSES.filter((s) => !watched.includes(s));
+  return `not in (${others.map((s) => `'${s}'`).join(', ')})`;
+}
+
 export class JobRepo {
   readonly #db: Kysely<Database>;
 
@@ -16,7 +31,11 @@ export class JobRepo {
     this.#db = db;
   }
 
-  async createDistribution(row: DistributionRow, jobs: readonly Omit<JobRow, 'seq'>[], at: Date): Promise<void> {
+  async createDistribution(
+    row: DistributionRow,
+    jobs: readonly Omit<JobRow, 'seq'>[],
+    at: Date,
+  ): Promise<void> {
     await this.#db.transaction().execute(async (tx) => {
       await tx.insertInto('distributions').values(row).execute();
       if (jobs.length === 0) return;
@@ -29,7 +48,16 @@ export class JobRepo {
         await tx.insertInto('jobs').values(chunk).execute();
         await tx
           .insertInto('job_history')
-          .values(chunk.map((j) => ({ job_id: j.id, seq: 1, from_status: null, to_status: j.status, at: at.toISOString(), reason: j.reason })))
+          .values(
+            chunk.map((j) => ({
+              job_id: j.id,
+              seq: 1,
+              from_status: null,
+              to_status: j.status,
+              at: at.toISOString(),
+              reason: j.reason,
+            })),
+          )
           .execute();
       }
     });
@@ -50,7 +78,12 @@ export class JobRepo {
           .onRef('licenses.serial_number', '=', 'devices.serial_number'),
       )
       .selectAll('jobs')
-      .select(['devices.serial_number as serial', 'devices.group_id as device_group_id', 'licenses.state as licence_state', 'licenses.error_code as licence_error'])
+      .select([
+        'devices.serial_number as serial',
+        'devices.group_id as device_group_id',
+        'licenses.state as licence_state',
+        'licenses.error_code as licence_error',
+      ])
       .where('jobs.status', '=', 'license_assigning')
       .orderBy('jobs.seq')
       .limit(limit)
@@ -62,7 +95,10 @@ export class JobRepo {
   }
 
   /** Newest first; `before` is the (created_at, id) of the last row of the previous page. */
-  listDistributions(filter: { before?: readonly [string, string]; limit: number }): Promise<DistributionRow[]> {
+  listDistributions(filter: {
+    before?: readonly [string, string];
+    limit: number;
+  }): Promise<DistributionRow[]> {
     let q = this.#db.selectFrom('distributions').selectAll();
     const before = filter.before;
     if (before)
@@ -98,19 +134,25 @@ export class JobRepo {
   }
 
   byStatus(statuses: readonly JobStatus[], limit: number, dueBefore?: Date): Promise<JobRow[]> {
-    let q = this.#db.selectFrom('jobs').selectAll().where('status', 'in', [...statuses]);
+    let q = this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('status', 'in', [...statuses]);
     if (dueBefore) q = q.where('next_at', '<=', dueBefore.toISOString());
     return q.orderBy('seq').limit(limit).execute();
   }
 
-  /** Jobs whose deadline column has passed while in one of `statuses` — what the sweeper times out. */
-  overdue(column: 'push_deadline' | 'session_deadline' | 'request_deadline', statuses: readonly JobStatus[], now: Date, limit: number): Promise<JobRow[]> {
+  /**
+   * Jobs past `deadline` in the statuses it watches — what the sweeper times out. The status list
+   * is written into the SQL as literals so both databases can use the partial index for it.
+   */
+  overdue(deadline: Deadline, now: Date, limit: number): Promise<JobRow[]> {
     return this.#db
       .selectFrom('jobs')
       .selectAll()
-      .where('status', 'in', [...statuses])
-      .where(column, '<', now.toISOString())
-      .orderBy('seq')
+      .where(sql<boolean>`status ${sql.raw(deadlineWatchSql(deadline))}`)
+      .where(deadline, '<', now.toISOString())
+      .orderBy(deadline)
       .limit(limit)
       .execute();
   }
@@ -128,7 +170,13 @@ export class JobRepo {
   }
 
   forDevice(deviceId: string, statuses: readonly JobStatus[]): Promise<JobRow[]> {
-    return this.#db.selectFrom('jobs').selectAll().where('device_id', '=', deviceId).where('status', 'in', [...statuses]).orderBy('seq').execute();
+    return this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('device_id', '=', deviceId)
+      .where('status', 'in', [...statuses])
+      .orderBy('seq')
+      .execute();
   }
 
   /**
@@ -151,7 +199,14 @@ export class JobRepo {
         .executeTakeFirst();
       await tx
         .insertInto('job_history')
-        .values({ job_id: job.id, seq: Number(last?.seq ?? 0) + 1, from_status: change.from, to_status: change.to, at: change.at.toISOString(), reason: change.reason })
+        .values({
+          job_id: job.id,
+          seq: Number(last?.seq ?? 0) + 1,
+          from_status: change.from,
+          to_status: change.to,
+          at: change.at.toISOString(),
+          reason: change.reason,
+        })
         .execute();
       return true;
     });
@@ -179,22 +234,47 @@ export class JobRepo {
         .where('command_uuid', 'is', null)
         .executeTakeFirst();
       if (Number(claimed.numUpdatedRows) === 0) return false;
-      await tx.insertInto('commands').values({ uuid: command.uuid, request_type: command.requestType, payload: command.payload, created_at: now }).execute();
+      await tx
+        .insertInto('commands')
+        .values({
+          uuid: command.uuid,
+          request_type: command.requestType,
+          payload: command.payload,
+          created_at: now,
+        })
+        .execute();
       const seq = await nextCounter(tx, 'command_seq');
       await tx
         .insertInto('command_queue')
-        .values({ enrollment_id: enrollmentId, command_uuid: command.uuid, priority, seq, created_at: now, delivery_count: 0, not_now_count: 0 })
+        .values({
+          enrollment_id: enrollmentId,
+          command_uuid: command.uuid,
+          priority,
+          seq,
+          created_at: now,
+          delivery_count: 0,
+          not_now_count: 0,
+        })
         .execute();
       return true;
     });
   }
 
   async patch(id: string, patch: JobPatch, at: Date): Promise<void> {
-    await this.#db.updateTable('jobs').set({ ...patch, updated_at: at.toISOString() }).where('id', '=', id).execute();
+    await this.#db
+      .updateTable('jobs')
+      .set({ ...patch, updated_at: at.toISOString() })
+      .where('id', '=', id)
+      .execute();
   }
 
   history(jobId: string) {
-    return this.#db.selectFrom('job_history').selectAll().where('job_id', '=', jobId).orderBy('seq').execute();
+    return this.#db
+      .selectFrom('job_history')
+      .selectAll()
+      .where('job_id', '=', jobId)
+      .orderBy('seq')
+      .execute();
   }
 
   async counts(distributionId: string): Promise<Record<string, number>> {
@@ -207,7 +287,13 @@ export class JobRepo {
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 
-  list(filter: { distributionId?: string; deviceId?: string; status?: string; afterSeq?: number; limit: number }): Promise<JobRow[]> {
+  list(filter: {
+    distributionId?: string;
+    deviceId?: string;
+    status?: string;
+    afterSeq?: number;
+    limit: number;
+  }): Promise<JobRow[]> {
     let q = this.#db.selectFrom('jobs').selectAll();
     if (filter.distributionId) q = q.where('distribution_id', '=', filter.distributionId);
     if (filter.deviceId) q = q.where('device_id', '=', filter.deviceId);
@@ -221,27 +307,29 @@ export class JobRepo {
    * serial and the app's name joined in: an export reads O(page) rows at a time, never all jobs.
    */
   exportPage(distributionId: string, afterSeq: number, limit: number) {
-    return this.#db
-      .selectFrom('jobs')
-      .leftJoin('devices', 'devices.id', 'jobs.device_id')
-      .selectAll('jobs')
-      .select(['devices.device_number as device_number', 'devices.serial_number as serial_number'])
-      // A subquery, not a join: an app with two pricing params (STDQ, PLUS) must not double the job's row.
-      .select((eb) =>
-        eb
-          .selectFrom('vpp_assets')
-          .select('vpp_assets.name')
-          .whereRef('vpp_assets.token_id', '=', 'jobs.token_id')
-          .whereRef('vpp_assets.adam_id', '=', 'jobs.adam_id')
-          .where('vpp_assets.name', 'is not', null)
-          .limit(1)
-          .as('app_name'),
-      )
-      .where('jobs.distribution_id', '=', distributionId)
-      .where('jobs.seq', '>', afterSeq)
-      .orderBy('jobs.seq')
-      .limit(limit)
-      .execute();
+    return (
+      this.#db
+        .selectFrom('jobs')
+        .leftJoin('devices', 'devices.id', 'jobs.device_id')
+        .selectAll('jobs')
+        .select(['devices.device_number as device_number', 'devices.serial_number as serial_number'])
+        // A subquery, not a join: an app with two pricing params (STDQ, PLUS) must not double the job's row.
+        .select((eb) =>
+          eb
+            .selectFrom('vpp_assets')
+            .select('vpp_assets.name')
+            .whereRef('vpp_assets.token_id', '=', 'jobs.token_id')
+            .whereRef('vpp_assets.adam_id', '=', 'jobs.adam_id')
+            .where('vpp_assets.name', 'is not', null)
+            .limit(1)
+            .as('app_name'),
+        )
+        .where('jobs.distribution_id', '=', distributionId)
+        .where('jobs.seq', '>', afterSeq)
+        .orderBy('jobs.seq')
+        .limit(limit)
+        .execute()
+    );
   }
 
   /** The status history of a distribution's jobs with seq in (afterSeq, lastSeq] — the rows of one export page. */
