@@ -71,7 +71,8 @@ child.stdout.on('data', (chunk: string) => {
     if (inSummary || /enrolled in|facts read|distribution started|note:/.test(line))
       console.log(`${at()}  ${line}`);
     // The demo keeps serving once it has summarised, until Ctrl-C: the end of the run for the bench.
-    if (line.startsWith('Press Ctrl-C')) child.kill('SIGINT');
+    // (A moment later: the line can arrive before the demo has installed its Ctrl-C handler.)
+    if (line.startsWith('Press Ctrl-C')) setTimeout(() => child.kill('SIGINT'), 1_000);
   }
 });
 

@@ -206,10 +206,12 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     const enrollEnd = Date.now();
     // Facts first, as an administrator would refresh them: storage, restrictions, users, apps.
-    const rows = await haishin.store.devices.list({ limit: 1_000_000 });
-    for (const row of rows)
-      if (row.status === 'enrolled') await enqueueRefresh(haishin.store, row.id, systemClock.now());
-    await haishin.pusher!.push(rows.filter((r) => r.status === 'enrolled').map((r) => r.id));
+    // Only ids are kept: a hundred thousand device rows would sit in memory for the whole run.
+    const enrolledIds = (await haishin.store.devices.list({ limit: 1_000_000 }))
+      .filter((r) => r.status === 'enrolled')
+      .map((r) => r.id);
+    for (const id of enrolledIds) await enqueueRefresh(haishin.store, id, systemClock.now());
+    await haishin.pusher!.push(enrolledIds);
     await fleet.idle();
     console.log(
       t(
@@ -235,9 +237,10 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       ),
     );
     // One teacher's iPad is taken out of the distribution by an administrator.
-    const cancelTarget = (
-      await haishin.store.jobs.list({ distributionId: distribution.id, limit: 1_000_000 })
-    ).find((j) => j.device_id === rows.find((r) => r.serial_number === 'DMO000000012')?.id);
+    const [teacher] = await haishin.store.devices.list({ serialNumber: 'DMO000000012', limit: 1 });
+    const [cancelTarget] = teacher
+      ? await haishin.store.jobs.list({ distributionId: distribution.id, deviceId: teacher.id, limit: 1 })
+      : [];
     if (cancelTarget) await haishin.engine.cancelJob(cancelTarget.id);
 
     const deadline = budgetMs === null ? Number.POSITIVE_INFINITY : started + budgetMs - 3_000;
@@ -406,11 +409,14 @@ async function printSummary(haishin: Haishin, distributionId: string, lang: Lang
   for (const s of JOB_STATUSES)
     if (counts[s]) console.log(`  ${padLabel(jobStatusLabel(s)[lang], 28)} ${String(counts[s]).padStart(6)}`);
 
-  // Cancelled jobs were an administrator's decision, not a failure to explain.
   // Jobs still moving when the budget ran out are not failures (yet): they are counted above.
-  const jobs = (await haishin.store.jobs.list({ distributionId, limit: 1_000_000 })).filter(
-    (j) => isTerminal(j.status as JobStatus) && j.status !== 'success' && j.status !== 'cancelled',
+  // Cancelled jobs were an administrator's decision. Only failed jobs are read: not the 300,000 of a big fleet.
+  const failedStatuses = JOB_STATUSES.filter(
+    (s) => isTerminal(s) && s !== 'success' && s !== 'cancelled' && (counts[s] ?? 0) > 0,
   );
+  const jobs = [];
+  for (const status of failedStatuses)
+    jobs.push(...(await haishin.store.jobs.list({ distributionId, status, limit: 1_000_000 })));
   const classes = new Map<
     string,
     { status: string; code: CauseCode | null; devices: number[]; jobs?: number }
