@@ -160,6 +160,33 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     expect(await text('[data-total]')).toBe('2');
   });
 
+  it('the jobs table and the job page show device numbers (端末番号) and app names, not ids', async () => {
+    const devices = await world.api<{ items: { id: string; deviceNumber: number }[] }>(
+      'GET',
+      `/devices?groupId=${schoolId}`,
+    );
+    const numbers = new Map(devices.body.items.map((d) => [d.id, d.deviceNumber]));
+    const jobs = await world.api<{ items: { id: string; deviceId: string }[] }>(
+      'GET',
+      `/jobs?distributionId=${distributionId}`,
+    );
+    for (const j of jobs.body.items) {
+      const row = page.locator(`tr[data-job="${j.id}"]`);
+      await row.waitFor();
+      expect(await row.locator('[data-device-number]').innerText()).toBe(`#${numbers.get(j.deviceId)}`);
+      expect(await row.locator('[data-app-name]').innerText()).toBe(APP.name);
+    }
+    expect(await page.locator('table.jobs thead').innerText()).toContain('端末番号');
+    const failed = jobs.body.items.find((j) => j.id === failedJobId)!;
+    await page.goto(`${world.server.baseUrl}/jobs/${failedJobId}`);
+    await page.locator('[data-job-device] [data-device-number]').waitFor();
+    expect(await text('[data-job-device]')).toBe(`#${numbers.get(failed.deviceId)}`);
+    expect(await text('[data-job-app]')).toContain(APP.name);
+    expect(await text('[data-job-app]')).toContain(APP.adamId);
+    await page.goto(`${world.server.baseUrl}/distributions/${distributionId}`);
+    await page.locator('[data-total]').waitFor();
+  });
+
   it('opens the failed job: diagnosis with cause, remedy and ErrorChain in Japanese, then in English', async () => {
     const diagnosis = await world.api<{ causes: Cause[] }>('GET', `/jobs/${failedJobId}/diagnosis`);
     const top = diagnosis.body.causes[0]!;

@@ -37,6 +37,10 @@ export interface Job {
   attempt: number;
   updatedAt: string;
   error: { chain: ChainItem[]; rejectionReason: string | null } | null;
+  /** 端末番号; null when the device row is gone. */
+  deviceNumber: number | null;
+  /** From the token's synced assets; null until a sync named the app. */
+  appName: string | null;
 }
 
 export interface JobDetail extends Job {

@@ -212,6 +212,27 @@ export function Time({ iso }: { iso: string | null | undefined }) {
 
 export const short = (id: string) => id.slice(0, 8);
 
+/** A job's device as people know it: `#12`, the short id only when the number is unknown. */
+export function DeviceRef({ job }: { job: { deviceId: string; deviceNumber: number | null } }) {
+  return (
+    <Link to={`/devices/${job.deviceId}`} title={job.deviceId}>
+      <span data-device-number={job.deviceNumber ?? ''}>
+        {job.deviceNumber !== null ? `#${job.deviceNumber}` : short(job.deviceId)}
+      </span>
+    </Link>
+  );
+}
+
+/** A job's app by name, with the Adam ID for the support desk (in the tooltip when the name is known). */
+export function AppRef({ job }: { job: { adamId: string; appName: string | null } }) {
+  if (job.appName === null) return <span data-app-name="">{job.adamId}</span>;
+  return (
+    <span data-app-name={job.appName} title={`Adam ID ${job.adamId}`}>
+      {job.appName}
+    </span>
+  );
+}
+
 export function ChainTable({ chain }: { chain: ChainItem[] }) {
   const { t } = useT();
   if (chain.length === 0) return <p className="muted">{t('none')}</p>;

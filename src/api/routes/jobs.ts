@@ -11,7 +11,7 @@ import { remediate } from '../../engine/remediate.ts';
 import { buildSupportBundle, supportBundleText } from '../../engine/support-bundle.ts';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import { diagnoseErrorText } from '../../diagnosis/index.ts';
-import type { JobRow } from '../../store/job-repo.ts';
+import type { JobRow, LabelledJobRow } from '../../store/job-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
 
@@ -40,6 +40,17 @@ export const Job = Type.Object({
   attempt: Type.Integer(),
   updatedAt: Type.String(),
   error: JobError,
+});
+
+/** A job as listed for people: the device's number and the app's name next to the ids. */
+export const LabelledJob = Type.Object({
+  ...Job.properties,
+  deviceNumber: Type.Union([Type.Integer(), Type.Null()], {
+    description: "the device's number (端末番号); null if the device row is gone",
+  }),
+  appName: Type.Union([Type.String(), Type.Null()], {
+    description: "the app's name from the token's synced assets; null until a sync has named it",
+  }),
 });
 
 const DistributionBody = Type.Object(
@@ -156,6 +167,10 @@ export function jobToApi(j: JobRow) {
         }
       : null,
   };
+}
+
+export function labelledJobToApi(j: LabelledJobRow) {
+  return { ...jobToApi(j), deviceNumber: j.device_number, appName: j.app_name };
 }
 
 export async function registerJobRoutes(
@@ -390,13 +405,13 @@ export async function registerJobRoutes(
           deviceId: Type.Optional(Type.String()),
           status: Type.Optional(Status),
         }),
-        response: { 200: pageOf(Job) },
+        response: { 200: pageOf(LabelledJob) },
       },
     },
     async (req) => {
       const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
       const after = decodeCursor(req.query.cursor, 1);
-      const rows = await store.jobs.list({
+      const rows = await store.jobs.listLabelled({
         ...(req.query.distributionId ? { distributionId: req.query.distributionId } : {}),
         ...(req.query.deviceId ? { deviceId: req.query.deviceId } : {}),
         ...(req.query.status ? { status: req.query.status } : {}),
@@ -404,7 +419,7 @@ export async function registerJobRoutes(
         limit: limit + 1,
       });
       const result = page(rows, limit, (j) => [j.seq]);
-      return { items: result.items.map(jobToApi), nextCursor: result.nextCursor };
+      return { items: result.items.map(labelledJobToApi), nextCursor: result.nextCursor };
     },
   );
 
@@ -415,13 +430,28 @@ export async function registerJobRoutes(
         tags,
         summary: 'A job with its status history and the diagnosis stored when it failed (or last asked for)',
         params: IdParams,
+        response: {
+          200: Type.Object({
+            ...LabelledJob.properties,
+            history: Type.Array(
+              Type.Object({
+                from: Type.Union([Type.String(), Type.Null()]),
+                to: Type.String(),
+                at: Type.String(),
+                reason: Type.Union([Type.String(), Type.Null()]),
+              }),
+            ),
+            diagnosis: Type.Unknown(),
+          }),
+        },
       },
     },
     async (req) => {
-      const job = await mustGetJob(req.params.id);
+      const job = await store.jobs.getLabelled(req.params.id);
+      if (!job) throw new Refusal(404, 'job.not_found', { id: req.params.id });
       const history = await store.jobs.history(job.id);
       return {
-        ...jobToApi(job),
+        ...labelledJobToApi(job),
         history: history.map((h) => ({ from: h.from_status, to: h.to_status, at: h.at, reason: h.reason })),
         diagnosis: job.diagnosis ? (JSON.parse(job.diagnosis) as unknown) : null,
       };

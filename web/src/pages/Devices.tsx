@@ -5,6 +5,7 @@ import type { DeviceDetail, Device, Group, Job, Page } from '../api.ts';
 import { useLive } from '../live.ts';
 import { DEVICE_STATUS_LABELS } from '../messages.ts';
 import {
+  AppRef,
   ErrorLine,
   LiveBadge,
   Link,
@@ -281,7 +282,9 @@ export function DevicePage({ id }: { id: string }) {
                   <td>
                     <Link to={`/distributions/${j.distributionId}`}>{short(j.distributionId)}</Link>
                   </td>
-                  <td>{j.adamId}</td>
+                  <td>
+                    <AppRef job={j} />
+                  </td>
                   <td>
                     <StatusBadge status={j.status} retryCount={j.retryCount} />
                   </td>

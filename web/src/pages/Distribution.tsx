@@ -4,7 +4,9 @@ import type { Distribution, Job, Page } from '../api.ts';
 import { useLive } from '../live.ts';
 import { JOB_STATUSES, M, statusLabel } from '../messages.ts';
 import {
+  AppRef,
   CountsLegend,
+  DeviceRef,
   ErrorLine,
   LiveBadge,
   Link,
@@ -129,7 +131,7 @@ export function DistributionPage({ id }: { id: string }) {
         <thead>
           <tr>
             <th>{t('job')}</th>
-            <th>{t('device')}</th>
+            <th>{t('deviceNumber')}</th>
             <th>{t('app')}</th>
             <th>{t('status')}</th>
             <th className="num">{t('retries')}</th>
@@ -144,9 +146,11 @@ export function DistributionPage({ id }: { id: string }) {
                 <Link to={`/jobs/${j.id}`}>{short(j.id)}</Link>
               </td>
               <td>
-                <Link to={`/devices/${j.deviceId}`}>{short(j.deviceId)}</Link>
+                <DeviceRef job={j} />
               </td>
-              <td>{j.adamId}</td>
+              <td>
+                <AppRef job={j} />
+              </td>
               <td>
                 <StatusBadge status={j.status} retryCount={j.retryCount} />
               </td>

@@ -3,7 +3,9 @@ import { download, get, post } from '../api.ts';
 import type { Diagnosis, JobDetail, Remediation } from '../api.ts';
 import { useLive } from '../live.ts';
 import {
+  AppRef,
   CauseList,
+  DeviceRef,
   ChainTable,
   ErrorLine,
   isTerminal,
@@ -69,12 +71,14 @@ export function JobPage({ id }: { id: string }) {
       {j && (
         <>
           <dl className="facts">
-            <dt>{t('device')}</dt>
-            <dd>
-              <Link to={`/devices/${j.deviceId}`}>{short(j.deviceId)}</Link>
+            <dt>{t('deviceNumber')}</dt>
+            <dd data-job-device>
+              <DeviceRef job={j} />
             </dd>
             <dt>{t('app')}</dt>
-            <dd>{j.adamId}</dd>
+            <dd data-job-app>
+              <AppRef job={j} /> {j.appName !== null && <span className="muted">({j.adamId})</span>}
+            </dd>
             <dt>{t('attempt')}</dt>
             <dd data-attempt>{j.attempt}</dd>
             <dt>{t('retries')}</dt>
