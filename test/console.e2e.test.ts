@@ -300,6 +300,47 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     }
   });
 
+  it('the Server page shows the status; a banner on every page once APNs refuses the push certificate', async () => {
+    await page.locator('nav').getByText('サーバー').click();
+    await page.locator('[data-push-alert]').waitFor();
+    expect(await text('[data-push-alert]')).toBe('なし');
+    expect(await text('[data-device-total]')).toBe('2');
+    expect(await page.locator('[data-banner]').count()).toBe(0);
+
+    world.apnsFake.failAll({ status: 403, reason: 'BadCertificate' });
+    try {
+      const found = await world.api<{ items: { id: string }[] }>(
+        'GET',
+        `/devices?serialNumber=${broken.serialNumber}`,
+      );
+      expect((await world.api('POST', `/devices/${found.body.items[0]!.id}/refresh`)).status).toBe(202);
+      await expect
+        .poll(
+          async () =>
+            (await world.api<{ pushCertificate: { alert: unknown } }>('GET', '/status')).body.pushCertificate
+              .alert,
+          { timeout: TIMEOUT },
+        )
+        .not.toBeNull();
+    } finally {
+      world.apnsFake.clearFailures();
+    }
+    // The banner re-reads the status on every navigation.
+    await page.locator('nav').getByText('配信履歴').click();
+    const banner = page.locator('[data-banner-line="push-alert"]');
+    await banner.waitFor();
+    expect(await banner.innerText()).toContain('APNs がプッシュ証明書を拒否しました');
+    expect(await banner.innerText()).toContain('403 BadCertificate');
+    expect(await banner.innerText()).toContain('identity.apple.com/pushcert');
+    await page.screenshot({ path: join(shotDir, 'banner-ja.png'), fullPage: true });
+    await page.getByRole('button', { name: 'English' }).click();
+    await page.getByText('APNs refused the push certificate').waitFor();
+    await page.getByRole('button', { name: '日本語' }).click();
+    await banner.getByRole('link').click();
+    await page.locator('[data-push-alert="yes"]').waitFor();
+    expect(await text('[data-push-alert]')).toContain('BadCertificate');
+  });
+
   it('a reloaded deep link is served by the SPA fallback and keeps the session; no script errors', async () => {
     await page.goto(`${world.server.baseUrl}/jobs/${failedJobId}`);
     await page.locator('h1 [data-status]').waitFor();

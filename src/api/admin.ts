@@ -22,6 +22,8 @@ import { registerGroupRoutes } from './routes/groups.ts';
 import { registerVppRoutes } from './routes/vpp.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
 import { registerEventRoutes } from './routes/events.ts';
+import { registerStatusRoutes } from './routes/status.ts';
+import type { ServerFacts } from './routes/status.ts';
 
 export const API_PREFIX = '/api/v1';
 
@@ -78,6 +80,8 @@ export async function registerAdminApi(
     tokens: VppTokens;
     engine: DistributionEngine;
     events?: EventBus;
+    /** Facts for GET /status; without them the route is not served. */
+    server?: ServerFacts;
   },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
@@ -134,6 +138,7 @@ export async function registerAdminApi(
       await registerVppRoutes(typed, ctx, o.tokens, o.engine);
       await registerJobRoutes(typed, ctx, o.engine, o.tokens);
       if (o.events) await registerEventRoutes(typed, ctx, o.events);
+      if (o.server) await registerStatusRoutes(typed, ctx, o.tokens, o.server);
     },
     { prefix: API_PREFIX },
   );

@@ -34,6 +34,11 @@ export interface HaishinOptions {
   secretKey: string;
   /** The push certificate's topic (its subject UID). */
   pushTopic: string;
+  /**
+   * The push certificate actually loaded for APNs (a PushIdentity fits): GET /api/v1/status reports
+   * its expiry. Optional so embedders and tests that only know the topic still start.
+   */
+  pushCertificate?: { topic: string; notAfter: Date };
   listener?: MdmListener;
   /** The APNs client (real, or pointed at the fake in the demo and tests). */
   apns?: Apns;
@@ -133,7 +138,23 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
     await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
     app.get('/api/health', async () => ({ ok: true }));
-    await registerAdminApi(app, { store, clock: o.clock, pusher, tokens, engine, events });
+    await registerAdminApi(app, {
+      store,
+      clock: o.clock,
+      pusher,
+      tokens,
+      engine,
+      events,
+      server: {
+        instanceId,
+        pushTopic: o.pushTopic,
+        pushCertificate: o.pushCertificate
+          ? { topic: o.pushCertificate.topic, notAfter: o.pushCertificate.notAfter }
+          : null,
+        pushEnabled: o.apns !== undefined,
+        deviceCaPem: deviceCa.certPem,
+      },
+    });
     await registerVppNotify(app, tokens);
     if (o.consoleDir !== null) await registerConsole(app, o.consoleDir ? { dir: o.consoleDir } : {});
     const every = (ms: number, what: string, work: () => Promise<unknown>) => {

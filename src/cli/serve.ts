@@ -46,6 +46,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     clock: systemClock,
     secretKey: secret.key,
     pushTopic: push.topic,
+    pushCertificate: { topic: push.topic, notAfter: push.notAfter },
     logger: { level: env.HAISHIN_LOG_LEVEL ?? 'info' },
   });
   await haishin.app.listen({ host: config.listen.host, port: config.listen.port });

@@ -28,6 +28,19 @@ export class DeviceRepo {
     return q.orderBy('device_number').limit(f.limit).execute();
   }
 
+  /** How many devices are in each status, in one grouped query (the server status page). */
+  async countByStatus(): Promise<Record<DeviceStatus, number>> {
+    const rows = await this.#db
+      .selectFrom('devices')
+      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('status')
+      .execute();
+    const out: Record<DeviceStatus, number> = { pending: 0, enrolled: 0, unenrolled: 0, deactivated: 0 };
+    // Number(): PostgreSQL answers count(*) as a string unless the int8 parser is set (STACK G11).
+    for (const r of rows) out[r.status] = Number(r.n);
+    return out;
+  }
+
   get(id: string): Promise<DeviceRow | undefined> {
     return this.#db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
   }

@@ -31,6 +31,7 @@ export async function startTestServer(
     engineTickMs?: number;
     vppTickMs?: number;
     engineTimings?: HaishinOptions['engineTimings'];
+    pushCertificate?: HaishinOptions['pushCertificate'];
   } = {},
 ): Promise<TestServer> {
   const port = await freePort();
@@ -53,6 +54,7 @@ export async function startTestServer(
     engineTickMs: options.engineTickMs ?? 0,
     ...(options.engineTimings ? { engineTimings: options.engineTimings } : {}),
     ...(options.vppTickMs ? { vppTickMs: options.vppTickMs } : {}),
+    ...(options.pushCertificate ? { pushCertificate: options.pushCertificate } : {}),
   });
   await haishin.app.listen({ host: '127.0.0.1', port });
   const root = await haishin.store.rootGroup();

@@ -31,6 +31,8 @@ export class World {
   readonly vpp = new FakeVppService({ eventDelayMs: 10 });
   readonly appMeta = new FakeAppMeta();
   apnsFake!: FakeApns;
+  /** The push certificate the server was started with (what GET /status reports). */
+  pushNotAfter!: Date;
   apns!: ApnsClient;
   server!: TestServer;
   readonly catalog = new Map<
@@ -58,6 +60,7 @@ export class World {
       });
     }
     const identity = generateDemoPushIdentity(systemClock.now());
+    w.pushNotAfter = identity.notAfter;
     w.apnsFake = new FakeApns({ accept: [identity.certPem], onPush: (token) => void w.fleet.wake(token) });
     await w.apnsFake.listen();
     w.apns = new ApnsClient({
@@ -72,6 +75,7 @@ export class World {
     w.server = await startTestServer({
       env: { HAISHIN_ADMIN_TOKEN: ADMIN, HAISHIN_VPP_URL: vppUrl, HAISHIN_APPMETA_URL: metaUrl, ...env },
       apns: w.apns,
+      pushCertificate: { topic: identity.topic, notAfter: identity.notAfter },
       vppClientOptions: { pacing: false },
       engineTickMs: 25,
       vppTickMs: 50,

@@ -138,6 +138,22 @@ export interface Asset {
   deviceAssignable: boolean;
 }
 
+/** GET /status */
+export interface ServerStatus {
+  version: string;
+  instanceId: string;
+  now: string;
+  pushCertificate: {
+    topic: string;
+    notAfter: string | null;
+    daysLeft: number | null;
+    alert: { at: string; status: number | null; reason: string | null } | null;
+  } | null;
+  deviceCa: { notAfter: string };
+  tokens: { total: number; expiring: number; expired: number };
+  devices: { total: number; enrolled: number; pending: number; unenrolled: number; deactivated: number };
+}
+
 export interface Explained {
   chain: ChainItem[];
   causes: Cause[];

@@ -11,6 +11,7 @@ import { DevicePage, DevicesPage } from './pages/Devices.tsx';
 import { ExplainPage } from './pages/Explain.tsx';
 import { GroupsPage } from './pages/Groups.tsx';
 import { JobPage } from './pages/Job.tsx';
+import { ServerPage, StatusBanner } from './pages/Server.tsx';
 import { TokensPage } from './pages/Tokens.tsx';
 import { ErrorLine, LangContext, Link, useLocation, useT } from './ui.tsx';
 import './style.css';
@@ -89,6 +90,7 @@ function Routes() {
   if (path === '/groups') return <GroupsPage />;
   if (path === '/tokens') return <TokensPage />;
   if (path === '/explain') return <ExplainPage />;
+  if (path === '/server') return <ServerPage />;
   return <p className="muted">{t('notFound')}</p>;
 }
 
@@ -98,6 +100,7 @@ const NAV: { to: string; label: keyof typeof M; match: RegExp }[] = [
   { to: '/groups', label: 'navGroups', match: /^\/groups/ },
   { to: '/tokens', label: 'navTokens', match: /^\/tokens/ },
   { to: '/explain', label: 'navExplain', match: /^\/explain/ },
+  { to: '/server', label: 'navServer', match: /^\/server/ },
 ];
 
 function App() {
@@ -171,6 +174,7 @@ function App() {
           </button>
         )}
       </header>
+      {token && <StatusBanner path={path} />}
       <main>
         {token ? (
           <Routes />

@@ -247,6 +247,52 @@ export const M = {
   explain: { ja: '解説する', en: 'Explain' },
   parsedChain: { ja: '読み取った ErrorChain', en: 'ErrorChain as read' },
 
+  navServer: { ja: 'サーバー', en: 'Server' },
+  server: { ja: 'サーバーの状態', en: 'Server status' },
+  version: { ja: 'バージョン', en: 'Version' },
+  instanceId: { ja: 'インスタンス ID (mdmInfo.id)', en: 'Instance ID (mdmInfo.id)' },
+  serverTime: { ja: 'サーバー時刻', en: 'Server time' },
+  pushCertificate: { ja: 'MDM プッシュ証明書', en: 'MDM push certificate' },
+  pushTopic: { ja: 'トピック', en: 'Topic' },
+  pushNotConfigured: {
+    ja: 'APNs が設定されていないため、PUSH は送信されません。',
+    en: 'APNs is not configured: no pushes are sent.',
+  },
+  unknown: { ja: '不明', en: 'Unknown' },
+  apnsAlert: { ja: 'APNs の警告', en: 'APNs alert' },
+  noAlert: { ja: 'なし', en: 'None' },
+  deviceCa: { ja: '端末 CA (haishin 発行)', en: 'Device CA (issued by haishin)' },
+  tokensExpiring: { ja: '30 日以内に期限切れ', en: 'Expiring within 30 days' },
+  tokensExpired: { ja: '期限切れ', en: 'Expired' },
+  deviceCounts: { ja: '状態別の端末数', en: 'Devices per status' },
+
+  bannerPushAlert: {
+    ja: 'APNs がプッシュ証明書を拒否しました ({detail}、{at})。証明書を更新するまで、すべての PUSH が失敗し端末は新しい命令を受け取れません。',
+    en: 'APNs refused the push certificate ({detail}, {at}). Until it is renewed every push fails and devices receive no new commands.',
+  },
+  bannerPushExpired: {
+    ja: 'プッシュ証明書の有効期限が切れています ({date})。すべての PUSH が失敗します。',
+    en: 'The push certificate expired on {date}: every push fails.',
+  },
+  bannerPushExpiring: {
+    ja: 'プッシュ証明書の有効期限まであと {n} 日です ({date})。',
+    en: 'The push certificate expires in {n} days ({date}).',
+  },
+  bannerPushRemedy: {
+    ja: '対処: 証明書を作成した Apple ID で https://identity.apple.com/pushcert にサインインし、同じ証明書を「更新」してください (新規作成するとトピックが変わり、全端末の再登録が必要になります)。新しい証明書を HAISHIN_APNS_CERT / HAISHIN_APNS_KEY に置いて haishin を再起動します。',
+    en: 'Remedy: sign in to https://identity.apple.com/pushcert with the Apple ID that created the certificate and "Renew" that same certificate (a new one changes the topic and every device would have to enroll again). Put the renewed certificate in HAISHIN_APNS_CERT / HAISHIN_APNS_KEY and restart haishin.',
+  },
+  bannerTokens: {
+    ja: 'VPP トークン: {expiring} 件が 30 日以内に期限切れ、{expired} 件が期限切れです。',
+    en: 'VPP tokens: {expiring} expiring within 30 days, {expired} expired.',
+  },
+  bannerTokensRemedy: {
+    ja: '対処: Apple School Manager / Business Manager の「設定 > App とブック」から新しいトークンをダウンロードし、VPP トークンのページで更新してください。期限切れのトークンではライセンスを割り当てられません。',
+    en: 'Remedy: download a new token from Apple School Manager / Business Manager (Settings > Apps and Books) and renew it on the VPP tokens page. An expired token cannot assign licences.',
+  },
+  openTokens: { ja: 'VPP トークンを開く', en: 'Open VPP tokens' },
+  openServer: { ja: 'サーバーの状態を開く', en: 'Open server status' },
+
   networkError: { ja: 'サーバーに接続できません', en: 'Cannot reach the server' },
   notFound: { ja: 'ページが見つかりません', en: 'Page not found' },
 } as const satisfies Record<string, Bilingual>;

@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { Type } from 'typebox';
+import { daysLeft } from '../../core/tokens.ts';
+import { PUSH_CERTIFICATE_ALERT } from '../../engine/push.ts';
+import type { VppTokens } from '../../engine/vpp-tokens.ts';
+import type { AdminApp, AdminContext } from '../admin.ts';
+
+/** What the composition root knows about the server itself; the rest is read per request. */
+export interface ServerFacts {
+  instanceId: string;
+  /** The push topic, always known (enrollment profiles carry it). */
+  pushTopic: string;
+  /** The certificate loaded for APNs; null when the caller did not say (then notAfter is unknown). */
+  pushCertificate: { topic: string; notAfter: Date } | null;
+  /** false: no APNs client at all, so there is no push certificate to report on. */
+  pushEnabled: boolean;
+  deviceCaPem: string;
+}
+
+const PACKAGE_VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    // A packaged install without package.json next to src/ still answers, just without a version.
+    return 'unknown';
+  }
+})();
+
+const Iso = Type.String({ format: 'date-time' });
+
+const StatusAnswer = Type.Object({
+  version: Type.String(),
+  instanceId: Type.String({ description: 'the mdmInfo.id haishin claims VPP locations with' }),
+  now: Iso,
+  pushCertificate: Type.Union(
+    [
+      Type.Object({
+        topic: Type.String(),
+        notAfter: Type.Union([Iso, Type.Null()], {
+          description: 'null when the server was started without telling it the certificate (tests)',
+        }),
+        daysLeft: Type.Union([Type.Integer(), Type.Null()]),
+        alert: Type.Union(
+          [
+            Type.Object({
+              at: Iso,
+              status: Type.Union([Type.Integer(), Type.Null()]),
+              reason: Type.Union([Type.String(), Type.Null()]),
+            }),
+            Type.Null(),
+          ],
+          {
+            description:
+              'set when APNs refused the push certificate (403, or TLS refusals on every try): every push fails until it is renewed',
+          },
+        ),
+      }),
+      Type.Null(),
+    ],
+    { description: 'null when the server has no APNs client' },
+  ),
+  deviceCa: Type.Object({ notAfter: Iso }),
+  tokens: Type.Object({
+    total: Type.Integer(),
+    expiring: Type.Integer({ description: 'tokens within 30 days of expiry' }),
+    expired: Type.Integer(),
+  }),
+  devices: Type.Object({
+    total: Type.Integer(),
+    enrolled: Type.Integer(),
+    pending: Type.Integer(),
+    unenrolled: Type.Integer(),
+    deactivated: Type.Integer(),
+  }),
+});
+
+/** The stored alert is push.ts's JSON; anything unreadable still counts as an alert, without details. */
+function parseAlert(raw: string | null): { at: string; status: number | null; reason: string | null } | null {
+  if (raw === null) return null;
+  try {
+    const v = JSON.parse(raw) as { at?: unknown; outcome?: { status?: unknown; reason?: unknown } };
+    return {
+      at: typeof v.at === 'string' ? v.at : new Date(0).toISOString(),
+      status: typeof v.outcome?.status === 'number' ? v.outcome.status : null,
+      reason: typeof v.outcome?.reason === 'string' ? v.outcome.reason : null,
+    };
+  } catch {
+    return { at: new Date(0).toISOString(), status: null, reason: null };
+  }
+}
+
+export async function registerStatusRoutes(
+  app: AdminApp,
+  ctx: AdminContext,
+  tokens: VppTokens,
+  facts: ServerFacts,
+): Promise<void> {
+  const { store } = ctx;
+  const caNotAfter = new Date(new X509Certificate(facts.deviceCaPem).validTo);
+
+  app.get(
+    '/status',
+    {
+      schema: {
+        tags: ['server'],
+        summary:
+          'Server status for administrators: version, push certificate (expiry and APNs alert), device CA, VPP tokens near or past expiry, devices per status',
+        response: { 200: StatusAnswer },
+      },
+    },
+    async () => {
+      const now = ctx.clock.now();
+      const views = await Promise.all((await store.vpp.allTokens()).map((t) => tokens.view(t)));
+      const byStatus = await store.devices.countByStatus();
+      const cert = facts.pushCertificate;
+      return {
+        version: PACKAGE_VERSION,
+        instanceId: facts.instanceId,
+        now: now.toISOString(),
+        pushCertificate:
+          facts.pushEnabled || cert
+            ? {
+                topic: cert?.topic ?? facts.pushTopic,
+                notAfter: cert ? cert.notAfter.toISOString() : null,
+                daysLeft: cert ? daysLeft(cert.notAfter, now) : null,
+                alert: parseAlert(await store.getSetting(PUSH_CERTIFICATE_ALERT)),
+              }
+            : null,
+        deviceCa: { notAfter: caNotAfter.toISOString() },
+        tokens: {
+          total: views.length,
+          expiring: views.filter((v) => v.state === 'expiring').length,
+          expired: views.filter((v) => v.state === 'expired').length,
+        },
+        devices: { total: Object.values(byStatus).reduce((a, b) => a + b, 0), ...byStatus },
+      };
+    },
+  );
+}
