@@ -300,11 +300,79 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     }
   });
 
+  it('creates a distribution from the form: pre-flight shows the device with a cause, then Distribute', async () => {
+    // A device in a group the token is not shared to: pre-flight must predict it.
+    const annex = await world.group('コンソール分校');
+    const [stray] = await world.devices(1, [annex], () => ({}), 'ANX');
+    await page.locator('nav').getByText('配信履歴').click();
+    await page.getByTestId('new-distribution').click();
+    const form = page.locator('form[data-new-distribution]');
+    const asset = form.locator('[data-assets] li').filter({ hasText: APP.name });
+    await asset.waitFor();
+    expect(await asset.innerText()).toContain(APP.adamId);
+    expect(await asset.locator('[data-available]').innerText()).toMatch(/残りライセンス \d+/);
+
+    // No app picked: the API refuses it and the form shows the message with its code.
+    await form.locator('select[name="groupIds"]').selectOption([schoolId]);
+    await page.getByTestId('distribute').click();
+    await form.locator('.error').waitFor();
+    expect(await form.locator('.error').innerText()).toContain('request.invalid');
+
+    await asset.locator('input[type="checkbox"]').check();
+    await form.locator('textarea[name="serials"]').fill('NO-SUCH-SERIAL');
+    await page.getByTestId('preflight').click();
+    await form.locator('.error').filter({ hasText: 'device.serial_not_found' }).waitFor();
+    expect(await form.locator('.error').innerText()).toContain('NO-SUCH-SERIAL');
+
+    await form.locator('textarea[name="serials"]').fill(stray!.serialNumber);
+    await page.getByTestId('preflight').click();
+    const problem = form.locator('[data-preflight-device]');
+    await problem.waitFor();
+    expect(await form.locator('.error').count()).toBe(0);
+    expect(await problem.count()).toBe(1);
+    expect(await problem.getAttribute('data-cause')).toBe('token.not_shared');
+    expect(await problem.innerText()).toContain(stray!.serialNumber);
+    const body = {
+      kind: 'install',
+      tokenId,
+      adamIds: [APP.adamId],
+      targets: { groupIds: [schoolId], includeSubgroups: true, deviceIds: [] as string[] },
+      licenseMode: 'auto',
+    };
+    const found = await world.api<{ items: { id: string }[] }>(
+      'GET',
+      `/devices?serialNumber=${stray!.serialNumber}`,
+    );
+    body.targets.deviceIds = [found.body.items[0]!.id];
+    const expected = await world.api<{ devices: { causes: Cause[] }[] }>(
+      'POST',
+      '/distributions/preflight',
+      body,
+    );
+    const top = expected.body.devices.find((d) => d.causes.length > 0)!.causes[0]!;
+    expect(await problem.innerText()).toContain(top.title.ja);
+    expect(await problem.innerText()).toContain(top.remedy.ja);
+    expect(await form.locator('[data-preflight-clean]').getAttribute('data-preflight-clean')).toBe('2');
+    expect(await text('[data-preflight-clean]')).toContain('3 台中 2 台は問題ありません');
+    await page.screenshot({ path: join(shotDir, 'new-distribution-ja.png'), fullPage: true });
+
+    await page.getByTestId('distribute').click();
+    await page.waitForURL(/\/distributions\/[^/]+$/);
+    const created = decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
+    expect(created).not.toBe(distributionId);
+    await page.locator('[data-total]').waitFor();
+    expect(await text('[data-total]')).toBe('3');
+    expect(await world.settle(created)).toEqual({ success: 2, license_failed: 1 });
+    await page.locator('[data-count-status="license_failed"]').waitFor();
+    expect(await text('[data-count-status="success"]')).toContain('成功 2');
+    expect(await text('[data-count-status="license_failed"]')).toContain('ライセンス割り当て失敗 1');
+  });
+
   it('the Server page shows the status; a banner on every page once APNs refuses the push certificate', async () => {
     await page.locator('nav').getByText('サーバー').click();
     await page.locator('[data-push-alert]').waitFor();
     expect(await text('[data-push-alert]')).toBe('なし');
-    expect(await text('[data-device-total]')).toBe('2');
+    expect(await text('[data-device-total]')).toBe('3');
     expect(await page.locator('[data-banner]').count()).toBe(0);
 
     world.apnsFake.failAll({ status: 403, reason: 'BadCertificate' });

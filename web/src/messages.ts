@@ -146,8 +146,45 @@ export const M = {
   retryFailed: { ja: '失敗したジョブを再試行', en: 'Retry failed jobs' },
   cancelPending: { ja: '未完了のジョブをキャンセル', en: 'Cancel unfinished jobs' },
   noDistributions: {
-    ja: '配信はまだありません。CLI (haishin distribute) か POST /api/v1/distributions で作成します。',
-    en: 'No distributions yet. Create one with the CLI (haishin distribute) or POST /api/v1/distributions.',
+    ja: '配信はまだありません。「新しい配信」か CLI (haishin distribute) で作成します。',
+    en: 'No distributions yet. Create one with "New distribution" or the CLI (haishin distribute).',
+  },
+  newDistribution: { ja: '新しい配信', en: 'New distribution' },
+  closeForm: { ja: 'フォームを閉じる', en: 'Close the form' },
+  vppToken: { ja: 'VPP トークン', en: 'VPP token' },
+  scheduleAt: { ja: '予約日時 (任意)', en: 'Schedule (optional)' },
+  scheduleHelp: { ja: '空欄なら今すぐ配信します。', en: 'Empty: distribute now.' },
+  appsToDistribute: { ja: '配信する App', en: 'Apps to distribute' },
+  noAssets: {
+    ja: 'このトークンには App がありません (同期してください)。',
+    en: 'This token holds no apps (sync it).',
+  },
+  licencesLeftN: { ja: '残りライセンス {n}', en: '{n} licences left' },
+  targets: { ja: '配信先', en: 'Targets' },
+  targetGroups: { ja: 'グループ (複数選択可)', en: 'Groups (several allowed)' },
+  targetSerials: {
+    ja: '端末のシリアル番号 (改行・カンマ区切り)',
+    en: 'Devices by serial number (one per line or comma-separated)',
+  },
+  preflight: { ja: '事前チェック', en: 'Pre-flight' },
+  distribute: { ja: '配信する', en: 'Distribute' },
+  preflightClean: {
+    ja: '{total} 台中 {n} 台は問題ありません。',
+    en: '{n} of {total} devices show no problem.',
+  },
+  preflightProblems: {
+    ja: '{n} 台で問題が予想されます:',
+    en: '{n} devices are expected to have problems:',
+  },
+  topCause: { ja: '主な原因', en: 'Top cause' },
+  moreCausesN: { ja: 'ほか {n} 件の原因', en: '{n} more causes' },
+  serialsNotFound: {
+    ja: '次のシリアル番号の端末は登録されていません: {serials}',
+    en: 'No enrolled device has these serial numbers: {serials}',
+  },
+  tooManySerials: {
+    ja: 'シリアル番号は一度に {n} 件までです。多い場合はグループを指定してください。',
+    en: 'At most {n} serial numbers at a time; target a group for more.',
   },
 
   job: { ja: 'ジョブ', en: 'Job' },

@@ -3,6 +3,7 @@ import { get, qs } from '../api.ts';
 import type { Distribution, Page } from '../api.ts';
 import { useLive } from '../live.ts';
 import { M } from '../messages.ts';
+import { NewDistribution } from './NewDistribution.tsx';
 import {
   CountsLegend,
   ErrorLine,
@@ -23,6 +24,7 @@ const PAGE = 25;
 export function DistributionsPage() {
   const { t, lang } = useT();
   const [shown, setShown] = useState(PAGE);
+  const [creating, setCreating] = useState(false);
   const list = useLoad(() => get<Page<Distribution>>(`/distributions${qs({ limit: shown })}`), [shown]);
   const mode = useLive({}, (e) => e.type === 'job' || e.type === 'distribution', list.reload);
   const items = list.data?.items ?? [];
@@ -31,7 +33,11 @@ export function DistributionsPage() {
       <div className="title-row">
         <h1>{t('distributions')}</h1>
         <LiveBadge mode={mode} />
+        <button type="button" onClick={() => setCreating((c) => !c)} data-testid="new-distribution">
+          {creating ? t('closeForm') : t('newDistribution')}
+        </button>
       </div>
+      {creating && <NewDistribution />}
       <ErrorLine error={list.error} />
       <Loading when={list.loading && !list.data} />
       {list.data && items.length === 0 && <p className="muted">{t('noDistributions')}</p>}
