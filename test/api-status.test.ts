@@ -85,6 +85,13 @@ describe('GET /api/v1/status in the simulated world', () => {
     } finally {
       world.apnsFake.clearFailures();
     }
+    // Once APNs accepts pushes again (a renewed certificate), the alert goes away.
+    expect((await world.api('POST', `/devices/${deviceIds[0]}/refresh`)).status).toBe(202);
+    await expect
+      .poll(async () => (await world.api<Status>('GET', '/status')).body.pushCertificate?.alert, {
+        timeout: 10_000,
+      })
+      .toBeNull();
   });
 
   it('answers 401 without a token or with a wrong one, in the caller’s language', async () => {

@@ -123,6 +123,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     clock: systemClock,
     secretKey: secret.key,
     pushTopic: push.topic,
+    pushCertificate: { topic: push.topic, notAfter: push.notAfter },
     apns,
     engineTickMs: 200,
     vppTickMs: 500,

@@ -23,6 +23,9 @@ export class DevicePusher {
   readonly #apns: Apns;
   readonly #clock: Clock;
 
+  /** Whether this process already removed a stale alert (one delete, not one per push). */
+  #alertCleared = false;
+
   constructor(o: { store: Store; apns: Apns; clock: Clock }) {
     this.#store = o.store;
     this.#apns = o.apns;
@@ -79,6 +82,11 @@ export class DevicePusher {
         JSON.stringify({ at: this.#clock.now().toISOString(), outcome: problem?.outcome }),
         this.#clock.now(),
       );
+      this.#alertCleared = false;
+    } else if (summary.sent > 0 && !this.#alertCleared) {
+      // APNs takes the certificate again (renewed, or the refusal was passing): the alert is over.
+      await this.#store.deleteSetting(PUSH_CERTIFICATE_ALERT);
+      this.#alertCleared = true;
     }
     return summary;
   }

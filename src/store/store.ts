@@ -76,6 +76,10 @@ export class Store {
       .execute();
   }
 
+  async deleteSetting(key: string): Promise<void> {
+    await this.#k.deleteFrom('settings').where('key', '=', key).execute();
+  }
+
   /** Writes the value only if the key is unset; returns what is stored afterwards (first writer wins). */
   async setSettingIfAbsent(key: string, value: string, at: Date): Promise<string> {
     await this.#k
