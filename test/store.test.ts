@@ -191,6 +191,16 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
     expect(device?.facts_at).toBe(later(9).toISOString());
   });
 
+  it.skipIf(!enabled)('push targets for a whole fleet: more ids than one statement may bind', async () => {
+    const { deviceId } = await enrolledDevice();
+    // 70,000 > SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+    const ids = Array.from({ length: 70_000 }, (_, i) => `no-such-device-${i}`);
+    ids.splice(50_000, 0, deviceId);
+    const targets = await store.devices.pushTargets(ids);
+    expect(targets.map((t) => t.deviceId)).toEqual([deviceId]);
+    expect(targets[0]?.pushMagic).toBe('magic');
+  });
+
   it.skipIf(!enabled)('settings: the first writer wins', async () => {
     const key = `k-${randomUUID()}`;
     expect(await store.setSettingIfAbsent(key, 'first', T0)).toBe('first');

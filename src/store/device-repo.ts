@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, DevicesTable, DeviceStatus } from './schema.ts';
+import { inChunks } from './chunks.ts';
 
 export type DeviceRow = Selectable<DevicesTable>;
 
@@ -57,15 +58,18 @@ export class DeviceRepo {
   async pushTargets(
     deviceIds: readonly string[],
   ): Promise<{ deviceId: string; token: string; pushMagic: string; tokenUpdatedAt: string }[]> {
-    if (deviceIds.length === 0) return [];
-    const rows = await this.#db
-      .selectFrom('enrollments')
-      .select(['device_id', 'push_token', 'push_magic', 'updated_at'])
-      .where('device_id', 'in', [...deviceIds])
-      .where('type', '=', 'device')
-      .where('enabled', '=', 1)
-      .where('push_token', 'is not', null)
-      .execute();
+    const rows = (
+      await inChunks(deviceIds, (ids) =>
+        this.#db
+          .selectFrom('enrollments')
+          .select(['device_id', 'push_token', 'push_magic', 'updated_at'])
+          .where('device_id', 'in', ids)
+          .where('type', '=', 'device')
+          .where('enabled', '=', 1)
+          .where('push_token', 'is not', null)
+          .execute(),
+      )
+    ).flat();
     return rows.map((r) => ({
       deviceId: r.device_id,
       token: r.push_token!,

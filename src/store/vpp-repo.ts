@@ -8,6 +8,7 @@ import type {
   VppAssetsTable,
   VppTokensTable,
 } from './schema.ts';
+import { inChunks } from './chunks.ts';
 
 export type VppTokenRow = Selectable<VppTokensTable>;
 export type VppAssetRow = Selectable<VppAssetsTable>;
@@ -302,14 +303,15 @@ export class VppRepo {
     errorCode: number | null,
     at: Date,
   ): Promise<void> {
-    if (where.serials.length === 0) return;
-    await this.#db
-      .updateTable('licenses')
-      .set({ state, error_code: errorCode, updated_at: at.toISOString() })
-      .where('token_id', '=', where.tokenId)
-      .where('adam_id', '=', where.adamId)
-      .where('serial_number', 'in', [...where.serials])
-      .execute();
+    await inChunks(where.serials, (serials) =>
+      this.#db
+        .updateTable('licenses')
+        .set({ state, error_code: errorCode, updated_at: at.toISOString() })
+        .where('token_id', '=', where.tokenId)
+        .where('adam_id', '=', where.adamId)
+        .where('serial_number', 'in', serials)
+        .execute(),
+    );
   }
 
   licenses(filter: {
