@@ -23,7 +23,7 @@ const haishin = await createHaishin({
   secretKey: 'bench-secret-key-0123456789',
   pushTopic: 'com.apple.mgmt.External.bench',
 });
-await haishin.app.listen({ host: '127.0.0.1', port });
+await haishin.listen('127.0.0.1', port);
 const root = (await haishin.store.rootGroup())!;
 
 global.gc?.();

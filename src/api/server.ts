@@ -27,6 +27,15 @@ import { Store } from '../store/store.ts';
 /** Full asset sync of every token this often, besides ASSET_COUNT notifications (DESIGN §4). */
 const TOKEN_SYNC_EVERY_MS = 6 * 3_600_000;
 
+/**
+ * Pending connections the kernel may queue for us (capped by net.core.somaxconn). A push to a
+ * whole fleet makes thousands of devices connect at once while the event loop is busy; with
+ * Node's default of 511 the queue overflowed, SYNs were dropped and devices' requests waited for
+ * TCP's retransmission backoff (1, 3, 7, 15, 31 s): healthy iPads of the 1,500-iPad demo hit the
+ * session timeout that way.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 export interface HaishinOptions {
   config: Config;
   clock: Clock;
@@ -70,6 +79,8 @@ export interface Haishin {
   events: EventBus;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;
+  /** Listens with a backlog for a fleet (see LISTEN_BACKLOG). */
+  listen(host: string, port: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -178,6 +189,9 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       engine,
       events,
       generatedAdminToken,
+      listen: async (host, port) => {
+        await app.listen({ host, port, backlog: LISTEN_BACKLOG });
+      },
       close: async () => {
         for (const t of timers) clearInterval(t);
         await app.close();

@@ -129,7 +129,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     vppTickMs: 500,
     engineTimings: { notNowRetryMs: 4_000, verifyEveryMs: 5_000 },
   });
-  await haishin.app.listen({ host: '127.0.0.1', port });
+  await haishin.listen('127.0.0.1', port);
   let adminToken = haishin.generatedAdminToken;
   const tokenFile = join(dataDir, 'admin-token.txt');
   if (adminToken) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });

@@ -49,7 +49,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     pushCertificate: { topic: push.topic, notAfter: push.notAfter },
     logger: { level: env.HAISHIN_LOG_LEVEL ?? 'info' },
   });
-  await haishin.app.listen({ host: config.listen.host, port: config.listen.port });
+  await haishin.listen(config.listen.host, config.listen.port);
   const root = await haishin.store.rootGroup();
   console.log(
     `haishin listening on ${config.listen.host}:${config.listen.port} (public URL ${config.publicUrl})`,

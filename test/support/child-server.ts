@@ -37,5 +37,5 @@ const haishin = await createHaishin({
   vppClientOptions: { pacing: false },
   vppEventTiming: { pollAfterMs: 1_000, pollEveryMs: 300 },
 });
-await haishin.app.listen({ host: '127.0.0.1', port: cfg.port });
+await haishin.listen('127.0.0.1', cfg.port);
 process.stdout.write('READY\n');

@@ -56,7 +56,7 @@ export async function startTestServer(
     ...(options.vppTickMs ? { vppTickMs: options.vppTickMs } : {}),
     ...(options.pushCertificate ? { pushCertificate: options.pushCertificate } : {}),
   });
-  await haishin.app.listen({ host: '127.0.0.1', port });
+  await haishin.listen('127.0.0.1', port);
   const root = await haishin.store.rootGroup();
   if (!root) throw new Error('no root group');
   return {
