@@ -13,7 +13,7 @@ import { parseDuration } from '../core/duration.ts';
 import { isTerminal, JOB_STATUSES } from '../core/jobs.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import { CATALOGUE, jobStatusLabel } from '../diagnosis/index.ts';
-import type { CauseCode } from '../diagnosis/index.ts';
+import type { Cause, CauseCode } from '../diagnosis/index.ts';
 import { FakeApns } from '../sim/apns/server.ts';
 import { FakeAppMeta } from '../sim/appmeta/server.ts';
 import { SimDevice } from '../sim/device/device.ts';
@@ -405,6 +405,17 @@ function padLabel(text: string, width: number): string {
   return text + ' '.repeat(Math.max(0, width - w));
 }
 
+/** The causes a job's stored diagnosis holds (`{at, causes}`), or null when it has none. */
+function storedCauses(diagnosis: string | null): Cause[] | null {
+  if (!diagnosis) return null;
+  try {
+    const parsed = JSON.parse(diagnosis) as { causes?: Cause[] };
+    return Array.isArray(parsed.causes) && parsed.causes.length > 0 ? parsed.causes : null;
+  } catch {
+    return null;
+  }
+}
+
 async function printSummary(haishin: Haishin, distributionId: string, lang: Lang): Promise<void> {
   const t = (ja: string, en: string) => (lang === 'ja' ? ja : en);
   const counts = await haishin.store.jobs.counts(distributionId);
@@ -418,35 +429,53 @@ async function printSummary(haishin: Haishin, distributionId: string, lang: Lang
   const failedStatuses = JOB_STATUSES.filter(
     (s) => isTerminal(s) && s !== 'success' && s !== 'cancelled' && (counts[s] ?? 0) > 0,
   );
-  const jobs = [];
-  for (const status of failedStatuses)
-    jobs.push(...(await haishin.store.jobs.list({ distributionId, status, limit: 1_000_000 })));
   const classes = new Map<
     string,
-    { status: string; code: CauseCode | null; devices: number[]; jobs?: number }
+    { status: string; code: CauseCode | null; deviceIds: Set<string>; samples: number[]; jobs: number }
   >();
-  for (const job of jobs) {
-    const causes = await haishin.engine.diagnose(job);
-    const code = causes[0]?.code ?? null;
-    const key = `${job.status}|${code}`;
-    const device = await haishin.store.devices.get(job.device_id);
-    const entry = classes.get(key) ?? { status: job.status, code, devices: [] };
-    if (device && !entry.devices.includes(device.device_number)) entry.devices.push(device.device_number);
-    entry.jobs = (entry.jobs ?? 0) + 1;
-    classes.set(key, entry);
+  const PAGE = 5_000;
+  for (const status of failedStatuses) {
+    for (let afterSeq: number | undefined, page; ; afterSeq = page[page.length - 1]!.seq) {
+      page = await haishin.store.jobs.list({
+        distributionId,
+        status,
+        limit: PAGE,
+        ...(afterSeq !== undefined ? { afterSeq } : {}),
+      });
+      for (const job of page) {
+        // Every failed job was diagnosed when it failed; recompute only where that is missing.
+        const causes = storedCauses(job.diagnosis) ?? (await haishin.engine.diagnose(job));
+        const code = causes[0]?.code ?? null;
+        const key = `${job.status}|${code}`;
+        const entry = classes.get(key) ?? {
+          status: job.status,
+          code,
+          deviceIds: new Set(),
+          samples: [],
+          jobs: 0,
+        };
+        if (!entry.deviceIds.has(job.device_id)) {
+          entry.deviceIds.add(job.device_id);
+          if (entry.samples.length < 5) {
+            const device = await haishin.store.devices.get(job.device_id);
+            if (device) entry.samples.push(device.device_number);
+          }
+        }
+        entry.jobs++;
+        classes.set(key, entry);
+      }
+      if (page.length < PAGE) break;
+    }
   }
   if (classes.size === 0) return;
   console.log('');
   console.log(t('== 失敗したジョブの原因と対処 ==', '== why jobs failed, and what to do =='));
-  for (const entry of [...classes.values()].sort((a, b) => (b.jobs ?? 0) - (a.jobs ?? 0))) {
+  for (const entry of [...classes.values()].sort((a, b) => b.jobs - a.jobs)) {
     const label = jobStatusLabel(entry.status as JobStatus)[lang];
     const cause = entry.code ? CATALOGUE[entry.code] : null;
-    const sample = entry.devices
-      .slice(0, 5)
-      .map((n) => `#${n}`)
-      .join(', ');
+    const sample = entry.samples.map((n) => `#${n}`).join(', ');
     console.log(
-      `- ${label} × ${entry.jobs ?? 0}  (${t('端末番号', 'device numbers')} ${sample}${entry.devices.length > 5 ? ', …' : ''})`,
+      `- ${label} × ${entry.jobs}  (${t('端末番号', 'device numbers')} ${sample}${entry.deviceIds.size > entry.samples.length ? ', …' : ''})`,
     );
     if (cause) {
       console.log(`    ${t('原因', 'cause')}: ${cause.title[lang]} [${entry.code}]`);
