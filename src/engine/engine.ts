@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.ts';
 import { ancestry, subtreeIds } from '../core/groups.ts';
-import { isTerminal, transition } from '../core/jobs.ts';
+import { DEADLINE_WATCH, isTerminal, transition } from '../core/jobs.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import { Refusal } from '../core/refusal.ts';
 import { effectiveAutoAssign, tokenUsableIn } from '../core/tokens.ts';
@@ -62,7 +62,7 @@ const IN_FLIGHT: JobStatus[] = [
   'awaiting_response',
   'executing',
 ];
-const PUSH_STATES: JobStatus[] = ['push_sending', 'retry_waiting'];
+const PUSH_STATES: readonly JobStatus[] = DEADLINE_WATCH.push_deadline;
 const BATCH = 500;
 /** Error codes a retry can cure (DESIGN §6): duplicate request, store busy. */
 const TRANSIENT = new Set(['ASDErrorDomain:506']);

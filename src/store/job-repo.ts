@@ -14,7 +14,6 @@ export type JobPatch = Partial<
   Omit<JobRow, 'id' | 'distribution_id' | 'device_id' | 'adam_id' | 'created_at'>
 >;
 
-/** Distributions, jobs and their status history. Every status change goes through {@link JobRepo.apply}. */
 /**
  * The predicate of a deadline's partial index (migration 0006), with literal statuses: written as
  * NOT IN the other statuses because no status index can serve a NOT IN, so the planner takes the
@@ -26,6 +25,7 @@ export function deadlineWatchSql(deadline: Deadline): string {
   return `not in (${others.map((s) => `'${s}'`).join(', ')})`;
 }
 
+/** Distributions, jobs and their status history. Every status change goes through {@link JobRepo.apply}. */
 export class JobRepo {
   readonly #db: Kysely<Database>;
 
