@@ -35,7 +35,7 @@ async function enqueue(
   priority = 0,
 ) {
   const command = build(randomUUID().toUpperCase());
-  await server.haishin.store.mdm.enqueue([device.udid], command, priority, new Date());
+  await server.haishin.store.mdm.enqueue([{ enrollmentId: device.udid, command, priority }], new Date());
   return command;
 }
 

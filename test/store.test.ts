@@ -121,9 +121,9 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
     const low = command('InstalledApplicationList');
     const high = command('DeviceInformation');
     const lowLater = command('Restrictions');
-    await store.mdm.enqueue([udid], low, 0, later(1));
-    await store.mdm.enqueue([udid], lowLater, 0, later(2));
-    await store.mdm.enqueue([udid], high, 10, later(3));
+    await store.mdm.enqueue([{ enrollmentId: udid, command: low, priority: 0 }], later(1));
+    await store.mdm.enqueue([{ enrollmentId: udid, command: lowLater, priority: 0 }], later(2));
+    await store.mdm.enqueue([{ enrollmentId: udid, command: high, priority: 10 }], later(3));
     expect((await store.mdm.nextCommand(udid, later(4)))?.uuid).toBe(high.uuid);
     const saved = await store.mdm.saveResult({
       enrollmentId: udid,
@@ -148,15 +148,65 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
   });
 
   it.skipIf(!enabled)(
+    'queues a batch of 1,200 entries in one call: order kept, a shared command stored once',
+    async () => {
+      const udids = [randomUUID(), randomUUID(), randomUUID()];
+      for (const udid of udids) await enrolledDevice(udid);
+      const shared = command('DeviceInformation');
+      // 400 per device, interleaved, plus one command handed to all three: more than one INSERT chunk.
+      const perDevice = udids.map(() => Array.from({ length: 400 }, () => command('Restrictions')));
+      const entries = [
+        ...udids.map((udid) => ({ enrollmentId: udid, command: shared, priority: 5 })),
+        ...perDevice[0]!.flatMap((_, i) =>
+          udids.map((udid, d) => ({ enrollmentId: udid, command: perDevice[d]![i]!, priority: 0 })),
+        ),
+      ];
+      await store.mdm.enqueue(entries, later(1));
+      for (const udid of udids) expect(await store.queueLength(udid)).toBe(401);
+      const stored = await store.db.kysely
+        .selectFrom('commands')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('uuid', '=', shared.uuid)
+        .executeTakeFirstOrThrow();
+      expect(Number(stored.n)).toBe(1);
+      const second = udids[1]!;
+      expect((await store.mdm.nextCommand(second, later(2)))?.uuid).toBe(shared.uuid);
+      await store.mdm.saveResult({
+        enrollmentId: second,
+        commandUuid: shared.uuid,
+        status: 'Acknowledged',
+        raw: '<plist/>',
+        errorChain: null,
+        at: later(3),
+      });
+      // Equal priorities come out in the order of the batch.
+      for (const expected of perDevice[1]!.slice(0, 3)) {
+        const next = await store.mdm.nextCommand(second, later(4));
+        expect(next?.uuid).toBe(expected.uuid);
+        await store.mdm.saveResult({
+          enrollmentId: second,
+          commandUuid: expected.uuid,
+          status: 'Acknowledged',
+          raw: '<plist/>',
+          errorChain: null,
+          at: later(5),
+        });
+      }
+      await store.mdm.enqueue([], later(6));
+      expect(await store.queueLength(second)).toBe(397);
+    },
+  );
+
+  it.skipIf(!enabled)(
     're-Authenticate clears the queue and disables the channel until TokenUpdate',
     async () => {
       const udid = randomUUID();
       const { identity } = await enrolledDevice(udid);
       const queued = command();
-      await store.mdm.enqueue([udid], queued, 0, later(1));
+      await store.mdm.enqueue([{ enrollmentId: udid, command: queued, priority: 0 }], later(1));
       const { clearedCommandUuids } = await store.mdm.authenticate(facts(udid), identity, later(2));
       expect(clearedCommandUuids).toEqual([queued.uuid]);
-      await store.mdm.enqueue([udid], command(), 0, later(3));
+      await store.mdm.enqueue([{ enrollmentId: udid, command: command(), priority: 0 }], later(3));
       expect(await store.mdm.nextCommand(udid, later(4))).toBeNull();
       const device = await store.getDeviceByUdid(udid);
       expect(device?.status).toBe('pending');
@@ -167,7 +217,7 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
     const udid = randomUUID();
     const { deviceId } = await enrolledDevice(udid);
     const queued = command('InstallApplication');
-    await store.mdm.enqueue([udid], queued, 0, later(1));
+    await store.mdm.enqueue([{ enrollmentId: udid, command: queued, priority: 0 }], later(1));
     expect(await store.mdm.markNotNow(udid, queued.uuid, later(2))).toEqual({ known: true });
     expect(await store.mdm.markNotNow(udid, randomUUID(), later(2))).toEqual({ known: false });
     expect((await store.mdm.nextCommand(udid, later(3)))?.uuid).toBe(queued.uuid);

@@ -5,7 +5,7 @@ import { generateDemoPushIdentity } from '../apple/apns/pushcert.ts';
 import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { consoleUrl } from '../api/console.ts';
 import { createHaishin } from '../api/server.ts';
-import { enqueueRefresh } from '../engine/refresh.ts';
+import { enqueueRefreshAll } from '../engine/refresh.ts';
 import type { Haishin } from '../api/server.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseConfig } from '../core/config.ts';
@@ -210,12 +210,12 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     const enrollEnd = Date.now();
     // Facts first, as an administrator would refresh them: storage, restrictions, users, apps.
-    // Only ids are kept: a hundred thousand device rows would sit in memory for the whole run.
-    const enrolledIds = (await haishin.store.devices.list({ limit: 1_000_000 }))
+    // Only what the refresh needs is kept: a hundred thousand device rows would sit in memory for the whole run.
+    const enrolled = (await haishin.store.devices.list({ limit: 1_000_000 }))
       .filter((r) => r.status === 'enrolled')
-      .map((r) => r.id);
-    for (const id of enrolledIds) await enqueueRefresh(haishin.store, id, systemClock.now());
-    await haishin.pusher!.push(enrolledIds);
+      .map(({ id, udid, is_shared_ipad }) => ({ id, udid, is_shared_ipad }));
+    await enqueueRefreshAll(haishin.store, enrolled, systemClock.now());
+    await haishin.pusher!.push(enrolled.map((d) => d.id));
     await fleet.idle();
     console.log(
       t(

@@ -7,7 +7,7 @@ import { Refusal } from '../core/refusal.ts';
 import { effectiveAutoAssign, tokenUsableIn } from '../core/tokens.ts';
 import { installVppApplication, managedApplicationList, removeApplication } from '../mdm/commands.ts';
 import { parsePlistDict } from '../mdm/plist.ts';
-import type { CommandReport, MdmListener } from '../mdm/ports.ts';
+import type { CommandReport, MdmListener, QueueEntry } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobPatch, JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
@@ -64,6 +64,9 @@ const IN_FLIGHT: JobStatus[] = [
 ];
 const PUSH_STATES: readonly JobStatus[] = DEADLINE_WATCH.push_deadline;
 const BATCH = 500;
+/** Install commands go out at 10; the check whether an install finished comes before the next one. */
+const INSTALL_PRIORITY = 10;
+const VERIFY_PRIORITY = 20;
 /** Error codes a retry can cure (DESIGN §6): duplicate request, store busy. */
 const TRANSIENT = new Set(['ASDErrorDomain:506']);
 const FAILED_MANAGED_STATES = new Set([
@@ -494,7 +497,8 @@ export class DistributionEngine implements MdmListener {
         command = removeApplication(uuid, bundleId);
       }
       const deadline = job.push_deadline ?? new Date(now.getTime() + this.#t.pushTimeoutMs).toISOString();
-      if (!(await this.#store.jobs.attachCommand(job, device.udid, command, 10, deadline, now))) continue;
+      if (!(await this.#store.jobs.attachCommand(job, device.udid, command, INSTALL_PRIORITY, deadline, now)))
+        continue;
       toPush.add(device.id);
     }
     // Jobs back from retry_waiting keep their queued command: the device only needs a push —
@@ -509,6 +513,7 @@ export class DistributionEngine implements MdmListener {
 
   async #verify(now: Date): Promise<void> {
     const due = await this.#store.jobs.byStatus(['executing'], BATCH, now);
+    const checks: QueueEntry[] = [];
     const devices = new Set<string>();
     for (const job of due) {
       if (devices.has(job.device_id)) continue;
@@ -518,13 +523,13 @@ export class DistributionEngine implements MdmListener {
       const bundleIds = due
         .filter((j) => j.device_id === job.device_id && j.bundle_id)
         .map((j) => j.bundle_id!);
-      await this.#store.mdm.enqueue(
-        [device.udid],
-        managedApplicationList(randomUUID().toUpperCase(), bundleIds),
-        20,
-        now,
-      );
+      checks.push({
+        enrollmentId: device.udid,
+        command: managedApplicationList(randomUUID().toUpperCase(), bundleIds),
+        priority: VERIFY_PRIORITY,
+      });
     }
+    await this.#store.mdm.enqueue(checks, now);
     for (const job of due)
       await this.#store.jobs.patch(
         job.id,
@@ -661,9 +666,13 @@ export class DistributionEngine implements MdmListener {
         const device = await this.#store.devices.get(job.device_id);
         if (device)
           await this.#store.mdm.enqueue(
-            [device.udid],
-            managedApplicationList(randomUUID().toUpperCase(), [bundleId]),
-            20,
+            [
+              {
+                enrollmentId: device.udid,
+                command: managedApplicationList(randomUUID().toUpperCase(), [bundleId]),
+                priority: VERIFY_PRIORITY,
+              },
+            ],
             now,
           );
       }

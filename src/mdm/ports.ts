@@ -56,6 +56,13 @@ export interface NewCommand {
   payload: string;
 }
 
+/** One command for one channel (a device, or a user on it), with its place in the queue. */
+export interface QueueEntry {
+  enrollmentId: string;
+  command: NewCommand;
+  priority: number;
+}
+
 export interface RawMessage {
   udid: string | null;
   enrollmentId: string | null;
@@ -95,7 +102,8 @@ export interface MdmStore {
   touch(deviceId: string, enrollmentId: string, at: Date): Promise<void>;
   recordMessage(message: RawMessage): Promise<void>;
 
-  enqueue(enrollmentIds: readonly string[], command: NewCommand, priority: number, at: Date): Promise<void>;
+  /** Stores and queues the commands in one transaction; equal priorities are handed out in this order. */
+  enqueue(entries: readonly QueueEntry[], at: Date): Promise<void>;
   /** The next command owed to the channel (priority, then age), marked as handed out. */
   nextCommand(enrollmentId: string, at: Date): Promise<QueuedCommand | null>;
   markNotNow(enrollmentId: string, commandUuid: string, at: Date): Promise<{ known: boolean }>;

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { DEADLINE_WATCH, JOB_STATUSES } from '../core/jobs.ts';
 import type { Deadline, JobStatus, StatusChange } from '../core/jobs.ts';
-import { nextCounter } from './mdm-store.ts';
+import { nextCounter, queueCommands } from './mdm-store.ts';
 import type { Database, DistributionsTable, JobsTable } from './schema.ts';
 
 export type JobRow = Selectable<JobsTable>;
@@ -236,28 +236,7 @@ export class JobRepo {
         .where('command_uuid', 'is', null)
         .executeTakeFirst();
       if (Number(claimed.numUpdatedRows) === 0) return false;
-      await tx
-        .insertInto('commands')
-        .values({
-          uuid: command.uuid,
-          request_type: command.requestType,
-          payload: command.payload,
-          created_at: now,
-        })
-        .execute();
-      const seq = await nextCounter(tx, 'command_seq');
-      await tx
-        .insertInto('command_queue')
-        .values({
-          enrollment_id: enrollmentId,
-          command_uuid: command.uuid,
-          priority,
-          seq,
-          created_at: now,
-          delivery_count: 0,
-          not_now_count: 0,
-        })
-        .execute();
+      await queueCommands(tx, [{ enrollmentId, command, priority }], at);
       return true;
     });
   }

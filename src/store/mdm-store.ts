@@ -6,7 +6,7 @@ import type {
   IdentityRecord,
   KnownDevice,
   MdmStore,
-  NewCommand,
+  QueueEntry,
   QueuedCommand,
   RawMessage,
   ResultRecord,
@@ -236,40 +236,9 @@ export class KyselyMdmStore implements MdmStore {
       .execute();
   }
 
-  async enqueue(
-    enrollmentIds: readonly string[],
-    command: NewCommand,
-    priority: number,
-    at: Date,
-  ): Promise<void> {
-    const now = iso(at);
-    await this.#db.transaction().execute(async (tx) => {
-      await tx
-        .insertInto('commands')
-        .values({
-          uuid: command.uuid,
-          request_type: command.requestType,
-          payload: command.payload,
-          created_at: now,
-        })
-        .execute();
-      if (enrollmentIds.length === 0) return;
-      const seq = await nextCounter(tx, 'command_seq');
-      await tx
-        .insertInto('command_queue')
-        .values(
-          enrollmentIds.map((id) => ({
-            enrollment_id: id,
-            command_uuid: command.uuid,
-            priority,
-            seq,
-            created_at: now,
-            delivery_count: 0,
-            not_now_count: 0,
-          })),
-        )
-        .execute();
-    });
+  async enqueue(entries: readonly QueueEntry[], at: Date): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#db.transaction().execute((tx) => queueCommands(tx, entries, at));
   }
 
   async nextCommand(enrollmentId: string, at: Date): Promise<QueuedCommand | null> {
@@ -355,6 +324,56 @@ export class KyselyMdmStore implements MdmStore {
  * A gap-free, human-friendly number (端末番号) and other sequences. One upsert statement, so
  * concurrent callers (PostgreSQL, several processes) never collide on the first value.
  */
+/** Rows per INSERT: far below SQLite's and PostgreSQL's bound-parameter limits. */
+const INSERT_CHUNK = 500;
+
+/**
+ * Stores the commands and queues each for its channel, inside the caller's transaction. One
+ * counter bump reserves the queue order numbers of the whole batch, so a batch costs a few
+ * statements, not a few per command.
+ */
+export async function queueCommands(
+  tx: Kysely<Database>,
+  entries: readonly QueueEntry[],
+  at: Date,
+): Promise<void> {
+  if (entries.length === 0) return;
+  const now = iso(at);
+  const last = await nextCounter(tx, 'command_seq', entries.length);
+  const first = last - entries.length + 1;
+  // A command handed to several channels is stored once.
+  const commands = [...new Map(entries.map((e) => [e.command.uuid, e.command])).values()];
+  for (let i = 0; i < commands.length; i += INSERT_CHUNK) {
+    await tx
+      .insertInto('commands')
+      .values(
+        commands.slice(i, i + INSERT_CHUNK).map((c) => ({
+          uuid: c.uuid,
+          request_type: c.requestType,
+          payload: c.payload,
+          created_at: now,
+        })),
+      )
+      .execute();
+  }
+  for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
+    await tx
+      .insertInto('command_queue')
+      .values(
+        entries.slice(i, i + INSERT_CHUNK).map((e, j) => ({
+          enrollment_id: e.enrollmentId,
+          command_uuid: e.command.uuid,
+          priority: e.priority,
+          seq: first + i + j,
+          created_at: now,
+          delivery_count: 0,
+          not_now_count: 0,
+        })),
+      )
+      .execute();
+  }
+}
+
 export async function nextCounter(db: Kysely<Database>, name: string, by = 1): Promise<number> {
   const row = await db
     .insertInto('counters')

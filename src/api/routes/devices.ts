@@ -242,7 +242,7 @@ export async function registerDeviceRoutes(
     device: DeviceRow,
     command: { uuid: string; requestType: string; payload: string },
   ): Promise<string | null> {
-    await store.mdm.enqueue([device.udid], command, 60, clock.now());
+    await store.mdm.enqueue([{ enrollmentId: device.udid, command, priority: 60 }], clock.now());
     return pushOne(device);
   }
 
