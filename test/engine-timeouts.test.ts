@@ -16,10 +16,17 @@ const APP2: CatalogApp = {
   sizeBytes: 10_000_000,
   licences: 10,
 };
+const MASS: CatalogApp = {
+  adamId: '1450002224',
+  name: '一斉配信',
+  bundleId: 'jp.example.mass',
+  sizeBytes: 10_000_000,
+  licences: 30,
+};
 
 let world: World;
 beforeAll(async () => {
-  world = await World.start([APP, APP2], {
+  world = await World.start([APP, APP2, MASS], {
     HAISHIN_PUSH_TIMEOUT: '1s',
     HAISHIN_SESSION_TIMEOUT: '30s',
     HAISHIN_REQUEST_TIMEOUT: '3s',
@@ -74,6 +81,56 @@ describe('timeouts (configurable, swept in batches)', () => {
         `/jobs/${offline.id}/diagnosis`,
       );
       expect(diagnosis.body.causes.map((c) => c.code)).toContain('device.powered_off_or_offline');
+    },
+  );
+
+  it(
+    'a mass failure is diagnosed in the background a few at a time, every job in the end',
+    { timeout: 30_000 },
+    async () => {
+      const school = await world.group('一斉停止校');
+      const token = await world.token(school, [MASS], 'mass');
+      const ipads = await world.devices(24, [school], () => ({}), 'MS');
+      for (const ipad of ipads) ipad.online = false;
+      const engine = world.server.haishin.engine;
+      const diagnose = engine.diagnose.bind(engine);
+      let running = 0;
+      let most = 0;
+      engine.diagnose = async (job) => {
+        most = Math.max(most, ++running);
+        try {
+          return await diagnose(job);
+        } finally {
+          running--;
+        }
+      };
+      try {
+        const created = await world.api<{ id: string }>('POST', '/distributions', {
+          kind: 'install',
+          tokenId: token.id,
+          adamIds: [MASS.adamId],
+          targets: { groupIds: [school] },
+          licenseMode: 'auto',
+        });
+        expect(await world.settle(created.body.id, 20_000)).toEqual({ push_timeout: 24 });
+        for (let i = 0; i < 500 && engine.pendingDiagnoses > 0; i++)
+          await new Promise((r) => setTimeout(r, 20));
+        expect(engine.pendingDiagnoses).toBe(0);
+        const jobs = (
+          await world.api<{ items: { id: string }[] }>('GET', `/jobs?distributionId=${created.body.id}`)
+        ).body.items;
+        for (const job of jobs) {
+          const detail = await world.api<{ diagnosis: { causes: { code: string }[] } | null }>(
+            'GET',
+            `/jobs/${job.id}`,
+          );
+          expect(detail.body.diagnosis?.causes.map((c) => c.code)).toContain('device.powered_off_or_offline');
+        }
+        expect(most).toBeGreaterThan(0);
+        expect(most).toBeLessThanOrEqual(4);
+      } finally {
+        engine.diagnose = diagnose;
+      }
     },
   );
 });

@@ -195,6 +195,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       close: async () => {
         for (const t of timers) clearInterval(t);
         await app.close();
+        await engine.close();
         await store.close();
       },
     };

@@ -67,6 +67,8 @@ const BATCH = 500;
 /** Install commands go out at 10; the check whether an install finished comes before the next one. */
 const INSTALL_PRIORITY = 10;
 const VERIFY_PRIORITY = 20;
+/** Background diagnoses at once: each is a dozen queries, and MDM requests share the database. */
+const DIAGNOSIS_CONCURRENCY = 4;
 /** Error codes a retry can cure (DESIGN §6): duplicate request, store busy. */
 const TRANSIENT = new Set(['ASDErrorDomain:506']);
 const FAILED_MANAGED_STATES = new Set([
@@ -97,6 +99,9 @@ export class DistributionEngine implements MdmListener {
   readonly #events: EventBus | null;
   #ticking: Promise<void> | null = null;
   #recovered = false;
+  #closed = false;
+  readonly #diagnosisQueue = new Set<string>();
+  readonly #diagnosing = new Set<Promise<void>>();
 
   constructor(o: {
     store: Store;
@@ -266,16 +271,62 @@ export class DistributionEngine implements MdmListener {
       ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt }
       : null;
     // A job that fails carries its diagnosis from that moment on (refreshed on demand later).
-    if (moved && isTerminal(to) && to !== 'success' && to !== 'cancelled') {
-      this.diagnose(moved).catch(() => {
-        // best effort: GET /jobs/:id/diagnosis computes it again on demand
-      });
-    }
+    if (moved && isTerminal(to) && to !== 'success' && to !== 'cancelled') this.#queueDiagnosis(job.id);
     return moved;
+  }
+
+  /**
+   * Failed jobs are diagnosed in the background, a few at a time: a mass failure (an APNs outage,
+   * a fleet switched off for the weekend) must queue ids, not start a hundred thousand diagnoses
+   * at once. Each is read again when its turn comes, so it sees the evidence of that moment.
+   */
+  #queueDiagnosis(jobId: string): void {
+    if (this.#closed) return;
+    this.#diagnosisQueue.add(jobId);
+    this.#startDiagnoses();
+  }
+
+  #startDiagnoses(): void {
+    while (this.#diagnosing.size < DIAGNOSIS_CONCURRENCY && this.#diagnosisQueue.size > 0) {
+      const jobId = this.#diagnosisQueue.values().next().value!;
+      this.#diagnosisQueue.delete(jobId);
+      const run: Promise<void> = this.#diagnoseStored(jobId)
+        .catch(() => {
+          // best effort: GET /jobs/:id/diagnosis computes it again on demand
+        })
+        .finally(() => {
+          this.#diagnosing.delete(run);
+          this.#startDiagnoses();
+        });
+      this.#diagnosing.add(run);
+    }
+  }
+
+  async #diagnoseStored(jobId: string): Promise<void> {
+    const job = await this.#store.jobs.get(jobId);
+    if (job && isTerminal(job.status as JobStatus) && job.status !== 'success' && job.status !== 'cancelled')
+      await this.diagnose(job);
+  }
+
+  /** Failed jobs still waiting for their background diagnosis (and those being diagnosed now). */
+  get pendingDiagnoses(): number {
+    return this.#diagnosisQueue.size + this.#diagnosing.size;
+  }
+
+  /**
+   * Stops background work before the store closes: the running tick and diagnoses finish, queued
+   * diagnoses are dropped (each is computed on demand when someone asks).
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#diagnosisQueue.clear();
+    await this.#ticking?.catch(() => undefined);
+    await Promise.all([...this.#diagnosing]);
   }
 
   /** One pass of every time-driven step; concurrent calls share the running pass. */
   tick(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     if (!this.#ticking) {
       this.#ticking = this.#tickOnce().finally(() => {
         this.#ticking = null;
