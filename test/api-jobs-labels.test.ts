@@ -103,4 +103,37 @@ describe('job lists carry the device number and the app name', () => {
       expect.arrayContaining(['deviceNumber', 'appName', 'history', 'diagnosis']),
     );
   });
+
+  it('GET /distributions and GET /distributions/:id name the apps; an app the token does not hold has no name', async () => {
+    const one = await world.api<{ adamIds: string[]; apps: { adamId: string; name: string | null }[] }>(
+      'GET',
+      `/distributions/${distributionId}`,
+    );
+    expect(one.body.apps).toEqual([{ adamId: APP.adamId, name: APP.name }]);
+    const list = await world.api<{
+      items: { id: string; apps: { adamId: string; name: string | null }[] }[];
+    }>('GET', '/distributions');
+    expect(list.body.items.find((d) => d.id === distributionId)?.apps).toEqual([
+      { adamId: APP.adamId, name: APP.name },
+    ]);
+    const tokenId = (await world.api<{ tokenId: string }>('GET', `/distributions/${distributionId}`)).body
+      .tokenId;
+    const unknown = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId,
+      adamIds: ['999000111', APP.adamId],
+      targets: { deviceIds: [...numberOf.keys()].slice(0, 1) },
+      licenseMode: 'manual',
+      scheduledAt: new Date(Date.now() + 86_400_000).toISOString(),
+    });
+    expect(unknown.status).toBe(201);
+    const named = await world.api<{ apps: { adamId: string; name: string | null }[] }>(
+      'GET',
+      `/distributions/${unknown.body.id}`,
+    );
+    expect(named.body.apps).toEqual([
+      { adamId: '999000111', name: null },
+      { adamId: APP.adamId, name: APP.name },
+    ]);
+  });
 });

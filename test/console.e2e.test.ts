@@ -155,6 +155,8 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     expect(await row.locator('[data-count-status="success"]').innerText()).toContain('成功 1');
     expect(await row.locator('[data-count-status="device_error"]').innerText()).toContain('端末エラー 1');
     expect(await row.locator('.bar .seg').count()).toBe(2);
+    // The app by its name, the Adam ID beside it.
+    expect(await row.locator('[data-apps]').innerText()).toBe(`${APP.name} (${APP.adamId})`);
     await row.locator('a').first().click();
     await page.locator('[data-total]').waitFor();
     expect(await text('[data-total]')).toBe('2');

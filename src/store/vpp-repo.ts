@@ -221,6 +221,21 @@ export class VppRepo {
       .execute();
   }
 
+  /** App names by `tokenId\u0000adamId`, for lists of distributions: one query for a page, not one per app. */
+  async assetNames(pairs: readonly { tokenId: string; adamId: string }[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (pairs.length === 0) return out;
+    const rows = await this.#db
+      .selectFrom('vpp_assets')
+      .select(['token_id', 'adam_id', 'name'])
+      .where('token_id', 'in', [...new Set(pairs.map((p) => p.tokenId))])
+      .where('adam_id', 'in', [...new Set(pairs.map((p) => p.adamId))])
+      .where('name', 'is not', null)
+      .execute();
+    for (const r of rows) out.set(`${r.token_id}\u0000${r.adam_id}`, r.name!);
+    return out;
+  }
+
   asset(tokenId: string, adamId: string): Promise<VppAssetRow | undefined> {
     return this.#db
       .selectFrom('vpp_assets')

@@ -14,9 +14,16 @@ export interface Distribution {
   kind: string;
   tokenId: string;
   adamIds: string[];
+  /** The apps with their names (null until the token's assets are synced). */
+  apps: { adamId: string; name: string | null }[];
   licenseMode: string;
   createdAt: string;
   counts: Counts;
+}
+
+/** "ロイロノート (361285480)", or the Adam ID alone when the name is not known. */
+export function appLabels(d: Pick<Distribution, 'apps'>): string {
+  return d.apps.map((a) => (a.name ? `${a.name} (${a.adamId})` : a.adamId)).join(', ');
 }
 
 export interface ChainItem {

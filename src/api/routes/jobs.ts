@@ -118,6 +118,11 @@ const PreflightAnswer = Type.Object({
   }),
 });
 
+const DistributionApps = Type.Array(
+  Type.Object({ adamId: Type.String(), name: Type.Union([Type.String(), Type.Null()]) }),
+  { description: 'the apps with their names, in the order of adamIds' },
+);
+
 const toInput = (b: {
   kind: 'install' | 'uninstall';
   tokenId: string;
@@ -186,6 +191,18 @@ export async function registerJobRoutes(
     if (!job) throw new Refusal(404, 'job.not_found', { id });
     return job;
   }
+  /** Each distribution's apps with the names the token's synced assets carry (null before a sync). */
+  async function appsOf(
+    rows: readonly { token_id: string; adam_ids: string }[],
+  ): Promise<{ adamId: string; name: string | null }[][]> {
+    const lists = rows.map((d) => ({ tokenId: d.token_id, adamIds: JSON.parse(d.adam_ids) as string[] }));
+    const names = await store.vpp.assetNames(
+      lists.flatMap((l) => l.adamIds.map((adamId) => ({ tokenId: l.tokenId, adamId }))),
+    );
+    return lists.map((l) =>
+      l.adamIds.map((adamId) => ({ adamId, name: names.get(`${l.tokenId}\u0000${adamId}`) ?? null })),
+    );
+  }
   async function mustGetDistribution(id: string) {
     const d = await store.jobs.getDistribution(id);
     if (!d) throw new Refusal(404, 'distribution.not_found', { id });
@@ -243,6 +260,7 @@ export async function registerJobRoutes(
               kind: Type.String(),
               tokenId: Type.String(),
               adamIds: Type.Array(Type.String()),
+              apps: DistributionApps,
               licenseMode: Type.String(),
               createdAt: Type.String(),
               counts: Type.Record(Type.String(), Type.Integer()),
@@ -260,12 +278,14 @@ export async function registerJobRoutes(
       });
       const result = page(rows, limit, (d) => [d.created_at, d.id]);
       const counts = await store.jobs.countsOf(result.items.map((d) => d.id));
+      const apps = await appsOf(result.items);
       return {
-        items: result.items.map((d) => ({
+        items: result.items.map((d, i) => ({
           id: d.id,
           kind: d.kind,
           tokenId: d.token_id,
           adamIds: JSON.parse(d.adam_ids) as string[],
+          apps: apps[i]!,
           licenseMode: d.license_mode,
           createdAt: d.created_at,
           counts: counts.get(d.id) ?? {},
@@ -307,6 +327,7 @@ export async function registerJobRoutes(
             kind: Type.String(),
             tokenId: Type.String(),
             adamIds: Type.Array(Type.String()),
+            apps: DistributionApps,
             licenseMode: Type.String(),
             createdAt: Type.String(),
             counts: Type.Record(Type.String(), Type.Integer()),
@@ -321,6 +342,7 @@ export async function registerJobRoutes(
         kind: d.kind,
         tokenId: d.token_id,
         adamIds: JSON.parse(d.adam_ids) as string[],
+        apps: (await appsOf([d]))[0]!,
         licenseMode: d.license_mode,
         createdAt: d.created_at,
         counts: await store.jobs.counts(d.id),

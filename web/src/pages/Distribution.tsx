@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { download, get, post, qs } from '../api.ts';
+import { appLabels, download, get, post, qs } from '../api.ts';
 import type { Distribution, Job, Page } from '../api.ts';
 import { useLive } from '../live.ts';
 import { JOB_STATUSES, M, statusLabel } from '../messages.ts';
@@ -89,7 +89,7 @@ export function DistributionPage({ id }: { id: string }) {
             <dt>{t('kind')}</dt>
             <dd>{d.kind === 'uninstall' ? M.kind_uninstall[lang] : M.kind_install[lang]}</dd>
             <dt>{t('apps')}</dt>
-            <dd>{d.adamIds.join(', ')}</dd>
+            <dd>{appLabels(d)}</dd>
             <dt>{t('licenseMode')}</dt>
             <dd>{d.licenseMode === 'manual' ? M.licenseMode_manual[lang] : M.licenseMode_auto[lang]}</dd>
             <dt>{t('total')}</dt>

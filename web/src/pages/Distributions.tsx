@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { get, qs } from '../api.ts';
+import { appLabels, get, qs } from '../api.ts';
 import type { Distribution, Page } from '../api.ts';
 import { useLive } from '../live.ts';
 import { M } from '../messages.ts';
@@ -63,7 +63,7 @@ export function DistributionsPage() {
                   <Link to={`/distributions/${d.id}`}>{short(d.id)}</Link>
                 </td>
                 <td>{d.kind === 'uninstall' ? M.kind_uninstall[lang] : M.kind_install[lang]}</td>
-                <td>{d.adamIds.join(', ')}</td>
+                <td data-apps>{appLabels(d)}</td>
                 <td className="num">{totalOf(d.counts).toLocaleString()}</td>
                 <td className="wide">
                   <StatusBar counts={d.counts} />
