@@ -314,14 +314,22 @@ export class DistributionEngine implements MdmListener {
   }
 
   /**
-   * Stops background work before the store closes: the running tick and diagnoses finish, queued
-   * diagnoses are dropped (each is computed on demand when someone asks).
+   * Stops background work before the store closes: queued diagnoses are dropped (each is computed
+   * on demand when someone asks), the running tick and diagnoses may finish within `graceMs`.
+   * Bounded, because a tick can be waiting out Apple's backoff: a stop must not take minutes.
    */
-  async close(): Promise<void> {
+  async close(graceMs = 5_000): Promise<void> {
     this.#closed = true;
     this.#diagnosisQueue.clear();
-    await this.#ticking?.catch(() => undefined);
-    await Promise.all([...this.#diagnosing]);
+    const running = Promise.all([this.#ticking, ...this.#diagnosing]).catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    // Real time on purpose: how long a shutdown may take is about the process, not the domain clock.
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+      timer.unref();
+    });
+    await Promise.race([running, grace]);
+    clearTimeout(timer);
   }
 
   /** One pass of every time-driven step; concurrent calls share the running pass. */
