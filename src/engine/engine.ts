@@ -410,10 +410,13 @@ export class DistributionEngine implements MdmListener {
     const manualChecks = new Map<string, Set<string>>();
     const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
     const autoAssign = await this.#store.vpp.autoAssignSettings();
+    const devices = await this.#store.devices.briefs(
+      waiting.filter((j) => !busy.has(j.device_id)).map((j) => j.device_id),
+    );
     for (const job of waiting) {
       if (busy.has(job.device_id)) continue;
       busy.add(job.device_id);
-      const device = await this.#store.devices.get(job.device_id);
+      const device = devices.get(job.device_id);
       if (!device) continue;
       if (job.kind === 'uninstall') {
         await this.#move(job, 'push_sending', null);
@@ -538,9 +541,12 @@ export class DistributionEngine implements MdmListener {
   async #pushPhase(now: Date): Promise<void> {
     const jobs = await this.#store.jobs.byStatus(['push_sending'], BATCH * 2);
     const toPush = new Set<string>();
+    const devices = await this.#store.devices.briefs(
+      jobs.filter((j) => !j.command_uuid).map((j) => j.device_id),
+    );
     for (const job of jobs) {
       if (job.command_uuid) continue;
-      const device = await this.#store.devices.get(job.device_id);
+      const device = devices.get(job.device_id);
       if (!device) continue;
       const uuid = randomUUID().toUpperCase();
       let command;
@@ -574,10 +580,11 @@ export class DistributionEngine implements MdmListener {
     const due = await this.#store.jobs.byStatus(['executing'], BATCH, now);
     const checks: QueueEntry[] = [];
     const devices = new Set<string>();
+    const briefs = await this.#store.devices.briefs(due.map((j) => j.device_id));
     for (const job of due) {
       if (devices.has(job.device_id)) continue;
       devices.add(job.device_id);
-      const device = await this.#store.devices.get(job.device_id);
+      const device = briefs.get(job.device_id);
       if (!device) continue;
       const bundleIds = due
         .filter((j) => j.device_id === job.device_id && j.bundle_id)

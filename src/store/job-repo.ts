@@ -194,21 +194,23 @@ export class JobRepo {
         .where('status', '=', job.status)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) return false;
-      const last = await tx
-        .selectFrom('job_history')
-        .select((eb) => eb.fn.max('seq').as('seq'))
-        .where('job_id', '=', job.id)
-        .executeTakeFirst();
+      // The next history number is found by the INSERT itself: one statement, not a read and a write.
       await tx
         .insertInto('job_history')
-        .values({
-          job_id: job.id,
-          seq: Number(last?.seq ?? 0) + 1,
-          from_status: change.from,
-          to_status: change.to,
-          at: change.at.toISOString(),
-          reason: change.reason,
-        })
+        .columns(['job_id', 'seq', 'from_status', 'to_status', 'at', 'reason'])
+        .expression((eb) =>
+          eb
+            .selectFrom('job_history')
+            .select([
+              sql<string>`${job.id}`.as('job_id'),
+              sql<number>`coalesce(max(seq), 0) + 1`.as('seq'),
+              sql<string | null>`${change.from}`.as('from_status'),
+              sql<string>`${change.to}`.as('to_status'),
+              sql<string>`${change.at.toISOString()}`.as('at'),
+              sql<string | null>`${change.reason}`.as('reason'),
+            ])
+            .where('job_id', '=', job.id),
+        )
         .execute();
       return true;
     });
