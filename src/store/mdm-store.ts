@@ -320,10 +320,6 @@ export class KyselyMdmStore implements MdmStore {
   }
 }
 
-/**
- * A gap-free, human-friendly number (端末番号) and other sequences. One upsert statement, so
- * concurrent callers (PostgreSQL, several processes) never collide on the first value.
- */
 /** Rows per INSERT: far below SQLite's and PostgreSQL's bound-parameter limits. */
 const INSERT_CHUNK = 500;
 
@@ -374,6 +370,10 @@ export async function queueCommands(
   }
 }
 
+/**
+ * A gap-free, human-friendly number (端末番号) and other sequences. One upsert statement, so
+ * concurrent callers (PostgreSQL, several processes) never collide on the first value.
+ */
 export async function nextCounter(db: Kysely<Database>, name: string, by = 1): Promise<number> {
   const row = await db
     .insertInto('counters')
