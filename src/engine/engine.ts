@@ -729,7 +729,7 @@ export class DistributionEngine implements MdmListener {
       );
       // Queued now, the check rides the same session: the device gets it as the answer to this report.
       if (moved && bundleId) {
-        const device = await this.#store.devices.get(job.device_id);
+        const device = (await this.#store.devices.briefs([job.device_id])).get(job.device_id);
         if (device)
           await this.#store.mdm.enqueue(
             [

@@ -10,6 +10,14 @@ export type JobRow = Selectable<JobsTable>;
 /** A job with what people recognise it by: the device's number (端末番号) and the app's name. */
 export type LabelledJobRow = JobRow & { device_number: number | null; app_name: string | null };
 export type DistributionRow = Selectable<DistributionsTable>;
+/** A page of jobs, in job order (`seq`), narrowed by any of these. */
+export interface JobFilter {
+  distributionId?: string;
+  deviceId?: string;
+  status?: string;
+  afterSeq?: number;
+  limit: number;
+}
 export type JobPatch = Partial<
   Omit<JobRow, 'id' | 'distribution_id' | 'device_id' | 'adam_id' | 'created_at'>
 >;
@@ -270,13 +278,7 @@ export class JobRepo {
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 
-  list(filter: {
-    distributionId?: string;
-    deviceId?: string;
-    status?: string;
-    afterSeq?: number;
-    limit: number;
-  }): Promise<JobRow[]> {
+  list(filter: JobFilter): Promise<JobRow[]> {
     let q = this.#db.selectFrom('jobs').selectAll();
     if (filter.distributionId) q = q.where('distribution_id', '=', filter.distributionId);
     if (filter.deviceId) q = q.where('device_id', '=', filter.deviceId);
@@ -289,13 +291,7 @@ export class JobRepo {
    * {@link list} with the device's number and the app's name joined in, for lists people read:
    * one query per page, not one look-up per row.
    */
-  listLabelled(filter: {
-    distributionId?: string;
-    deviceId?: string;
-    status?: string;
-    afterSeq?: number;
-    limit: number;
-  }): Promise<LabelledJobRow[]> {
+  listLabelled(filter: JobFilter): Promise<LabelledJobRow[]> {
     let q = this.#labelled();
     if (filter.distributionId) q = q.where('jobs.distribution_id', '=', filter.distributionId);
     if (filter.deviceId) q = q.where('jobs.device_id', '=', filter.deviceId);
@@ -315,7 +311,7 @@ export class JobRepo {
         .leftJoin('devices', 'devices.id', 'jobs.device_id')
         .selectAll('jobs')
         .select('devices.device_number as device_number')
-        // As in exportPage: a subquery, so an app with two pricing params cannot double a row.
+        // A subquery, not a join: an app with two pricing params (STDQ, PLUS) must not double a row.
         .select((eb) =>
           eb
             .selectFrom('vpp_assets')
@@ -334,29 +330,13 @@ export class JobRepo {
    * serial and the app's name joined in: an export reads O(page) rows at a time, never all jobs.
    */
   exportPage(distributionId: string, afterSeq: number, limit: number) {
-    return (
-      this.#db
-        .selectFrom('jobs')
-        .leftJoin('devices', 'devices.id', 'jobs.device_id')
-        .selectAll('jobs')
-        .select(['devices.device_number as device_number', 'devices.serial_number as serial_number'])
-        // A subquery, not a join: an app with two pricing params (STDQ, PLUS) must not double the job's row.
-        .select((eb) =>
-          eb
-            .selectFrom('vpp_assets')
-            .select('vpp_assets.name')
-            .whereRef('vpp_assets.token_id', '=', 'jobs.token_id')
-            .whereRef('vpp_assets.adam_id', '=', 'jobs.adam_id')
-            .where('vpp_assets.name', 'is not', null)
-            .limit(1)
-            .as('app_name'),
-        )
-        .where('jobs.distribution_id', '=', distributionId)
-        .where('jobs.seq', '>', afterSeq)
-        .orderBy('jobs.seq')
-        .limit(limit)
-        .execute()
-    );
+    return this.#labelled()
+      .select('devices.serial_number as serial_number')
+      .where('jobs.distribution_id', '=', distributionId)
+      .where('jobs.seq', '>', afterSeq)
+      .orderBy('jobs.seq')
+      .limit(limit)
+      .execute();
   }
 
   /** The status history of a distribution's jobs with seq in (afterSeq, lastSeq] — the rows of one export page. */
