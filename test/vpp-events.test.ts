@@ -112,8 +112,9 @@ describe('notifications', () => {
     expect(w.tracker.pendingCount).toBe(1);
     await w.fake.completePending();
 
-    expect(w.fake.notifications().map((n) => n.serials)).toEqual([100, 100, 50]);
-    expect(w.answers).toEqual([200, 200, 200]);
+    expect(w.fake.notifications('ASSET_MANAGEMENT').map((n) => n.serials)).toEqual([100, 100, 50]);
+    // The claim's TEST_NOTIFICATION, then the three chunks.
+    expect(w.answers).toEqual([200, 200, 200, 200]);
     expect(w.outcomes).toHaveLength(1);
     const o = w.outcomes[0]!;
     expect([o.eventId, o.status, o.source]).toEqual([submitted.events[0]!.eventId, 'FAILED', 'notification']);
@@ -135,7 +136,7 @@ describe('notifications', () => {
     w.tracker.register(await w.client.associate(['7'], serials(150)));
     await w.fake.completePending();
     // Every notification came twice; the second copy changed nothing.
-    expect(w.fake.notifications()).toHaveLength(4);
+    expect(w.fake.notifications('ASSET_MANAGEMENT')).toHaveLength(4);
     expect(w.outcomes).toHaveLength(1);
     expect(summary(w.outcomes[0]!)).toEqual({ ok: 150 });
 
@@ -154,13 +155,21 @@ describe('notifications', () => {
     ).toMatchObject({ status: 401 });
     expect(w.counts).toHaveLength(0);
     const ok = await handleVppNotifyRequest(w.tracker, { Authorization: `Bearer ${w.notifyToken}` }, body);
-    expect(ok).toEqual({ status: 200, body: { ok: true, notificationId: 'n-1', duplicate: false } });
+    expect(ok).toEqual({
+      status: 200,
+      body: { ok: true, notificationId: 'n-1', duplicate: false },
+      notificationType: 'ASSET_COUNT',
+    });
     const again = await handleVppNotifyRequest(
       w.tracker,
       new Headers({ authorization: `bearer ${w.notifyToken}` }),
       body,
     );
-    expect(again).toEqual({ status: 200, body: { ok: true, notificationId: 'n-1', duplicate: true } });
+    expect(again).toEqual({
+      status: 200,
+      body: { ok: true, notificationId: 'n-1', duplicate: true },
+      notificationType: 'ASSET_COUNT',
+    });
     expect(w.counts).toEqual([{ notificationId: 'n-1', adamId: '7', pricingParam: 'STDQ', countDelta: 25 }]);
     expect(
       await handleVppNotifyRequest(w.tracker, { authorization: `Bearer ${w.notifyToken}` }, '{nope'),

@@ -20,6 +20,8 @@ export async function registerVppNotify(app: FastifyInstance, tokens: VppTokens)
       const result = await handleVppNotifyRequest(() => tracker, req.headers, body);
       if (result.status !== 200)
         req.log.warn({ status: result.status, body: result.body }, 'vpp notification refused');
+      else if (result.notificationType === 'TEST_NOTIFICATION')
+        req.log.info({ body: result.body }, 'vpp test notification received');
       return reply.code(result.status).send(result.body);
     });
   });

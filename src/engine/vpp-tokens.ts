@@ -136,6 +136,17 @@ export class VppTokens {
             this.#now(),
           );
         },
+        // Apple tried the notification URL (as it was set): evidence that notifications reach us.
+        onTestNotification: ({ notificationId }) =>
+          this.#store.admin.audit({
+            actor: 'apple',
+            source: null,
+            action: 'token.notification_test',
+            objectType: 'vpp_token',
+            objectId: tokenId,
+            details: { notificationId },
+            at: this.#now(),
+          }),
         ...(this.#o.onError ? { onError: (e: Error) => this.#o.onError!(e) } : {}),
         ...(this.#o.eventTiming ?? {}),
       });
@@ -261,11 +272,7 @@ export class VppTokens {
     try {
       return await client.claimState();
     } catch (err) {
-      if (err instanceof VppError)
-        throw new Refusal(409, 'token.apple_refused', {
-          detail: `${err.kind} ${err.errorNumber ?? ''} ${err.errorMessage ?? ''}`.trim(),
-        });
-      throw err;
+      throw err instanceof VppError ? appleRefused(err) : err;
     }
   }
 
@@ -273,7 +280,11 @@ export class VppTokens {
     return { notificationUrl: `${this.#o.publicUrl}/vpp/notify`, notificationAuthToken, takeOver };
   }
 
-  /** POST /vpp-tokens: decode, check with Apple, claim the location (unless another MDM has it), sync assets. */
+  /**
+   * POST /vpp-tokens: decode, check with Apple, claim the location (unless another MDM has it), sync
+   * assets. The token row, with its notification bearer, is stored before the claim: Apple sends a
+   * TEST_NOTIFICATION with that bearer while POST client/config is still open (decision 0013).
+   */
   async register(groupId: string, fileText: string): Promise<VppTokenRow> {
     if (!(await this.#store.groups.get(groupId))) throw new Refusal(404, 'group.not_found', { id: groupId });
     const file = this.#decode(fileText);
@@ -289,11 +300,7 @@ export class VppTokens {
         id: existing.id,
       });
     const notificationAuthToken = randomBytes(24).toString('base64url');
-    let claim: 'ours' | 'other_mdm' = 'other_mdm';
-    if (state !== 'other_mdm') {
-      await client.claim(this.#claimOptions(notificationAuthToken));
-      claim = 'ours';
-    }
+    const claiming = state !== 'other_mdm';
     const row = await this.#store.vpp.createToken(
       {
         groupId,
@@ -302,13 +309,25 @@ export class VppTokens {
         locationId: config.locationId,
         expiresAt: config.tokenExpirationDate ?? file.expiresAt,
         sealedSToken: this.#o.box.seal(file.sToken),
-        claimState: claim,
+        // 'unclaimed' only until Apple has taken the claim below.
+        claimState: claiming ? 'unclaimed' : 'other_mdm',
         notificationAuthToken,
       },
       this.#now(),
     );
     this.#clients.set(row.id, { sToken: file.sToken, client });
-    if (claim === 'ours') await this.sync(row.id);
+    if (!claiming) return row;
+    try {
+      await client.claim(this.#claimOptions(notificationAuthToken));
+    } catch (err) {
+      // Nothing refers to the row yet: a refused registration leaves nothing behind.
+      this.#clients.delete(row.id);
+      this.#trackers.delete(row.id);
+      await this.#store.vpp.deleteToken(row.id).catch((e: unknown) => this.#o.onError?.(e as Error));
+      throw err instanceof VppError ? appleRefused(err) : err;
+    }
+    await this.#store.vpp.updateToken(row.id, { claim_state: 'ours' }, this.#now());
+    await this.sync(row.id);
     return (await this.#store.vpp.getToken(row.id))!;
   }
 
@@ -704,6 +723,13 @@ export class VppTokens {
   async #nodes() {
     return (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
   }
+}
+
+/** Apple's token-level refusal of a registration, in the administrator's words. */
+function appleRefused(err: VppError): Refusal {
+  return new Refusal(409, 'token.apple_refused', {
+    detail: `${err.kind} ${err.errorNumber ?? ''} ${err.errorMessage ?? ''}`.trim(),
+  });
 }
 
 function warningInForce(expiresAt: Date, now: Date): number | null {

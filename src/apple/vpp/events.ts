@@ -52,6 +52,8 @@ export interface VppEventTrackerOptions {
   notificationAuthToken: string | string[];
   onOutcome: (outcome: VppEventOutcome) => void | Promise<void>;
   onAssetCount?: (change: VppAssetCountChange) => void | Promise<void>;
+  /** Apple's TEST_NOTIFICATION, sent when a notification URL is set (POST client/config). */
+  onTestNotification?: (test: { notificationId: string }) => void | Promise<void>;
   /** Polls, resubmissions and notifications that went wrong; the tracker carries on. */
   onError?: (error: Error, eventId: string | null) => void;
   /** First poll when no notification came for this long. Default 5 min. */
@@ -133,6 +135,7 @@ export class VppEventTracker {
   readonly #authTokens: Buffer[];
   readonly #onOutcome: VppEventTrackerOptions['onOutcome'];
   readonly #onAssetCount: VppEventTrackerOptions['onAssetCount'];
+  readonly #onTestNotification: VppEventTrackerOptions['onTestNotification'];
   readonly #onError: NonNullable<VppEventTrackerOptions['onError']>;
   readonly #pollAfterMs: number;
   readonly #pollEveryMs: number;
@@ -157,6 +160,7 @@ export class VppEventTracker {
       throw new TypeError('VppEventTracker: notificationAuthToken is required');
     this.#onOutcome = options.onOutcome;
     this.#onAssetCount = options.onAssetCount;
+    this.#onTestNotification = options.onTestNotification;
     this.#onError = options.onError ?? (() => {});
     this.#pollAfterMs = options.pollAfterMs ?? 5 * 60_000;
     this.#pollEveryMs = options.pollEveryMs ?? 30_000;
@@ -305,6 +309,12 @@ export class VppEventTracker {
     }
     if (this.#seen.has(notificationId)) {
       return { accepted: true, duplicate: true, notificationType, notificationId, settled: [] };
+    }
+    if (notificationType === 'TEST_NOTIFICATION') {
+      // Apple trying the URL and bearer it was just given: nothing to apply, whatever the body holds.
+      await this.#onTestNotification?.({ notificationId });
+      this.#rememberSeen(notificationId);
+      return { accepted: true, duplicate: false, notificationType, notificationId, settled: [] };
     }
     const payload = json['notification'];
     if (!isObject(payload))
@@ -678,7 +688,7 @@ export async function handleVppNotifyRequest(
   target: VppEventTracker | ((bearer: string) => VppEventTracker | undefined),
   headers: HeaderBag,
   rawBody: string | Uint8Array,
-): Promise<{ status: number; body: object }> {
+): Promise<{ status: number; body: object; notificationType?: string }> {
   const auth = header(headers, 'authorization');
   let tracker: VppEventTracker | undefined;
   if (target instanceof VppEventTracker) {
@@ -707,5 +717,6 @@ export async function handleVppNotifyRequest(
   return {
     status: 200,
     body: { ok: true, notificationId: result.notificationId, duplicate: result.duplicate },
+    notificationType: result.notificationType,
   };
 }

@@ -192,8 +192,9 @@ const DAY = 24 * 3600_000;
 /**
  * A stand-in for Apple's Apps and Books API v2 over plain HTTP on 127.0.0.1: the same paths
  * and JSON shapes, licences whose counts move, asynchronous events that complete later (or on
- * {@link completePending}) and notifications POSTed to the registered notificationUrl, per-token
- * failure modes and injectable faults.
+ * {@link completePending}) and notifications POSTed to the registered notificationUrl (a
+ * TEST_NOTIFICATION as one is set, before POST client/config answers), per-token failure modes
+ * and injectable faults.
  */
 export class FakeVppService {
   readonly #basePath: string;
@@ -213,7 +214,7 @@ export class FakeVppService {
   #log: FakeCall[] = [];
   readonly #notifications: FakeNotificationRecord[] = [];
   /** Every serial of every accepted submission, in order: duplicates show as repeats. */
-  readonly #submitted: { type: string; serial: string }[] = [];
+  readonly #submitted: { type: string; serial: string; eventId: string }[] = [];
   #eventSeq = 0;
   #locations = 0;
   #url: string | null = null;
@@ -425,8 +426,21 @@ export class FakeVppService {
     return this.#submitted.filter((s) => s.type === type).map((s) => s.serial);
   }
 
-  notifications(): FakeNotificationRecord[] {
-    return [...this.#notifications];
+  /** The accepted associate/disassociate/revoke requests, each with its serials, oldest first. */
+  submittedRequests(type: 'ASSOCIATE' | 'DISASSOCIATE' | 'REVOKE'): { eventId: string; serials: string[] }[] {
+    const byEvent = new Map<string, string[]>();
+    for (const s of this.#submitted) {
+      if (s.type !== type) continue;
+      const serials = byEvent.get(s.eventId) ?? [];
+      serials.push(s.serial);
+      byEvent.set(s.eventId, serials);
+    }
+    return [...byEvent].map(([eventId, serials]) => ({ eventId, serials }));
+  }
+
+  /** Notifications sent (each copy of a duplicate is one), oldest first; optionally of one type. */
+  notifications(type?: string): FakeNotificationRecord[] {
+    return type === undefined ? [...this.#notifications] : this.#notifications.filter((n) => n.type === type);
   }
 
   resetCounters(): void {
@@ -470,7 +484,7 @@ export class FakeVppService {
     };
     try {
       const body = await readBody(req);
-      const result = this.#route(
+      const result = await this.#route(
         method,
         path,
         url.searchParams,
@@ -492,7 +506,7 @@ export class FakeVppService {
     }
   }
 
-  #route(
+  async #route(
     method: string,
     path: string,
     query: URLSearchParams,
@@ -500,7 +514,7 @@ export class FakeVppService {
     auth: string | undefined,
     at: number,
     endpoint: string,
-  ): { status: number; body: unknown } {
+  ): Promise<{ status: number; body: unknown }> {
     this.#applyFault(endpoint, 'http429');
     this.#applyFault(endpoint, 'http503');
     const token = this.#authenticate(auth);
@@ -520,6 +534,10 @@ export class FakeVppService {
         break;
       case 'POST client/config':
         out = this.#updateClientConfig(token, body);
+        // Apple tests a notification URL as it is set, before its answer to this call: the MDM
+        // must already accept the new bearer while its own request is still open.
+        if (typeof body['notificationUrl'] === 'string')
+          await this.#track(this.#notify(token, 'TEST_NOTIFICATION', {}, 0));
         break;
       case 'GET assets':
         out = this.#assets(token, query);
@@ -762,7 +780,7 @@ export class FakeVppService {
       timer: null,
     };
     token.loc.events.set(eventId, ev);
-    for (const serial of ev.serials) this.#submitted.push({ type, serial });
+    for (const serial of ev.serials) this.#submitted.push({ type, serial, eventId });
     if (this.#eventDelayMs !== null) {
       ev.timer = setTimeout(() => {
         ev.timer = null;
