@@ -14,10 +14,8 @@ let seq = 0;
 beforeAll(async () => {
   fake = new FakeVppService();
   const url = await fake.listen();
-  server = await startTestServer({
-    env: { HAISHIN_ADMIN_TOKEN: TOKEN, HAISHIN_VPP_URL: url },
-    vppClientOptions: { pacing: false },
-  });
+  // Default pacing: each token's client has its own burst, enough for these few calls.
+  server = await startTestServer({ env: { HAISHIN_ADMIN_TOKEN: TOKEN, HAISHIN_VPP_URL: url } });
 });
 afterAll(async () => {
   await server?.close();
