@@ -98,3 +98,21 @@ export function userList(uuid: string): BuiltCommand {
 export function eraseDevice(uuid: string): BuiltCommand {
   return renderCommand(uuid, { RequestType: 'EraseDevice' });
 }
+
+/**
+ * Every command builder, keyed by the RequestType it produces. test/conformance-commands checks each
+ * against Apple's schema, and fails when this module exports a builder not listed here or one listed
+ * here has no conformance case.
+ */
+export const COMMAND_BUILDERS = {
+  InstallApplication: installVppApplication,
+  RemoveApplication: removeApplication,
+  ManagedApplicationList: managedApplicationList,
+  InstalledApplicationList: installedApplicationList,
+  DeviceInformation: deviceInformation,
+  Restrictions: restrictions,
+  UserList: userList,
+  EraseDevice: eraseDevice,
+} as const satisfies { readonly [requestType: string]: (uuid: string, ...args: never[]) => BuiltCommand };
+
+export type CommandRequestType = keyof typeof COMMAND_BUILDERS;
