@@ -66,9 +66,11 @@ export class KyselyMdmStore implements MdmStore {
         .executeTakeFirst();
       const values = {
         serial_number: facts.serialNumber,
-        name: facts.deviceName,
-        model: facts.model,
-        model_name: facts.modelName,
+        // iOS's Authenticate has no DeviceName, Model or ModelName (macOS sends them): keep what
+        // DeviceInformation reported rather than forget it at re-enrolment.
+        ...(facts.deviceName !== null ? { name: facts.deviceName } : {}),
+        ...(facts.model !== null ? { model: facts.model } : {}),
+        ...(facts.modelName !== null ? { model_name: facts.modelName } : {}),
         product_name: facts.productName,
         os_version: facts.osVersion,
         build_version: facts.buildVersion,
@@ -313,6 +315,12 @@ export class KyselyMdmStore implements MdmStore {
     if (kind === 'facts' && value && typeof value === 'object') {
       const facts = value as Record<string, unknown>;
       if (typeof facts.OSVersion === 'string') set.os_version = facts.OSVersion;
+      // The only place an iPad tells its name and model: its Authenticate carries neither.
+      if (typeof facts.DeviceName === 'string') set.name = facts.DeviceName;
+      if (typeof facts.Model === 'string') set.model = facts.Model;
+      if (typeof facts.ModelName === 'string') set.model_name = facts.ModelName;
+      if (typeof facts.ProductName === 'string') set.product_name = facts.ProductName;
+      if (typeof facts.BuildVersion === 'string') set.build_version = facts.BuildVersion;
       if (typeof facts.IsSupervised === 'boolean') set.is_supervised = facts.IsSupervised ? 1 : 0;
       if (facts.IsMultiUser === true) set.is_shared_ipad = 1;
     }

@@ -49,6 +49,14 @@ function olderThan(version: string, minimum: string): boolean {
   return false;
 }
 
+/** The App Store's number for an app build: stable per bundle id and version, in the range Apple uses. */
+function externalVersionId(app: SimApp): number {
+  let hash = 0x811c9dc5;
+  for (const c of `${app.bundleId}@${app.version}`)
+    hash = Math.imul(hash ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return 800_000_000 + (hash % 100_000_000);
+}
+
 export interface ErrorChainItem {
   ErrorCode: number;
   ErrorDomain: string;
@@ -175,6 +183,10 @@ export class SimDevice {
     }
   }
 
+  /**
+   * As iOS sends it: DeviceName, Model and ModelName are macOS-only in an Authenticate (Apple's
+   * schema, and real iPad captures); an iPad tells them in DeviceInformation.
+   */
   authenticate(): Promise<number> {
     return this.checkIn({
       MessageType: 'Authenticate',
@@ -184,9 +196,6 @@ export class SimDevice {
       OSVersion: this.spec.osVersion,
       BuildVersion: this.spec.buildVersion,
       ProductName: this.spec.productName,
-      DeviceName: this.spec.deviceName,
-      Model: this.spec.model,
-      ModelName: this.spec.modelName,
     });
   }
 
@@ -201,7 +210,7 @@ export class SimDevice {
     });
   }
 
-  /** A Shared iPad user's channel (UserID is the fixed all-F value). */
+  /** A Shared iPad user's channel (UserID is the fixed all-F value; iOS sends no UserLongName). */
   userTokenUpdate(shortName: string): Promise<number> {
     return this.checkIn({
       MessageType: 'TokenUpdate',
@@ -209,7 +218,6 @@ export class SimDevice {
       UDID: this.udid,
       UserID: 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF',
       UserShortName: shortName,
-      UserLongName: shortName,
       Token: randomBytes(32),
       PushMagic: randomUUID().toUpperCase(),
     });
@@ -330,18 +338,25 @@ export class SimDevice {
             ManagementFlags: 1,
             HasConfiguration: false,
             HasFeedback: false,
+            IsValidated: true,
+            ExternalVersionIdentifier: externalVersionId(app),
           };
           if (ONE_SHOT_STATUSES.has(app.managedStatus)) this.apps.delete(app.bundleId);
         }
         return { ManagedApplicationList: list };
       }
-      case 'Restrictions':
-        return { GlobalRestrictions: this.#restrictions() };
+      case 'Restrictions': {
+        const global = this.#restrictions();
+        if (command.ProfileRestrictions !== true) return { GlobalRestrictions: global };
+        // One restrictions profile made them all, so its own list is the global one.
+        const byProfile: PlistDict = this.spec.restrictions ? { 'jp.haishin.sim.restrictions': global } : {};
+        return { GlobalRestrictions: global, ProfileRestrictions: byProfile };
+      }
       case 'UserList':
         return {
+          // iOS reports no FullName (macOS only, in Apple's schema).
           Users: this.users.map((u) => ({
             UserName: u.shortName,
-            FullName: u.shortName,
             IsLoggedIn: u.loggedIn,
             HasDataToSync: false,
             DataQuota: 0,
