@@ -1,7 +1,10 @@
 // How many simulated iPads fit in one process, and what enrolling them costs: a real haishin
 // on SQLite, N SimDevices enrolling over HTTP with real CMS signatures, then one command
 // session each. Prints figures; bounded by N (default 2000, FLEET_BENCH_DEVICES to change, max 20000).
-import { createHaishin } from '../src/api/server.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createHaishin } from '../src/app/haishin.ts';
+import { startFakes } from '../src/sim/fakes.ts';
 import { freePort } from '../src/cli/net.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { parseConfig } from '../src/core/config.ts';
@@ -11,7 +14,11 @@ import { mapLimit, SimFleet } from '../src/sim/fleet.ts';
 const count = Math.min(20_000, Number(process.env.FLEET_BENCH_DEVICES ?? 2000));
 const port = await freePort();
 const baseUrl = `http://127.0.0.1:${port}`;
+// Pushes go to a fake APNs that wakes nobody: this bench measures enrollment and sessions.
+const fakes = await startFakes({ dir: mkdtempSync(`${tmpdir()}/haishin-bench-`) });
 const config = parseConfig({
+  ...fakes.env,
+  HAISHIN_SECRET_KEY: 'bench-secret-key-0123456789',
   HAISHIN_DB: 'sqlite::memory:',
   HAISHIN_LISTEN: `127.0.0.1:${port}`,
   HAISHIN_PUBLIC_URL: baseUrl,
@@ -20,10 +27,8 @@ const config = parseConfig({
 const haishin = await createHaishin({
   config,
   clock: systemClock,
-  secretKey: 'bench-secret-key-0123456789',
-  pushTopic: 'com.apple.mgmt.External.bench',
 });
-await haishin.listen('127.0.0.1', port);
+await haishin.listen();
 const root = (await haishin.store.rootGroup())!;
 
 global.gc?.();
@@ -52,3 +57,4 @@ console.log(
 );
 console.log(`rss                     ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB`);
 await haishin.close();
+await fakes.close();

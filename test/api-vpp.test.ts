@@ -18,7 +18,7 @@ beforeAll(async () => {
   const url = await fake.listen();
   server = await startTestServer({
     env: { HAISHIN_ADMIN_TOKEN: TOKEN, HAISHIN_VPP_URL: url },
-    vppClientOptions: { pacing: false },
+    tuning: { vppClientOptions: { pacing: false } },
   });
 });
 afterAll(async () => {

@@ -2,8 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
 import { DistributionEngine } from '../src/engine/engine.ts';
+import type { Pusher } from '../src/engine/push.ts';
 import type { VppTokens } from '../src/engine/vpp-tokens.ts';
 import { Store } from '../src/store/store.ts';
+
+/** These engines never get as far as a push. */
+const NO_PUSH: Pusher = {
+  push: () => Promise.reject(new Error('no push expected')),
+};
 
 const TIMINGS = {
   pushTimeoutMs: 60_000,
@@ -33,7 +39,7 @@ describe('DistributionEngine.close()', () => {
       store,
       clock,
       tokens: stuckTokens,
-      pusher: null,
+      pusher: NO_PUSH,
       timings: TIMINGS,
     });
     let tickSettled = false;
@@ -62,7 +68,7 @@ describe('DistributionEngine.close()', () => {
       store,
       clock,
       tokens: {} as unknown as VppTokens, // never reached: no tick runs
-      pusher: null,
+      pusher: NO_PUSH,
       timings: TIMINGS,
     });
     const started = performance.now();

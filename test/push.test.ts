@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApnsClient } from '../src/apple/apns/client.ts';
-import { generateDemoPushIdentity } from '../src/apple/apns/pushcert.ts';
-import { systemClock } from '../src/core/clock.ts';
-import { FakeApns } from '../src/sim/apns/server.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakes } from '../src/sim/fakes.ts';
+import type { Fakes } from '../src/sim/fakes.ts';
+import type { FakeApns } from '../src/sim/apns/server.ts';
 import { SimDevice } from '../src/sim/device/device.ts';
 import { SimFleet } from '../src/sim/fleet.ts';
 import { startTestServer } from './support/server.ts';
@@ -10,27 +12,23 @@ import type { TestServer } from './support/server.ts';
 
 const TOKEN = 'test-admin-token-push-0123456789';
 const fleet = new SimFleet();
+const dir = mkdtempSync(join(tmpdir(), 'haishin-push-'));
+let fakes: Fakes;
 let fakeApns: FakeApns;
-let apns: ApnsClient;
 let server: TestServer;
 
 beforeAll(async () => {
-  const identity = generateDemoPushIdentity(systemClock.now());
-  fakeApns = new FakeApns({ accept: [identity.certPem], onPush: (token) => void fleet.wake(token) });
-  await fakeApns.listen();
-  apns = new ApnsClient({
-    url: fakeApns.url,
-    identity,
-    ca: fakeApns.caPem,
-    clock: systemClock,
-    retry: { attempts: 2, baseMs: 10, capMs: 20 },
+  fakes = await startFakes({ dir, onPush: (token) => void fleet.wake(token) });
+  fakeApns = fakes.apns;
+  server = await startTestServer({
+    env: { HAISHIN_ADMIN_TOKEN: TOKEN, ...fakes.env },
+    tuning: { apnsRetry: { attempts: 2, baseMs: 10, capMs: 20 } },
   });
-  server = await startTestServer({ env: { HAISHIN_ADMIN_TOKEN: TOKEN }, apns });
 });
 afterAll(async () => {
   await server?.close();
-  await apns?.close();
-  await fakeApns?.close();
+  await fakes?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const api = async <T>(method: string, path: string) => {

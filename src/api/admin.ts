@@ -10,7 +10,7 @@ import type {
   RouteOptions,
 } from 'fastify';
 import type { Clock } from '../core/clock.ts';
-import type { DevicePusher } from '../engine/push.ts';
+import type { Pusher } from '../engine/push.ts';
 import type { VppTokens } from '../engine/vpp-tokens.ts';
 import type { DistributionEngine } from '../engine/engine.ts';
 import type { DeviceChange, EventBus } from '../engine/events.ts';
@@ -39,7 +39,7 @@ export interface AdminContext {
   store: Store;
   clock: Clock;
   /** Absent only in setups without APNs; commands then wait for the device's next poll. */
-  pusher: DevicePusher | null;
+  pusher: Pusher;
   /** Writes an audit event for a change made by the caller of `req`. */
   audit(
     req: FastifyRequest,
@@ -76,7 +76,7 @@ export async function registerAdminApi(
   o: {
     store: Store;
     clock: Clock;
-    pusher: DevicePusher | null;
+    pusher: Pusher;
     tokens: VppTokens;
     engine: DistributionEngine;
     events?: EventBus;

@@ -1,12 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ApnsClient } from '../apple/apns/client.ts';
-import { generateDemoPushIdentity } from '../apple/apns/pushcert.ts';
-import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { consoleUrl } from '../api/console.ts';
-import { createHaishin } from '../api/server.ts';
+import { createHaishin } from '../app/haishin.ts';
 import { enqueueRefreshAll } from '../engine/refresh.ts';
-import type { Haishin } from '../api/server.ts';
+import type { Haishin } from '../app/haishin.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseConfig } from '../core/config.ts';
 import { parseDuration } from '../core/duration.ts';
@@ -14,14 +11,12 @@ import { isTerminal, JOB_STATUSES } from '../core/jobs.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import { CATALOGUE, jobStatusLabel } from '../diagnosis/index.ts';
 import type { Cause, CauseCode } from '../diagnosis/index.ts';
-import { FakeApns } from '../sim/apns/server.ts';
-import { FakeAppMeta } from '../sim/appmeta/server.ts';
 import { SimDevice } from '../sim/device/device.ts';
 import { mapLimit, SimFleet } from '../sim/fleet.ts';
 import { SCENARIO_APPS, scenarioDevice } from '../sim/scenario.ts';
+import { startFakes } from '../sim/fakes.ts';
 import { FakeVppService } from '../sim/vpp/server.ts';
 import { freePort } from './net.ts';
-import { resolveSecretKey } from './secret.ts';
 
 interface DemoOptions {
   devices: string;
@@ -33,19 +28,6 @@ interface DemoOptions {
 
 type Lang = 'ja' | 'en';
 const DAY_MS = 86_400_000;
-
-/** The demo push identity is kept so devices enrolled in an earlier run keep a valid topic. */
-function demoPushIdentity(dataDir: string, now: Date): PushIdentity {
-  const file = join(dataDir, 'demo-push.json');
-  if (existsSync(file)) {
-    const stored = JSON.parse(readFileSync(file, 'utf8')) as PushIdentity & { notAfter: string };
-    if (new Date(stored.notAfter).getTime() > now.getTime())
-      return { ...stored, notAfter: new Date(stored.notAfter) };
-  }
-  const identity = generateDemoPushIdentity(now);
-  writeFileSync(file, JSON.stringify(identity), { mode: 0o600 });
-  return identity;
-}
 
 /** Token files are derived from the data dir's creation so a rerun finds the same tokens. */
 function demoTokenFile(dataDir: string, name: string, expiresInDays: number, now: Date): string {
@@ -74,26 +56,22 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const now = systemClock.now();
 
-  // Apple's side: APNs, the Apps and Books API and the app look-up, each a real server on loopback.
+  // Apple's side: APNs, the Apps and Books API and the app look-up, each a real server on loopback,
+  // with the push certificate and the fake APNs's CA as files — haishin reads them as in production.
   const fleet = new SimFleet();
-  const push = demoPushIdentity(dataDir, now);
-  const fakeApns = new FakeApns({ accept: [push.certPem], onPush: (token) => void fleet.wake(token) });
-  await fakeApns.listen();
-  const apns = new ApnsClient({ url: fakeApns.url, identity: push, ca: fakeApns.caPem, clock: systemClock });
-  const vpp = new FakeVppService({ eventDelayMs: 50 });
-  const vppUrl = await vpp.listen();
-  const appMeta = new FakeAppMeta();
-  for (const app of SCENARIO_APPS) {
-    appMeta.add({
+  const fakes = await startFakes({
+    dir: dataDir,
+    apps: SCENARIO_APPS.map((app) => ({
       adamId: app.adamId,
       name: app.name,
       bundleId: app.bundleId,
       sizeBytes: app.sizeBytes,
       minimumOsVersion: app.minimumOsVersion,
       contentRating: app.contentRating,
-    });
-  }
-  const appMetaUrl = await appMeta.listen();
+    })),
+    onPush: (token) => void fleet.wake(token),
+  });
+  const { vpp } = fakes;
 
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -104,8 +82,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     HAISHIN_DATA_DIR: dataDir,
     HAISHIN_LISTEN: `127.0.0.1:${port}`,
     HAISHIN_PUBLIC_URL: baseUrl,
-    HAISHIN_VPP_URL: vppUrl,
-    HAISHIN_APPMETA_URL: appMetaUrl,
+    ...fakes.env,
     // Simulated iPads: P-256 identities and a PKCS#12 with one PBE iteration enroll ~5× faster than
     // RSA with 2048 iterations, through the same CMS and X.509 code (decision 0010).
     HAISHIN_DEVICE_KEY_TYPE: 'ec',
@@ -120,19 +97,16 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     HAISHIN_REQUEST_TIMEOUT:
       process.env.HAISHIN_REQUEST_TIMEOUT ?? `${Math.max(600, Math.ceil(count * 0.05))}s`,
   });
-  const secret = resolveSecretKey(config.secretKey, dataDir);
   const haishin = await createHaishin({
     config,
     clock: systemClock,
-    secretKey: secret.key,
-    pushTopic: push.topic,
-    pushCertificate: { topic: push.topic, notAfter: push.notAfter },
-    apns,
-    engineTickMs: 200,
-    vppTickMs: 500,
-    engineTimings: { notNowRetryMs: 4_000, verifyEveryMs: 5_000 },
+    tuning: {
+      engineTickMs: 200,
+      vppTickMs: 500,
+      engineTimings: { notNowRetryMs: 4_000, verifyEveryMs: 5_000 },
+    },
   });
-  await haishin.listen('127.0.0.1', port);
+  await haishin.listen();
   let adminToken = haishin.generatedAdminToken;
   const tokenFile = join(dataDir, 'admin-token.txt');
   if (adminToken) writeFileSync(tokenFile, `${adminToken}\n`, { mode: 0o600 });
@@ -146,10 +120,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     for (const device of fleet.devices) device.online = false;
     await fleet.idle();
     await haishin.close();
-    await apns.close();
-    await fakeApns.close();
-    await vpp.close();
-    await appMeta.close();
+    await fakes.close();
   };
 
   try {
@@ -197,7 +168,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const device = devices[i]!;
       if (s.checkOutAfterEnroll) {
         await device.checkOut();
-        fakeApns.failToken(device.pushToken.toString('hex'), { status: 410, reason: 'Unregistered' });
+        fakes.apns.failToken(device.pushToken.toString('hex'), { status: 410, reason: 'Unregistered' });
       }
       device.online = s.online;
     }
@@ -215,7 +186,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       .filter((r) => r.status === 'enrolled')
       .map(({ id, udid, is_shared_ipad }) => ({ id, udid, is_shared_ipad }));
     await enqueueRefreshAll(haishin.store, enrolled, systemClock.now());
-    await haishin.pusher!.push(enrolled.map((d) => d.id));
+    await haishin.pusher.push(enrolled.map((d) => d.id));
     await fleet.idle();
     console.log(
       t(

@@ -35,6 +35,17 @@ export async function main(argv: string[]): Promise<void> {
       await runDemo(options);
     });
 
+  program
+    .command('fakes')
+    .description("fake APNs, Apps and Books API and app look-up on 127.0.0.1, to run `haishin serve` against")
+    .option('--dir <dir>', 'where the push certificate, CA, VPP token and fakes.env are written', './data/fakes')
+    .option('--control <host:port>', 'address of the control API (pushes for simulated devices, counters)', '127.0.0.1:0')
+    .option('--licences <n>', 'licences of each app on the VPP token written to the dir', '1000')
+    .action(async (options: { dir: string; control: string; licences: string }) => {
+      const { runFakes } = await import('./fakes.ts');
+      await runFakes(options);
+    });
+
   registerAdminCommands(program, langFromArgv(argv.slice(2)));
 
   try {

@@ -1,55 +1,29 @@
-import { readFileSync } from 'node:fs';
-import { loadPushIdentity } from '../apple/apns/pushcert.ts';
-import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { consoleUrl } from '../api/console.ts';
-import { createHaishin } from '../api/server.ts';
+import { createHaishin } from '../app/haishin.ts';
+import type { Haishin } from '../app/haishin.ts';
 import { systemClock } from '../core/clock.ts';
 import { ConfigError, parseConfig } from '../core/config.ts';
-import type { Config } from '../core/config.ts';
-import { resolveSecretKey } from './secret.ts';
 
-function readFile(path: string, variable: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(`${variable}=${path} cannot be read: ${(err as Error).message}`);
-  }
-}
-
-/** The MDM push certificate from HAISHIN_APNS_CERT/KEY (PEM) or a PKCS#12 file in HAISHIN_APNS_CERT. */
-export function pushIdentityFromConfig(config: Config, env: NodeJS.ProcessEnv, now: Date): PushIdentity {
-  const { certFile, keyFile } = config.apns;
-  if (!certFile) {
-    throw new ConfigError(
-      'HAISHIN_APNS_CERT is not set: haishin needs your MDM push certificate (PEM with HAISHIN_APNS_KEY, or a .p12)',
-    );
-  }
-  const cert = readFile(certFile, 'HAISHIN_APNS_CERT');
-  if (/\.(p12|pfx)$/i.test(certFile)) {
-    return loadPushIdentity({ pkcs12: cert, password: env.HAISHIN_APNS_CERT_PASSWORD ?? '' }, now);
-  }
-  if (!keyFile)
-    throw new ConfigError('HAISHIN_APNS_KEY is not set: give the private key of the push certificate (PEM)');
-  return loadPushIdentity(
-    { certPem: cert.toString('utf8'), keyPem: readFile(keyFile, 'HAISHIN_APNS_KEY').toString('utf8') },
-    now,
-  );
-}
-
+/**
+ * `haishin serve`: the production server, configured by HAISHIN_* variables only. Whatever cannot
+ * work (no push certificate, a key that does not match, a database that does not open, a port in
+ * use, an APNs host the configured CAs do not trust) stops it with one line naming the variable.
+ */
 export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   const config = parseConfig(env);
-  const now = systemClock.now();
-  const push = pushIdentityFromConfig(config, env, now);
-  const secret = resolveSecretKey(config.secretKey, config.dataDir);
   const haishin = await createHaishin({
     config,
     clock: systemClock,
-    secretKey: secret.key,
-    pushTopic: push.topic,
-    pushCertificate: { topic: push.topic, notAfter: push.notAfter },
     logger: { level: env.HAISHIN_LOG_LEVEL ?? 'info' },
   });
-  await haishin.listen(config.listen.host, config.listen.port);
+  try {
+    await checkApns(haishin);
+    await haishin.listen();
+  } catch (err) {
+    await haishin.close();
+    throw err;
+  }
+  const { push } = haishin;
   const root = await haishin.store.rootGroup();
   console.log(
     `haishin listening on ${config.listen.host}:${config.listen.port} (public URL ${config.publicUrl})`,
@@ -58,10 +32,40 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   console.log(`enrollment link for the root group: ${config.publicUrl}/mdm/enroll?group=${root?.id}`);
   // A generated admin token is stored only hashed: this link is the one time it is shown.
   console.log(`admin console: ${consoleUrl(config.publicUrl, haishin.generatedAdminToken)}`);
+  // After the start, so a configuration error stays the one line printed.
+  if (!config.publicUrl.startsWith('https://') && !config.tls) {
+    console.warn(
+      `haishin: warning: HAISHIN_PUBLIC_URL=${config.publicUrl} is not https:// — Apple devices enroll only with an MDM server URL over HTTPS with a trusted certificate (put haishin behind a TLS reverse proxy, or set HAISHIN_TLS_CERT/HAISHIN_TLS_KEY)`,
+    );
+  }
   const stop = async () => {
     await haishin.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/**
+ * Connects to APNs once before serving: a CA that does not match the APNs host, or a push
+ * certificate APNs refuses, would make every push fail. A network failure may pass, so it only warns.
+ */
+async function checkApns(haishin: Haishin): Promise<void> {
+  const { url } = haishin.config.apns;
+  const check = await haishin.apns.check();
+  if (check.ok) return;
+  switch (check.kind) {
+    case 'untrusted_server':
+      throw new ConfigError(
+        `HAISHIN_APNS_CA: the APNs server at ${url} presents a certificate that is not trusted (${check.reason}); leave HAISHIN_APNS_CA unset for Apple's APNs, or give the CA that signed this server's certificate`,
+      );
+    case 'certificate_refused':
+      throw new ConfigError(
+        `HAISHIN_APNS_CERT: APNs at ${url} refused the push certificate for topic ${haishin.push.topic} (${check.reason}); it may be revoked or not an MDM push certificate — renew it in Apple's Push Certificates Portal`,
+      );
+    case 'network':
+      console.warn(
+        `haishin: warning: APNs at ${url} cannot be reached now (${check.reason}); pushes are retried, check HAISHIN_APNS_URL and the firewall if this lasts`,
+      );
+  }
 }

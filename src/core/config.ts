@@ -8,12 +8,25 @@ export interface Config {
   publicUrl: string;
   adminToken: string | null;
   secretKey: string | null;
-  apns: { url: string; certFile: string | null; keyFile: string | null; caFile: string | null };
+  apns: {
+    url: string;
+    certFile: string | null;
+    keyFile: string | null;
+    /** HAISHIN_APNS_CERT_PASSWORD: the password of a .p12 in HAISHIN_APNS_CERT. */
+    certPassword: string;
+    caFile: string | null;
+  };
+  /** HAISHIN_TLS_CERT/KEY: serve HTTPS directly (else a reverse proxy terminates TLS). */
+  tls: { certFile: string; keyFile: string } | null;
   vppUrl: string;
   appMetaUrl: string;
   timeouts: { pushMs: number; requestMs: number; sessionMs: number };
   offlineAfterMs: number;
   unenrolledAfterMs: number;
+  /** How often haishin asks a device whether an install it acknowledged has finished. */
+  verifyEveryMs: number;
+  /** How long haishin waits before asking again a device that answered NotNow. */
+  notNowRetryMs: number;
   maxBodyBytes: number;
   deviceKeyBits: number;
   /** `rsa` (default) or `ec` (P-256): the key of issued device identities. */
@@ -64,6 +77,12 @@ export function parseConfig(env: Env): Config {
   if (deviceKeyType !== 'rsa' && deviceKeyType !== 'ec')
     throw new ConfigError(`HAISHIN_DEVICE_KEY_TYPE="${deviceKeyType}" must be rsa or ec`);
   const pkcs12Iterations = integer('HAISHIN_PKCS12_ITERATIONS', 2048, 1);
+  const tlsCert = optional('HAISHIN_TLS_CERT');
+  const tlsKey = optional('HAISHIN_TLS_KEY');
+  if ((tlsCert === null) !== (tlsKey === null))
+    throw new ConfigError(
+      `${tlsCert ? 'HAISHIN_TLS_KEY' : 'HAISHIN_TLS_CERT'} is not set: HAISHIN_TLS_CERT and HAISHIN_TLS_KEY go together (the server certificate chain and its key, PEM)`,
+    );
 
   return {
     db: get('HAISHIN_DB', 'sqlite:./data/haishin.db'),
@@ -76,8 +95,10 @@ export function parseConfig(env: Env): Config {
       url: get('HAISHIN_APNS_URL', 'https://api.push.apple.com'),
       certFile: optional('HAISHIN_APNS_CERT'),
       keyFile: optional('HAISHIN_APNS_KEY'),
+      certPassword: get('HAISHIN_APNS_CERT_PASSWORD', ''),
       caFile: optional('HAISHIN_APNS_CA'),
     },
+    tls: tlsCert && tlsKey ? { certFile: tlsCert, keyFile: tlsKey } : null,
     vppUrl: get('HAISHIN_VPP_URL', 'https://vpp.itunes.apple.com/mdm/v2'),
     appMetaUrl: get('HAISHIN_APPMETA_URL', 'https://itunes.apple.com'),
     timeouts: {
@@ -87,6 +108,8 @@ export function parseConfig(env: Env): Config {
     },
     offlineAfterMs: duration('HAISHIN_OFFLINE_AFTER', '1d'),
     unenrolledAfterMs: duration('HAISHIN_UNENROLLED_AFTER', '30d'),
+    verifyEveryMs: duration('HAISHIN_VERIFY_EVERY', '60s'),
+    notNowRetryMs: duration('HAISHIN_NOTNOW_RETRY', '5m'),
     maxBodyBytes: integer('HAISHIN_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
     deviceKeyBits: deviceKeyBits === 1024 || deviceKeyBits >= 2048 ? deviceKeyBits : 2048,
     deviceKeyType,

@@ -11,7 +11,7 @@ import type { CommandReport, MdmListener, QueueEntry } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobPatch, JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
-import type { DevicePusher } from './push.ts';
+import type { Pusher } from './push.ts';
 import type { DeviceChange, EventBus } from './events.ts';
 import type { VppTokens } from './vpp-tokens.ts';
 import { diagnose } from '../diagnosis/index.ts';
@@ -94,7 +94,7 @@ export class DistributionEngine implements MdmListener {
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #tokens: VppTokens;
-  readonly #pusher: DevicePusher | null;
+  readonly #pusher: Pusher;
   readonly #t: EngineTimings;
   readonly #events: EventBus | null;
   #ticking: Promise<void> | null = null;
@@ -107,7 +107,7 @@ export class DistributionEngine implements MdmListener {
     store: Store;
     clock: Clock;
     tokens: VppTokens;
-    pusher: DevicePusher | null;
+    pusher: Pusher;
     timings: EngineTimings;
     events?: EventBus;
   }) {
@@ -381,7 +381,7 @@ export class DistributionEngine implements MdmListener {
       });
     }
     const devices = [...new Set(inFlight.filter((j) => j.command_uuid).map((j) => j.device_id))];
-    if (devices.length > 0 && this.#pusher) await this.#pusher.push(devices);
+    if (devices.length > 0) await this.#pusher.push(devices);
   }
 
   async #tickOnce(): Promise<void> {
@@ -573,7 +573,7 @@ export class DistributionEngine implements MdmListener {
       toPush.add(job.device_id);
       await this.#store.jobs.patch(job.id, { reason: 'retry pushed' }, now);
     }
-    if (toPush.size > 0 && this.#pusher) await this.#pusher.push([...toPush]);
+    if (toPush.size > 0) await this.#pusher.push([...toPush]);
   }
 
   async #verify(now: Date): Promise<void> {
@@ -602,7 +602,7 @@ export class DistributionEngine implements MdmListener {
         { next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString() },
         now,
       );
-    if (devices.size > 0 && this.#pusher) await this.#pusher.push([...devices]);
+    if (devices.size > 0) await this.#pusher.push([...devices]);
   }
 
   async #timeouts(now: Date): Promise<void> {
@@ -841,7 +841,7 @@ export class DistributionEngine implements MdmListener {
       .executeTakeFirst();
     if (pending) return { causes, askedDevice: [] };
     const commands = await enqueueRefresh(this.#store, device.id, this.#clock.now());
-    if (this.#pusher) await this.#pusher.push([device.id]);
+    await this.#pusher.push([device.id]);
     return { causes, askedDevice: commands.map((c) => c.requestType) };
   }
 

@@ -18,7 +18,12 @@ export const PUSH_CERTIFICATE_ALERT = 'alert.push_certificate';
  * Wakes devices through APNs and keeps every outcome as evidence on the device: the
  * troubleshooter reads `last_push_result` (410 → unenrolled, 403 → the certificate, …).
  */
-export class DevicePusher {
+/** What the engine and the routes need of a pusher: wake these devices. */
+export interface Pusher {
+  push(deviceIds: readonly string[]): Promise<PushSummary>;
+}
+
+export class DevicePusher implements Pusher {
   readonly #store: Store;
   readonly #apns: Apns;
   readonly #clock: Clock;

@@ -12,7 +12,7 @@ import type { JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
 import type { VppTokenRow } from '../store/vpp-repo.ts';
 import type { DistributionEngine } from './engine.ts';
-import type { DevicePusher } from './push.ts';
+import type { Pusher } from './push.ts';
 import { enqueueRefresh } from './refresh.ts';
 import type { LicenseChange, VppTokens } from './vpp-tokens.ts';
 
@@ -30,7 +30,7 @@ export interface RemedyContext {
   clock: Clock;
   tokens: VppTokens;
   engine: DistributionEngine;
-  pusher: DevicePusher | null;
+  pusher: Pusher;
 }
 
 export const isAction = (value: string): value is Action => (ACTIONS as readonly string[]).includes(value);
@@ -175,9 +175,9 @@ export async function remediate(o: RemedyContext, job: JobRow, action: string): 
       if (!device) throw new Refusal(404, 'device.not_found', { id: job.device_id });
       if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
       const commands = await enqueueRefresh(o.store, device.id, o.clock.now());
-      const push = o.pusher ? await o.pusher.push([device.id]) : null;
+      const push = await o.pusher.push([device.id]);
       const types = commands.map((c) => c.requestType).join(', ');
-      const pushed = push ? push.sent > 0 : false;
+      const pushed = push.sent > 0;
       return {
         action,
         done: true,

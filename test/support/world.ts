@@ -1,9 +1,11 @@
-import { ApnsClient } from '../../src/apple/apns/client.ts';
-import { generateDemoPushIdentity } from '../../src/apple/apns/pushcert.ts';
-import { systemClock } from '../../src/core/clock.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TERMINAL_STATUSES } from '../../src/core/jobs.ts';
-import { FakeApns } from '../../src/sim/apns/server.ts';
-import { FakeAppMeta } from '../../src/sim/appmeta/server.ts';
+import type { FakeApns } from '../../src/sim/apns/server.ts';
+import type { FakeAppMeta } from '../../src/sim/appmeta/server.ts';
+import { startFakes } from '../../src/sim/fakes.ts';
+import type { Fakes } from '../../src/sim/fakes.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
 import type { SimDeviceSpec } from '../../src/sim/device/device.ts';
 import { SimFleet } from '../../src/sim/fleet.ts';
@@ -28,29 +30,31 @@ export interface CatalogApp {
  */
 export class World {
   readonly fleet = new SimFleet();
-  readonly vpp = new FakeVppService({ eventDelayMs: 10 });
-  readonly appMeta = new FakeAppMeta();
-  apnsFake!: FakeApns;
+  fakes!: Fakes;
   /** The push certificate the server was started with (what GET /status reports). */
   pushNotAfter!: Date;
-  apns!: ApnsClient;
   server!: TestServer;
   readonly catalog = new Map<
     number,
     { bundleId: string; name: string; version: string; sizeBytes: number; minimumOsVersion?: string }
   >();
+  #dir = '';
+
+  get vpp(): FakeVppService {
+    return this.fakes.vpp;
+  }
+
+  get appMeta(): FakeAppMeta {
+    return this.fakes.appMeta;
+  }
+
+  get apnsFake(): FakeApns {
+    return this.fakes.apns;
+  }
 
   static async start(apps: CatalogApp[], env: Record<string, string> = {}): Promise<World> {
     const w = new World();
     for (const app of apps) {
-      w.appMeta.add({
-        adamId: app.adamId,
-        name: app.name,
-        bundleId: app.bundleId,
-        sizeBytes: app.sizeBytes,
-        minimumOsVersion: app.minimumOsVersion ?? '15.0',
-        contentRating: '4+',
-      });
       w.catalog.set(Number(app.adamId), {
         bundleId: app.bundleId,
         name: app.name,
@@ -59,27 +63,30 @@ export class World {
         minimumOsVersion: app.minimumOsVersion ?? '15.0',
       });
     }
-    const identity = generateDemoPushIdentity(systemClock.now());
-    w.pushNotAfter = identity.notAfter;
-    w.apnsFake = new FakeApns({ accept: [identity.certPem], onPush: (token) => void w.fleet.wake(token) });
-    await w.apnsFake.listen();
-    w.apns = new ApnsClient({
-      url: w.apnsFake.url,
-      identity,
-      ca: w.apnsFake.caPem,
-      clock: systemClock,
-      retry: { attempts: 2, baseMs: 10, capMs: 20 },
+    w.#dir = mkdtempSync(join(tmpdir(), 'haishin-world-'));
+    w.fakes = await startFakes({
+      dir: w.#dir,
+      vpp: { eventDelayMs: 10 },
+      apps: apps.map((app) => ({
+        adamId: app.adamId,
+        name: app.name,
+        bundleId: app.bundleId,
+        sizeBytes: app.sizeBytes,
+        minimumOsVersion: app.minimumOsVersion ?? '15.0',
+        contentRating: '4+',
+      })),
+      onPush: (token) => void w.fleet.wake(token),
     });
-    const vppUrl = await w.vpp.listen();
-    const metaUrl = await w.appMeta.listen();
+    w.pushNotAfter = w.fakes.push.notAfter;
     w.server = await startTestServer({
-      env: { HAISHIN_ADMIN_TOKEN: ADMIN, HAISHIN_VPP_URL: vppUrl, HAISHIN_APPMETA_URL: metaUrl, ...env },
-      apns: w.apns,
-      pushCertificate: { topic: identity.topic, notAfter: identity.notAfter },
-      vppClientOptions: { pacing: false },
-      engineTickMs: 25,
-      vppTickMs: 50,
-      engineTimings: { transientBackoffMs: 100, notNowRetryMs: 60_000, verifyEveryMs: 60_000 },
+      env: { HAISHIN_ADMIN_TOKEN: ADMIN, ...w.fakes.env, ...env },
+      tuning: {
+        apnsRetry: { attempts: 2, baseMs: 10, capMs: 20 },
+        vppClientOptions: { pacing: false },
+        engineTickMs: 25,
+        vppTickMs: 50,
+        engineTimings: { transientBackoffMs: 100, notNowRetryMs: 60_000, verifyEveryMs: 60_000 },
+      },
     });
     return w;
   }
@@ -162,9 +169,7 @@ export class World {
   async close(): Promise<void> {
     await this.fleet.idle();
     await this.server?.close();
-    await this.apns?.close();
-    await this.apnsFake?.close();
-    await this.vpp.close();
-    await this.appMeta.close();
+    await this.fakes?.close();
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
   }
 }

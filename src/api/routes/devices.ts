@@ -74,9 +74,8 @@ export async function registerDeviceRoutes(
     return device;
   }
 
-  /** Pushes one device; the outcome in one word for the answer, or null without APNs. */
-  async function pushOne(device: DeviceRow): Promise<string | null> {
-    if (!ctx.pusher) return null;
+  /** Pushes one device; the outcome in one word for the answer. */
+  async function pushOne(device: DeviceRow): Promise<string> {
     const summary = await ctx.pusher.push([device.id]);
     if (summary.sent > 0) return 'sent';
     if (summary.notPushable > 0) return 'not_pushable';
@@ -196,9 +195,7 @@ export async function registerDeviceRoutes(
         response: {
           202: Type.Object({
             commands: Type.Array(Type.Object({ uuid: Type.String(), requestType: Type.String() })),
-            push: Type.Union([Type.String(), Type.Null()], {
-              description: 'the push outcome, or null when no APNs is configured',
-            }),
+            push: Type.String({ description: 'the push outcome: sent, not_pushable, unregistered or failed' }),
           }),
         },
       },
@@ -241,7 +238,7 @@ export async function registerDeviceRoutes(
   async function sendNow(
     device: DeviceRow,
     command: { uuid: string; requestType: string; payload: string },
-  ): Promise<string | null> {
+  ): Promise<string> {
     await store.mdm.enqueue([{ enrollmentId: device.udid, command, priority: 60 }], clock.now());
     return pushOne(device);
   }
@@ -256,7 +253,7 @@ export async function registerDeviceRoutes(
         response: {
           202: Type.Object({
             commandUuid: Type.String(),
-            push: Type.Union([Type.String(), Type.Null()]),
+            push: Type.String(),
             reclaimedLicenses: Type.Integer(),
           }),
         },
@@ -292,7 +289,7 @@ export async function registerDeviceRoutes(
         response: {
           202: Type.Object({
             commandUuid: Type.String(),
-            push: Type.Union([Type.String(), Type.Null()]),
+            push: Type.String(),
             reclaimedLicenses: Type.Integer(),
           }),
         },

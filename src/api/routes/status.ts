@@ -9,12 +9,8 @@ import type { AdminApp, AdminContext } from '../admin.ts';
 /** What the composition root knows about the server itself; the rest is read per request. */
 export interface ServerFacts {
   instanceId: string;
-  /** The push topic, always known (enrollment profiles carry it). */
-  pushTopic: string;
-  /** The certificate loaded for APNs; null when the caller did not say (then notAfter is unknown). */
-  pushCertificate: { topic: string; notAfter: Date } | null;
-  /** false: no APNs client at all, so there is no push certificate to report on. */
-  pushEnabled: boolean;
+  /** The certificate loaded for APNs (its topic is the one enrollment profiles carry). */
+  pushCertificate: { topic: string; notAfter: Date };
   deviceCaPem: string;
 }
 
@@ -36,33 +32,25 @@ const StatusAnswer = Type.Object({
   version: Type.String(),
   instanceId: Type.String({ description: 'the mdmInfo.id haishin claims VPP locations with' }),
   now: Iso,
-  pushCertificate: Type.Union(
-    [
-      Type.Object({
-        topic: Type.String(),
-        notAfter: Type.Union([Iso, Type.Null()], {
-          description: 'null when the server was started without telling it the certificate (tests)',
+  pushCertificate: Type.Object({
+    topic: Type.String(),
+    notAfter: Iso,
+    daysLeft: Type.Integer(),
+    alert: Type.Union(
+      [
+        Type.Object({
+          at: Iso,
+          status: Type.Union([Type.Integer(), Type.Null()]),
+          reason: Type.Union([Type.String(), Type.Null()]),
         }),
-        daysLeft: Type.Union([Type.Integer(), Type.Null()]),
-        alert: Type.Union(
-          [
-            Type.Object({
-              at: Iso,
-              status: Type.Union([Type.Integer(), Type.Null()]),
-              reason: Type.Union([Type.String(), Type.Null()]),
-            }),
-            Type.Null(),
-          ],
-          {
-            description:
-              'set when APNs refused the push certificate (403, or TLS refusals on every try): every push fails until it is renewed',
-          },
-        ),
-      }),
-      Type.Null(),
-    ],
-    { description: 'null when the server has no APNs client' },
-  ),
+        Type.Null(),
+      ],
+      {
+        description:
+          'set when APNs refused the push certificate (403, or TLS refusals on every try): every push fails until it is renewed',
+      },
+    ),
+  }),
   deviceCa: Type.Object({ notAfter: Iso }),
   tokens: Type.Object({
     total: Type.Integer(),
@@ -121,15 +109,12 @@ export async function registerStatusRoutes(
         version: PACKAGE_VERSION,
         instanceId: facts.instanceId,
         now: now.toISOString(),
-        pushCertificate:
-          facts.pushEnabled || cert
-            ? {
-                topic: cert?.topic ?? facts.pushTopic,
-                notAfter: cert ? cert.notAfter.toISOString() : null,
-                daysLeft: cert ? daysLeft(cert.notAfter, now) : null,
-                alert: parseAlert(await store.getSetting(PUSH_CERTIFICATE_ALERT)),
-              }
-            : null,
+        pushCertificate: {
+          topic: cert.topic,
+          notAfter: cert.notAfter.toISOString(),
+          daysLeft: daysLeft(cert.notAfter, now),
+          alert: parseAlert(await store.getSetting(PUSH_CERTIFICATE_ALERT)),
+        },
         deviceCa: { notAfter: caNotAfter.toISOString() },
         tokens: {
           total: views.length,

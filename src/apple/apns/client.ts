@@ -82,6 +82,14 @@ export interface ApnsClientStats {
   peerMaxConcurrentStreams: number | null;
 }
 
+export type ApnsCheck =
+  | { ok: true }
+  | { ok: false; kind: 'untrusted_server' | 'certificate_refused' | 'network'; reason: string };
+
+/** Node's codes for a server certificate that does not verify against the trusted CAs. */
+const UNTRUSTED_SERVER =
+  /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
 export const DEFAULT_APNS_URL = 'https://api.push.apple.com';
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseMs: 250, capMs: 15_000 };
 /** A GOAWAY storm must not loop forever: past this many resends a push counts as failed. */
@@ -240,6 +248,26 @@ export class ApnsClient implements Apns {
       this.#pumps.add(pump);
       pump();
     });
+  }
+
+  /**
+   * Opens the connection without pushing, so a server can say at start what is wrong:
+   * `untrusted_server` (the APNs host's certificate does not chain to the trusted CAs),
+   * `certificate_refused` (APNs refused our client certificate), or `network` (anything else,
+   * often passing: a retry may succeed).
+   */
+  async check(): Promise<ApnsCheck> {
+    try {
+      await this.#connect().ready;
+      return { ok: true };
+    } catch (err) {
+      const error = err as Error & { code?: string };
+      const reason = describe(error);
+      if (UNTRUSTED_SERVER.test(error.code ?? '')) return { ok: false, kind: 'untrusted_server', reason };
+      if (isCertificateRefusal(error) || isClosedAtHandshake(error))
+        return { ok: false, kind: 'certificate_refused', reason };
+      return { ok: false, kind: 'network', reason };
+    }
   }
 
   async close(): Promise<void> {

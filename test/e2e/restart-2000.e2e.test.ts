@@ -1,21 +1,18 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+// kill -9 of `haishin serve` in the middle of a big distribution, and a restart on the same database.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateDemoPushIdentity } from '../src/apple/apns/pushcert.ts';
-import { freePort } from '../src/cli/net.ts';
-import { systemClock } from '../src/core/clock.ts';
-import { FakeApns } from '../src/sim/apns/server.ts';
-import { FakeAppMeta } from '../src/sim/appmeta/server.ts';
-import { SimDevice } from '../src/sim/device/device.ts';
-import { mapLimit, SimFleet } from '../src/sim/fleet.ts';
-import { FakeVppService } from '../src/sim/vpp/server.ts';
+import { freePort } from '../../src/cli/net.ts';
+import { startFakes } from '../../src/sim/fakes.ts';
+import type { Fakes } from '../../src/sim/fakes.ts';
+import { SimDevice } from '../../src/sim/device/device.ts';
+import { mapLimit, SimFleet } from '../../src/sim/fleet.ts';
+import { FakeVppService } from '../../src/sim/vpp/server.ts';
+import { startServe } from './support.ts';
+import type { HaishinProcess } from './support.ts';
 
-const repo = resolve(fileURLToPath(import.meta.url), '../..');
 const DEVICES = Number(process.env.HAISHIN_RESTART_DEVICES ?? 2000);
 const ADMIN = 'restart-admin-token-0123456789';
 const APP = {
@@ -27,29 +24,13 @@ const APP = {
 
 describe('durability', () => {
   const fleet = new SimFleet();
-  const vpp = new FakeVppService({ eventDelayMs: 30 });
-  const appMeta = new FakeAppMeta();
-  let fakeApns: FakeApns;
-  let child: ChildProcess | null = null;
+  let fakes: Fakes;
+  let serve: HaishinProcess | null = null;
   let dir: string;
   let port: number;
-  let childEnv: string;
+  let env: Record<string, string>;
 
-  function startChild(): Promise<ChildProcess> {
-    return new Promise((ready, fail) => {
-      const proc = spawn(process.execPath, ['--import', 'tsx', join(repo, 'test/support/child-server.ts')], {
-        cwd: repo,
-        env: { ...process.env, HAISHIN_CHILD: childEnv },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let out = '';
-      proc.stdout!.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('READY')) ready(proc);
-      });
-      proc.once('exit', (code) => fail(new Error(`child server exited early (${code})`)));
-    });
-  }
+  const startServer = async () => (await startServe(env)).proc;
 
   const api = async <T>(
     method: string,
@@ -66,33 +47,32 @@ describe('durability', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'haishin-restart-'));
-    const push = generateDemoPushIdentity(systemClock.now());
-    fakeApns = new FakeApns({ accept: [push.certPem], onPush: (token) => void fleet.wake(token) });
-    await fakeApns.listen();
-    appMeta.add({ ...APP, minimumOsVersion: '15.0', contentRating: '4+' });
-    port = await freePort();
-    childEnv = JSON.stringify({
-      db: `sqlite:${join(dir, 'haishin.db')}`,
-      port,
-      env: {
-        HAISHIN_ADMIN_TOKEN: ADMIN,
-        HAISHIN_VPP_URL: await vpp.listen(),
-        HAISHIN_APPMETA_URL: await appMeta.listen(),
-      },
-      apnsUrl: fakeApns.url,
-      apnsCa: fakeApns.caPem,
-      push: { ...push, notAfter: push.notAfter.toISOString() },
-      secretKey: 'restart-secret-key-0123456789',
+    fakes = await startFakes({
+      dir: join(dir, 'apple'),
+      vpp: { eventDelayMs: 30 },
+      apps: [{ ...APP, minimumOsVersion: '15.0', contentRating: '4+' }],
+      onPush: (token) => void fleet.wake(token),
     });
-    child = await startChild();
+    port = await freePort();
+    env = {
+      ...fakes.env,
+      HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
+      HAISHIN_DATA_DIR: join(dir, 'data'),
+      HAISHIN_LISTEN: `127.0.0.1:${port}`,
+      HAISHIN_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      HAISHIN_ADMIN_TOKEN: ADMIN,
+      HAISHIN_LOG_LEVEL: 'warn',
+      HAISHIN_DEVICE_KEY_TYPE: 'ec',
+      HAISHIN_PKCS12_ITERATIONS: '1',
+      HAISHIN_VERIFY_EVERY: '2s',
+    };
+    serve = await startServer();
   }, 60_000);
 
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    await serve?.kill('SIGKILL');
     await fleet.idle();
-    await fakeApns?.close();
-    await vpp.close();
-    await appMeta.close();
+    await fakes?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -108,8 +88,8 @@ describe('durability', () => {
         '教育委員会',
         new Date(Date.now() + 200 * 86_400_000),
       );
-      vpp.addToken({ sToken, orgName: '教育委員会', locationName: 'restart' });
-      vpp.addAsset(sToken, { adamId: APP.adamId, total: DEVICES + 10 });
+      fakes.vpp.addToken({ sToken, orgName: '教育委員会', locationName: 'restart' });
+      fakes.vpp.addAsset(sToken, { adamId: APP.adamId, total: DEVICES + 10 });
       const token = await api<{ id: string }>('POST', '/vpp-tokens', { groupId: root, sToken });
       expect(token.status).toBe(201);
       await api('PUT', `/groups/${root}/auto-assign-token`, { tokenId: token.body.id });
@@ -140,10 +120,9 @@ describe('durability', () => {
       }
       const before = await progress();
       expect(before.success ?? 0).toBeLessThan(DEVICES);
-      child!.kill('SIGKILL');
-      await new Promise((r) => child!.once('exit', r));
+      await serve!.kill('SIGKILL');
       await fleet.idle();
-      child = await startChild();
+      serve = await startServer();
 
       let counts: Record<string, number> = {};
       for (let i = 0; i < 2400; i++) {
@@ -152,7 +131,7 @@ describe('durability', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(counts).toEqual({ success: DEVICES });
-      const associated = vpp.submittedSerials('ASSOCIATE');
+      const associated = fakes.vpp.submittedSerials('ASSOCIATE');
       expect(new Set(associated).size).toBe(DEVICES);
       expect(associated.length).toBe(DEVICES);
 

@@ -3,10 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
-import { registerAdminApi } from './admin.ts';
-import { registerConsole } from './console.ts';
-import { registerVppNotify } from './vpp-notify.ts';
-import type { Apns } from '../apple/apns/client.ts';
+import { registerAdminApi } from '../api/admin.ts';
+import { registerConsole } from '../api/console.ts';
+import { registerVppNotify } from '../api/vpp-notify.ts';
+import type { ApnsClient, RetryPolicy } from '../apple/apns/client.ts';
+import type { PushIdentity } from '../apple/apns/pushcert.ts';
+import { ConfigError } from '../core/config.ts';
+import { apnsFromConfig, pushIdentityFromConfig } from './apple.ts';
+import { resolveSecretKey } from './secret.ts';
 import { DevicePusher } from '../engine/push.ts';
 import { VppTokens } from '../engine/vpp-tokens.ts';
 import { DEFAULT_TIMINGS, DistributionEngine } from '../engine/engine.ts';
@@ -37,80 +41,101 @@ const TOKEN_SYNC_EVERY_MS = 6 * 3_600_000;
 export const LISTEN_BACKLOG = 4096;
 
 export interface HaishinOptions {
+  /** Everything from the environment (HAISHIN_*): database, Apple's services, push certificate. */
   config: Config;
   clock: Clock;
-  /** HAISHIN_SECRET_KEY, already resolved (the CLI generates one into the data dir when unset). */
-  secretKey: string;
-  /** The push certificate's topic (its subject UID). */
-  pushTopic: string;
-  /**
-   * The push certificate actually loaded for APNs (a PushIdentity fits): GET /api/v1/status reports
-   * its expiry. Optional so embedders and tests that only know the topic still start.
-   */
-  pushCertificate?: { topic: string; notAfter: Date };
+  /** An observer of the MDM protocol besides the engine (the demo's progress, tests). */
   listener?: MdmListener;
-  /** The APNs client (real, or pointed at the fake in the demo and tests). */
-  apns?: Apns;
-  /** Pacing/sleep for the Apps and Books clients (tests speed them up). */
-  vppClientOptions?: VppTokensOptions['clientOptions'];
-  vppEventTiming?: VppTokensOptions['eventTiming'];
-  /** Overrides of the engine's internal timings (tests use milliseconds). */
-  engineTimings?: Partial<EngineTimings>;
-  /** Engine tick period; 0 disables the timer (tests drive `engine.tick()` themselves). */
-  engineTickMs?: number;
-  /** How often pending Apps and Books events are checked for a poll (the tracker decides what is due). */
-  vppTickMs?: number;
+  /** Faster clocks for the demo and tests; production runs with the defaults. */
+  tuning?: Tuning;
   /** Pino options or false; tests keep it quiet. */
   logger?: boolean | { level: string };
   /** The built admin console (default: dist/web of this checkout); null serves no console at all. */
   consoleDir?: string | null;
 }
 
+/** Internal periods that production leaves alone and the demo and tests shorten. */
+export interface Tuning {
+  /** Engine tick period; 0 disables the timer (tests drive `engine.tick()` themselves). */
+  engineTickMs?: number;
+  /** How often pending Apps and Books events are checked for a poll (the tracker decides what is due). */
+  vppTickMs?: number;
+  /** Overrides of the engine's internal timings (tests use milliseconds). */
+  engineTimings?: Partial<EngineTimings>;
+  /** Pacing/sleep for the Apps and Books clients. */
+  vppClientOptions?: VppTokensOptions['clientOptions'];
+  vppEventTiming?: VppTokensOptions['eventTiming'];
+  /** Retries of each push. */
+  apnsRetry?: RetryPolicy;
+}
+
 export interface Haishin {
   app: FastifyInstance;
+  config: Config;
   store: Store;
   mdm: MdmService;
   deviceCa: CertAndKey;
   profiles: EnrollmentProfiles;
-  pusher: DevicePusher | null;
+  /** The push certificate loaded from HAISHIN_APNS_CERT (its topic goes into enrollment profiles). */
+  push: PushIdentity;
+  apns: ApnsClient;
+  pusher: DevicePusher;
   tokens: VppTokens;
   engine: DistributionEngine;
   /** Job, distribution and device changes of this process (GET /api/v1/events). */
   events: EventBus;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;
-  /** Listens with a backlog for a fleet (see LISTEN_BACKLOG). */
-  listen(host: string, port: number): Promise<void>;
+  /** Listens on HAISHIN_LISTEN with a backlog for a fleet (see LISTEN_BACKLOG). */
+  listen(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Wires store, device CA, MDM protocol and HTTP routes — the composition root of the server. */
+/**
+ * The composition root: from configuration alone it builds the store, the device CA, the Apple
+ * clients (APNs with the push certificate, Apps and Books, app look-up), the engine and the HTTP
+ * routes. `haishin serve`, the demo and the tests all come through here; the demo and the tests
+ * differ only by the URLs they point at the fakes and by {@link Tuning}.
+ */
 export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
-  const store = await Store.open(o.config.db, o.clock.now());
+  const { config } = o;
+  // Configuration that cannot work stops the start before anything is opened.
+  // Against the wall clock, not o.clock: APNs judges the certificate in real time (tests run
+  // servers on manual clocks set in the past or future).
+  const push = pushIdentityFromConfig(config, new Date());
+  const secretKey = resolveSecretKey(config.secretKey, config.dataDir).key;
+  const apns = apnsFromConfig(config, push, o.clock, o.tuning?.apnsRetry);
+  let store: Store;
+  try {
+    store = await Store.open(config.db, o.clock.now());
+  } catch (err) {
+    await apns.close();
+    throw new ConfigError(`HAISHIN_DB=${redactUrl(config.db)}: ${(err as Error).message}`);
+  }
   const timers: NodeJS.Timeout[] = [];
   try {
-    const box = new SecretBox(o.secretKey);
+    const box = new SecretBox(secretKey);
     const deviceCa = await loadOrCreateDeviceCa(store, box, o.clock.now());
     const app = Fastify({
       logger: o.logger ?? false,
-      bodyLimit: o.config.maxBodyBytes,
+      bodyLimit: config.maxBodyBytes,
       // Unknown fields are a client mistake worth a 400, not something to drop silently.
       ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     });
-    const pusher = o.apns ? new DevicePusher({ store, apns: o.apns, clock: o.clock }) : null;
+    const pusher = new DevicePusher({ store, apns, clock: o.clock });
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
     const tokens = new VppTokens({
       store,
       clock: o.clock,
       box,
-      vppUrl: o.config.vppUrl,
-      publicUrl: o.config.publicUrl,
-      mdmInfo: { id: instanceId, name: 'haishin', metadata: o.config.publicUrl },
-      appMeta: new AppMetaClient({ baseUrl: o.config.appMetaUrl, clock: o.clock }),
+      vppUrl: config.vppUrl,
+      publicUrl: config.publicUrl,
+      mdmInfo: { id: instanceId, name: 'haishin', metadata: config.publicUrl },
+      appMeta: new AppMetaClient({ baseUrl: config.appMetaUrl, clock: o.clock }),
       onError: (err) => app.log.warn({ err }, 'Apps and Books background work failed'),
-      ...(o.vppClientOptions ? { clientOptions: o.vppClientOptions } : {}),
-      ...(o.vppEventTiming ? { eventTiming: o.vppEventTiming } : {}),
+      ...(o.tuning?.vppClientOptions ? { clientOptions: o.tuning.vppClientOptions } : {}),
+      ...(o.tuning?.vppEventTiming ? { eventTiming: o.tuning.vppEventTiming } : {}),
     });
     const events = new EventBus();
     const engine = new DistributionEngine({
@@ -121,33 +146,35 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       events,
       timings: {
         ...DEFAULT_TIMINGS,
-        pushTimeoutMs: o.config.timeouts.pushMs,
-        requestTimeoutMs: o.config.timeouts.requestMs,
-        sessionTimeoutMs: o.config.timeouts.sessionMs,
-        offlineAfterMs: o.config.offlineAfterMs,
-        unenrolledAfterMs: o.config.unenrolledAfterMs,
-        ...o.engineTimings,
+        verifyEveryMs: config.verifyEveryMs,
+        notNowRetryMs: config.notNowRetryMs,
+        pushTimeoutMs: config.timeouts.pushMs,
+        requestTimeoutMs: config.timeouts.requestMs,
+        sessionTimeoutMs: config.timeouts.sessionMs,
+        offlineAfterMs: config.offlineAfterMs,
+        unenrolledAfterMs: config.unenrolledAfterMs,
+        ...o.tuning?.engineTimings,
       },
     });
     const mdm = new MdmService({
       store: store.mdm,
       verifier: new MdmSignatureVerifier(deviceCa.certPem),
       clock: o.clock,
-      maxBodyBytes: o.config.maxBodyBytes,
+      maxBodyBytes: config.maxBodyBytes,
       listener: combineListeners(engine, o.listener),
     });
     const profiles = new EnrollmentProfiles({
       store,
       ca: deviceCa,
       clock: o.clock,
-      publicUrl: o.config.publicUrl,
-      topic: o.pushTopic,
-      deviceKeyBits: o.config.deviceKeyBits,
-      deviceKeyType: o.config.deviceKeyType,
-      pkcs12Iterations: o.config.pkcs12Iterations,
+      publicUrl: config.publicUrl,
+      topic: push.topic,
+      deviceKeyBits: config.deviceKeyBits,
+      deviceKeyType: config.deviceKeyType,
+      pkcs12Iterations: config.pkcs12Iterations,
     });
-    const generatedAdminToken = await ensureAdminToken(store, o.config.adminToken, o.clock.now());
-    await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: o.config.maxBodyBytes });
+    const generatedAdminToken = await ensureAdminToken(store, config.adminToken, o.clock.now());
+    await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: config.maxBodyBytes });
     app.get('/api/health', async () => ({ ok: true }));
     await registerAdminApi(app, {
       store,
@@ -158,11 +185,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       events,
       server: {
         instanceId,
-        pushTopic: o.pushTopic,
-        pushCertificate: o.pushCertificate
-          ? { topic: o.pushCertificate.topic, notAfter: o.pushCertificate.notAfter }
-          : null,
-        pushEnabled: o.apns !== undefined,
+        pushCertificate: { topic: push.topic, notAfter: push.notAfter },
         deviceCaPem: deviceCa.certPem,
       },
     });
@@ -175,35 +198,56 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       timer.unref();
       timers.push(timer);
     };
-    every(o.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick());
+    every(o.tuning?.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick());
     every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
-    if (o.engineTickMs !== 0) every(o.engineTickMs ?? 2_000, 'engine tick', () => engine.tick());
+    const engineTickMs = o.tuning?.engineTickMs ?? 2_000;
+    if (engineTickMs !== 0) every(engineTickMs, 'engine tick', () => engine.tick());
     return {
       app,
+      config,
       store,
       mdm,
       deviceCa,
       profiles,
+      push,
+      apns,
       pusher,
       tokens,
       engine,
       events,
       generatedAdminToken,
-      listen: async (host, port) => {
-        await app.listen({ host, port, backlog: LISTEN_BACKLOG });
+      listen: async () => {
+        const { host, port } = config.listen;
+        try {
+          await app.listen({ host, port, backlog: LISTEN_BACKLOG });
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL')
+            throw new ConfigError(
+              `HAISHIN_LISTEN=${host}:${port}: ${code === 'EADDRINUSE' ? 'the port is already in use (another haishin or another server?)' : code === 'EACCES' ? 'not allowed to listen there (ports below 1024 need privileges)' : 'no such address on this machine'}`,
+            );
+          throw err;
+        }
       },
       close: async () => {
         for (const t of timers) clearInterval(t);
         await app.close();
         await engine.close();
+        await apns.close();
         await store.close();
       },
     };
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await apns.close();
     await store.close();
     throw err;
   }
+}
+
+/** A database URL for messages: the password never goes to a log or a terminal. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]+):[^@]*@/, '$1:***@');
 }
 
 /** The MDM service has one listener; the engine and an optional observer (tests, demo) share it. */

@@ -1,0 +1,157 @@
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { startFakes } from '../sim/fakes.ts';
+import type { Fakes } from '../sim/fakes.ts';
+import { SCENARIO_APPS } from '../sim/scenario.ts';
+import { FakeVppService } from '../sim/vpp/server.ts';
+
+interface FakesCommandOptions {
+  dir: string;
+  control: string;
+  licences: string;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * `haishin fakes`: Apple's services as a process of their own — the fake APNs (HTTP/2 over TLS,
+ * its own CA), the fake Apps and Books API and the fake app look-up — so that `haishin serve` can
+ * be run against them exactly as in production. It writes the push certificate, its key, the
+ * CA and a VPP token into `--dir`, prints the HAISHIN_* variables to use, and answers a small
+ * control API (pushes as server-sent events for simulated devices, counters, failure injection).
+ */
+export async function runFakes(options: FakesCommandOptions): Promise<void> {
+  const dir = resolve(options.dir);
+  const licences = Number(options.licences);
+  if (!Number.isInteger(licences) || licences < 0) throw new Error('--licences must be a whole number ≥ 0');
+  const listeners = new Set<ServerResponse>();
+  const fakes = await startFakes({
+    dir,
+    apps: SCENARIO_APPS.map((app) => ({
+      adamId: app.adamId,
+      name: app.name,
+      bundleId: app.bundleId,
+      sizeBytes: app.sizeBytes,
+      minimumOsVersion: app.minimumOsVersion,
+      contentRating: app.contentRating,
+    })),
+    onPush: (token, pushMagic) => {
+      const event = `data: ${JSON.stringify({ token, pushMagic })}\n\n`;
+      for (const res of listeners) res.write(event);
+    },
+  });
+  const tokenFile = join(dir, 'school.vpptoken');
+  writeFileSync(tokenFile, addToken(fakes, 'school', licences, 365), { mode: 0o600 });
+
+  const control = http.createServer((req, res) => {
+    handleControl(fakes, listeners, req, res).catch((err: unknown) => {
+      if (!res.headersSent) json(res, 500, { error: (err as Error).message });
+    });
+  });
+  const colon = options.control.lastIndexOf(':');
+  await new Promise<void>((done, fail) => {
+    control.once('error', fail);
+    control.listen(Number(options.control.slice(colon + 1)), options.control.slice(0, colon), done);
+  });
+  const controlUrl = `http://127.0.0.1:${(control.address() as AddressInfo).port}/control`;
+  const summary = { env: fakes.env, control: controlUrl, tokenFile, topic: fakes.push.topic };
+  writeFileSync(join(dir, 'fakes.json'), JSON.stringify(summary, null, 2));
+  writeFileSync(
+    join(dir, 'fakes.env'),
+    Object.entries(fakes.env)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  );
+  console.log(`haishin fakes: Apple's services on 127.0.0.1 (push topic ${fakes.push.topic})`);
+  for (const [k, v] of Object.entries(fakes.env)) console.log(`export ${k}=${v}`);
+  console.log(`VPP token to register with haishin: ${tokenFile}`);
+  console.log(`control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats)`);
+  console.log('fakes ready');
+
+  const stop = async () => {
+    for (const res of listeners) res.end();
+    control.closeAllConnections();
+    control.close();
+    await fakes.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+/** A token with every scenario app, `licences` each; returns the .vpptoken file text. */
+function addToken(fakes: Fakes, name: string, licences: number, expiresInDays: number): string {
+  const sToken = FakeVppService.tokenFile(
+    `fakes-${name}-${Date.now()}`,
+    '教育委員会',
+    new Date(Date.now() + expiresInDays * DAY_MS),
+  );
+  fakes.vpp.addToken({ sToken, orgName: '教育委員会', locationName: name });
+  for (const app of SCENARIO_APPS) fakes.vpp.addAsset(sToken, { adamId: app.adamId, total: licences });
+  return sToken;
+}
+
+async function handleControl(
+  fakes: Fakes,
+  listeners: Set<ServerResponse>,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const route = `${req.method} ${new URL(req.url ?? '/', 'http://fakes').pathname}`;
+  switch (route) {
+    case 'GET /control/pushes': {
+      // Simulated devices wake on these, as real ones do on APNs's notification.
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      res.write(': pushes\n\n');
+      listeners.add(res);
+      req.on('close', () => listeners.delete(res));
+      return;
+    }
+    case 'GET /control/stats':
+      return json(res, 200, {
+        apns: fakes.apns.stats,
+        vpp: {
+          calls: fakes.vpp.callCounts(),
+          associate: fakes.vpp.submittedRequests('ASSOCIATE'),
+          disassociate: fakes.vpp.submittedRequests('DISASSOCIATE'),
+        },
+        appMeta: { calls: fakes.appMeta.calls },
+      });
+    case 'GET /control/catalog':
+      return json(res, 200, { apps: SCENARIO_APPS });
+    case 'POST /control/apns/fail': {
+      const body = (await readJson(req)) as { status?: unknown; reason?: unknown };
+      if (typeof body.status !== 'number' || typeof body.reason !== 'string')
+        return json(res, 400, { error: 'body must be {"status": <number>, "reason": "<APNs reason>"}' });
+      fakes.apns.failAll({ status: body.status, reason: body.reason });
+      return json(res, 200, { failing: { status: body.status, reason: body.reason } });
+    }
+    case 'POST /control/apns/clear':
+      fakes.apns.clearFailures();
+      return json(res, 200, { failing: null });
+    case 'POST /control/vpp/tokens': {
+      const body = (await readJson(req)) as { name?: unknown; licences?: unknown; expiresInDays?: unknown };
+      const name = typeof body.name === 'string' ? body.name : 'extra';
+      const licences = typeof body.licences === 'number' ? body.licences : 100;
+      const days = typeof body.expiresInDays === 'number' ? body.expiresInDays : 365;
+      return json(res, 201, { sToken: addToken(fakes, name, licences, days) });
+    }
+    default:
+      return json(res, 404, { error: `no such control route: ${route}` });
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text === '' ? {} : (JSON.parse(text) as unknown);
+}

@@ -1,0 +1,200 @@
+// The product as it ships: `node bin/haishin.js serve` and `node bin/haishin.js fakes` as child
+// processes configured only by environment variables and flags, and simulated iPads (in the test
+// process) that enroll from the link the server prints and wake on the fakes' pushes.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SimFleet } from '../../src/sim/fleet.ts';
+import { TERMINAL_STATUSES } from '../../src/core/jobs.ts';
+
+export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
+const BIN = join(REPO, 'bin/haishin.js');
+
+/** A haishin process with its output collected line by line. */
+export class HaishinProcess {
+  readonly child: ChildProcess;
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #waiters: (() => void)[] = [];
+
+  constructor(args: string[], env: Record<string, string>) {
+    // Only what a shell would give any program, plus the configuration: nothing leaks from the test.
+    const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8' };
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO,
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const collect = (into: string[]) => {
+      let partial = '';
+      return (chunk: Buffer) => {
+        const text = partial + chunk.toString('utf8');
+        const lines = text.split('\n');
+        partial = lines.pop() ?? '';
+        into.push(...lines);
+        for (const wake of this.#waiters.splice(0)) wake();
+      };
+    };
+    this.child.stdout!.on('data', collect(this.stdout));
+    this.child.stderr!.on('data', collect(this.stderr));
+    this.exited = new Promise((done) =>
+      this.child.once('exit', (code, signal) => {
+        for (const wake of this.#waiters.splice(0)) wake();
+        done({ code, signal });
+      }),
+    );
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The first stdout line matching `pattern`; fails when the process exits or time runs out. */
+  async waitForLine(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const line of this.stdout) {
+        const m = pattern.exec(line);
+        if (m) return m;
+      }
+      if (!this.running)
+        throw new Error(`process exited before printing ${pattern}:\n${this.stderr.join('\n')}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no line ${pattern} within ${timeoutMs} ms:\n${this.stderr.join('\n')}`);
+      await new Promise<void>((wake) => {
+        const timer = setTimeout(wake, Math.min(left, 500));
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          wake();
+        });
+      });
+    }
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.running) this.child.kill(signal);
+    await this.exited;
+  }
+}
+
+export interface FakesInfo {
+  env: Record<string, string>;
+  control: string;
+  tokenFile: string;
+  topic: string;
+}
+
+/** `haishin fakes --dir <dir>`: Apple's services in their own process. */
+export async function startFakesProcess(dir: string): Promise<{ proc: HaishinProcess; info: FakesInfo }> {
+  const proc = new HaishinProcess(['fakes', '--dir', dir], {});
+  await proc.waitForLine(/^fakes ready$/);
+  const info = JSON.parse(readFileSync(join(dir, 'fakes.json'), 'utf8')) as FakesInfo;
+  return { proc, info };
+}
+
+/** `haishin serve` configured by `env`; resolves once it printed its enrollment link. */
+export async function startServe(
+  env: Record<string, string>,
+): Promise<{ proc: HaishinProcess; enrollUrl: string }> {
+  const proc = new HaishinProcess(['serve'], env);
+  const [, enrollUrl] = await proc.waitForLine(/^enrollment link for the root group: (\S+)$/);
+  return { proc, enrollUrl: enrollUrl! };
+}
+
+/** Forwards the fake APNs's deliveries (server-sent events) to the simulated devices. */
+export async function relayPushes(control: string, fleet: SimFleet): Promise<{ close(): void }> {
+  const abort = new AbortController();
+  const res = await fetch(`${control}/pushes`, { signal: abort.signal });
+  if (!res.ok || !res.body) throw new Error(`push stream: HTTP ${res.status}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  void (async () => {
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (!event.startsWith('data: ')) continue;
+          const { token } = JSON.parse(event.slice(6)) as { token: string };
+          void fleet.wake(token);
+        }
+      }
+    } catch {
+      // Aborted at the end of the suite, or the fakes went away.
+    }
+  })();
+  return { close: () => abort.abort() };
+}
+
+export interface FakesStats {
+  apns: { requests: number; accepted: number };
+  vpp: {
+    calls: Record<string, number>;
+    associate: { eventId: string; serials: string[] }[];
+    disassociate: { eventId: string; serials: string[] }[];
+  };
+}
+
+export async function control<T = FakesStats>(url: string, method = 'GET', body?: unknown): Promise<T> {
+  const res = await fetch(url, {
+    method,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  });
+  if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+/** The REST API as an administrator's script would use it. */
+export function adminApi(baseUrl: string, token: string) {
+  return async <T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${baseUrl}/api/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  };
+}
+
+/** Polls (bounded) until `check` returns a value that is not undefined. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 120_000,
+  everyMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Counts per status once every job of the distribution is terminal. */
+export function settled(counts: Record<string, number>): Record<string, number> | undefined {
+  const terminal: ReadonlySet<string> = TERMINAL_STATUSES;
+  return Object.keys(counts).every((s) => terminal.has(s)) ? counts : undefined;
+}
