@@ -107,3 +107,43 @@ export class SimFleet {
     return new Promise((resolve) => this.#drained.push(resolve));
   }
 }
+
+/**
+ * Subscribes to the push stream of `haishin fakes` (`<control>/pushes`, server-sent events) and
+ * wakes the device of each pushed token, as APNs's delivery wakes a real iPad. `onEnd` is called
+ * when the stream ends other than by `close()` (the fakes stopped): devices no longer wake.
+ */
+export async function relayPushes(
+  control: string,
+  fleet: SimFleet,
+  onEnd?: (reason: string) => void,
+): Promise<{ close(): void }> {
+  const abort = new AbortController();
+  const res = await fetch(`${control}/pushes`, { signal: abort.signal });
+  if (!res.ok || !res.body) throw new Error(`push stream ${control}/pushes: HTTP ${res.status}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  void (async () => {
+    let buffer = '';
+    let reason = 'the stream ended';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (!event.startsWith('data: ')) continue;
+          const { token } = JSON.parse(event.slice(6)) as { token: string };
+          fleet.wake(token);
+        }
+      }
+    } catch (err) {
+      reason = err instanceof Error ? err.message : String(err);
+    }
+    if (!abort.signal.aborted) onEnd?.(reason);
+  })();
+  return { close: () => abort.abort() };
+}

@@ -8,19 +8,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
-import { mapLimit, SimFleet } from '../../src/sim/fleet.ts';
+import { mapLimit, relayPushes, SimFleet } from '../../src/sim/fleet.ts';
 import { SCENARIO_APPS } from '../../src/sim/scenario.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from '../support/pg.ts';
 import type { ThrowawayPostgres } from '../support/pg.ts';
-import {
-  adminApi,
-  control,
-  eventually,
-  relayPushes,
-  settled,
-  startFakesProcess,
-  startServe,
-} from './support.ts';
+import { adminApi, control, eventually, settled, startFakesProcess, startServe } from './support.ts';
 import type { FakesInfo, HaishinProcess } from './support.ts';
 
 if (!postgresAvailable) console.warn(`[serve.e2e.test] ${postgresSkipReason}`);

@@ -6,7 +6,6 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SimFleet } from '../../src/sim/fleet.ts';
 import { TERMINAL_STATUSES } from '../../src/core/jobs.ts';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -22,7 +21,11 @@ export class HaishinProcess {
 
   constructor(args: string[], env: Record<string, string>) {
     // Only what a shell would give any program, plus the configuration: nothing leaks from the test.
-    const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8' };
+    const base = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/root',
+      LANG: 'C.UTF-8',
+    };
     this.child = spawn(process.execPath, [BIN, ...args], {
       cwd: REPO,
       env: { ...base, ...env },
@@ -104,36 +107,6 @@ export async function startServe(
   return { proc, enrollUrl: enrollUrl! };
 }
 
-/** Forwards the fake APNs's deliveries (server-sent events) to the simulated devices. */
-export async function relayPushes(control: string, fleet: SimFleet): Promise<{ close(): void }> {
-  const abort = new AbortController();
-  const res = await fetch(`${control}/pushes`, { signal: abort.signal });
-  if (!res.ok || !res.body) throw new Error(`push stream: HTTP ${res.status}`);
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  void (async () => {
-    let buffer = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += decoder.decode(value, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const event = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          if (!event.startsWith('data: ')) continue;
-          const { token } = JSON.parse(event.slice(6)) as { token: string };
-          void fleet.wake(token);
-        }
-      }
-    } catch {
-      // Aborted at the end of the suite, or the fakes went away.
-    }
-  })();
-  return { close: () => abort.abort() };
-}
-
 export interface FakesStats {
   apns: { requests: number; accepted: number };
   vpp: {
@@ -146,7 +119,9 @@ export interface FakesStats {
 export async function control<T = FakesStats>(url: string, method = 'GET', body?: unknown): Promise<T> {
   const res = await fetch(url, {
     method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    ...(body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
   });
   if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
@@ -188,7 +163,8 @@ export async function eventually<T>(
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
