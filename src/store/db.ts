@@ -32,7 +32,7 @@ export function openDb(url: string): Db {
     const [path = '', query = ''] = url.slice('sqlite:'.length).split('?', 2);
     const synchronous = new URLSearchParams(query).get('synchronous') ?? 'normal';
     if (!['off', 'normal', 'full'].includes(synchronous))
-      throw new Error(`HAISHIN_DB "${url}": synchronous must be off, normal or full`);
+      throw new Error(`synchronous=${synchronous} must be off, normal or full`);
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const sqlite = new SqliteDatabase(path);
     sqlite.pragma('journal_mode = WAL');
@@ -53,7 +53,7 @@ export function openDb(url: string): Db {
     });
     return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
   }
-  throw new Error(`HAISHIN_DB "${url}" is not understood: use sqlite:<path> or postgres://user@host:port/db`);
+  throw new Error('not understood: use sqlite:<path> or postgres://user@host:port/db');
 }
 
 const STATEMENT_CACHE_SIZE = 256;

@@ -107,6 +107,47 @@ export async function startServe(
   return { proc, enrollUrl: enrollUrl! };
 }
 
+/**
+ * `haishin fleet <args>` (simulated iPads against a serve run with the fakes); resolves once every
+ * iPad has enrolled. `env` adds to the process's environment (e.g. NODE_EXTRA_CA_CERTS).
+ */
+export async function startFleet(args: string[], env: Record<string, string> = {}): Promise<HaishinProcess> {
+  const proc = new HaishinProcess(['fleet', ...args], env);
+  await proc.waitForLine(/^fleet ready: /, 120_000);
+  return proc;
+}
+
+/** A haishin command run to its end (killed after `timeoutMs`): exit status and output lines. */
+export async function runHaishin(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string[]; stderr: string[] }> {
+  const proc = new HaishinProcess(args, env);
+  let timer: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([
+    proc.exited,
+    new Promise<null>((done) => (timer = setTimeout(() => done(null), timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  if (exit === null) await proc.kill('SIGKILL');
+  return {
+    code: exit?.code ?? null,
+    stdout: proc.stdout.filter((l) => l.trim() !== ''),
+    stderr: proc.stderr.filter((l) => l.trim() !== ''),
+  };
+}
+
+/** KEY=value lines as `haishin fakes` writes them to fakes.env (what `set -a; . fakes.env` reads). */
+export function readEnvFile(file: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return env;
+}
+
 export interface FakesStats {
   apns: { requests: number; accepted: number };
   vpp: {

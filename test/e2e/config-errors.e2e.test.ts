@@ -1,0 +1,163 @@
+// Every configuration that cannot work stops `haishin serve` with a non-zero exit status and one
+// line naming the variable — never a server that starts and silently cannot push.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateDemoPushIdentity } from '../../src/apple/apns/pushcert.ts';
+import { freePort } from '../../src/cli/net.ts';
+import { FakeApns } from '../../src/sim/apns/server.ts';
+import { startFakes } from '../../src/sim/fakes.ts';
+import type { Fakes } from '../../src/sim/fakes.ts';
+import { HaishinProcess } from './support.ts';
+
+describe('haishin serve refuses configurations that cannot work', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'haishin-config-'));
+  let fakes: Fakes;
+  let refusingApns: FakeApns;
+  let busy: Server;
+  let busyPort: number;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    fakes = await startFakes({ dir: join(dir, 'apple') });
+    // An APNs that ends the TLS handshake for any certificate but one nobody has.
+    refusingApns = new FakeApns({
+      accept: [generateDemoPushIdentity(new Date()).certPem],
+      rejectAtTls: true,
+    });
+    await refusingApns.listen();
+    busy = createServer();
+    busyPort = await freePort();
+    await new Promise<void>((done) => busy.listen(busyPort, '127.0.0.1', done));
+    const other = generateDemoPushIdentity(new Date());
+    writeFileSync(join(dir, 'other.key'), other.keyPem);
+    writeFileSync(join(dir, 'other.pem'), other.certPem);
+    const expired = generateDemoPushIdentity(new Date(Date.now() - 400 * 86_400_000));
+    writeFileSync(join(dir, 'expired.pem'), expired.certPem);
+    writeFileSync(join(dir, 'expired.key'), expired.keyPem);
+    env = {
+      ...fakes.env,
+      HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
+      HAISHIN_DATA_DIR: join(dir, 'data'),
+      HAISHIN_LISTEN: `127.0.0.1:${await freePort()}`,
+      HAISHIN_ADMIN_TOKEN: 'config-admin-token-0123456789',
+    };
+  }, 60_000);
+
+  afterAll(async () => {
+    await fakes?.close();
+    await refusingApns?.close();
+    busy?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs serve with `change` applied (undefined removes a variable); its exit status and stderr lines. */
+  async function serveWith(change: Record<string, string | undefined>) {
+    const merged: Record<string, string> = { ...env };
+    for (const [k, v] of Object.entries(change)) {
+      if (v === undefined) delete merged[k];
+      else merged[k] = v;
+    }
+    const proc = new HaishinProcess(['serve'], merged);
+    const exit = await Promise.race([
+      proc.exited,
+      new Promise<null>((r) => setTimeout(() => r(null), 30_000)),
+    ]);
+    if (exit === null) await proc.kill('SIGKILL');
+    return {
+      code: exit?.code ?? null,
+      lines: proc.stderr.filter((l) => l.trim() !== ''),
+      stdout: proc.stdout.join('\n'),
+    };
+  }
+
+  const cases: [string, () => Record<string, string | undefined>, RegExp][] = [
+    ['no push certificate', () => ({ HAISHIN_APNS_CERT: undefined }), /HAISHIN_APNS_CERT is not set/],
+    ['no push key', () => ({ HAISHIN_APNS_KEY: undefined }), /HAISHIN_APNS_KEY is not set/],
+    [
+      'an unreadable push key',
+      () => ({ HAISHIN_APNS_KEY: join(dir, 'missing.key') }),
+      /HAISHIN_APNS_KEY=\S+missing\.key cannot be read/,
+    ],
+    [
+      'a key that does not belong to the certificate',
+      () => ({ HAISHIN_APNS_KEY: join(dir, 'other.key') }),
+      /HAISHIN_APNS_KEY does not belong to the certificate in HAISHIN_APNS_CERT/,
+    ],
+    [
+      'an expired push certificate',
+      () => ({ HAISHIN_APNS_CERT: join(dir, 'expired.pem'), HAISHIN_APNS_KEY: join(dir, 'expired.key') }),
+      /HAISHIN_APNS_CERT: the push certificate for topic \S+ expired on/,
+    ],
+    [
+      'an unreadable APNs CA',
+      () => ({ HAISHIN_APNS_CA: join(dir, 'missing-ca.pem') }),
+      /HAISHIN_APNS_CA=\S+ cannot be read/,
+    ],
+    [
+      'an APNs CA that does not match the APNs server',
+      () => ({ HAISHIN_APNS_CA: join(dir, 'other.pem') }),
+      /HAISHIN_APNS_CA: the APNs server at https:\/\/127\.0\.0\.1:\d+ presents a certificate that is not trusted/,
+    ],
+    [
+      'a push certificate APNs refuses',
+      () => ({ HAISHIN_APNS_URL: refusingApns.url, HAISHIN_APNS_CA: join(dir, 'apple', 'refusing-ca.pem') }),
+      /HAISHIN_APNS_CERT: APNs at https:\/\/127\.0\.0\.1:\d+ refused the push certificate/,
+    ],
+    [
+      'a database URL haishin does not understand',
+      () => ({ HAISHIN_DB: 'mysql://haishin@127.0.0.1/haishin' }),
+      /HAISHIN_DB=mysql:\/\/haishin@127\.0\.0\.1\/haishin: .*not understood/,
+    ],
+    [
+      'a SQLite file where no folder can be made',
+      () => ({ HAISHIN_DB: `sqlite:${join(dir, 'other.pem', 'haishin.db')}` }),
+      /HAISHIN_DB=sqlite:\S+other\.pem\/haishin\.db: E[A-Z]+: /,
+    ],
+    [
+      'a PostgreSQL server that does not answer (password kept out of the message)',
+      () => ({ HAISHIN_DB: `postgres://haishin:s3cret@127.0.0.1:${busyPort + 1}/haishin` }),
+      /HAISHIN_DB=postgres:\/\/haishin:\*\*\*@127\.0\.0\.1:\d+\/haishin: /,
+    ],
+    [
+      'a port in use',
+      () => ({ HAISHIN_LISTEN: `127.0.0.1:${busyPort}` }),
+      /HAISHIN_LISTEN=127\.0\.0\.1:\d+: the port is already in use/,
+    ],
+    ['a duration that is not one', () => ({ HAISHIN_PUSH_TIMEOUT: 'soon' }), /HAISHIN_PUSH_TIMEOUT/],
+    ['half a TLS pair', () => ({ HAISHIN_TLS_CERT: join(dir, 'other.pem') }), /HAISHIN_TLS_KEY is not set/],
+  ];
+
+  it.each(cases)(
+    '%s: exit status ≠ 0 and one line naming the variable',
+    { timeout: 60_000 },
+    async (_, change, line) => {
+      if (change().HAISHIN_APNS_CA?.endsWith('refusing-ca.pem'))
+        writeFileSync(join(dir, 'apple', 'refusing-ca.pem'), refusingApns.caPem);
+      const result = await serveWith(change());
+      expect(result.code).not.toBe(0);
+      expect(result.code).not.toBeNull();
+      expect(result.lines).toHaveLength(1);
+      expect(result.lines[0]).toMatch(/^haishin: /);
+      expect(result.lines[0]).toMatch(line);
+      expect(result.lines[0]).not.toContain('s3cret');
+      expect(result.stdout).not.toContain('listening');
+    },
+  );
+
+  it(
+    'the same environment without the fault starts and prints its enrollment link',
+    { timeout: 60_000 },
+    async () => {
+      const proc = new HaishinProcess(['serve'], env);
+      try {
+        await proc.waitForLine(/^enrollment link for the root group: http/);
+      } finally {
+        await proc.kill();
+      }
+    },
+  );
+});
