@@ -8,7 +8,8 @@ import type { Clock } from '../core/clock.ts';
 import { ConfigError } from '../core/config.ts';
 import type { Config } from '../core/config.ts';
 
-function readConfigured(path: string, variable: string): Buffer {
+/** A file a HAISHIN_* variable names; an unreadable one is a ConfigError naming the variable. */
+export function readConfigured(path: string, variable: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
@@ -32,9 +33,14 @@ export function pushIdentityFromConfig(config: Config, now: Date): PushIdentity 
     if (/\.(p12|pfx)$/i.test(certFile))
       return loadPushIdentity({ pkcs12: cert, password: config.apns.certPassword }, now);
     if (!keyFile)
-      throw new ConfigError('HAISHIN_APNS_KEY is not set: give the private key of the push certificate (PEM)');
+      throw new ConfigError(
+        'HAISHIN_APNS_KEY is not set: give the private key of the push certificate (PEM)',
+      );
     return loadPushIdentity(
-      { certPem: cert.toString('utf8'), keyPem: readConfigured(keyFile, 'HAISHIN_APNS_KEY').toString('utf8') },
+      {
+        certPem: cert.toString('utf8'),
+        keyPem: readConfigured(keyFile, 'HAISHIN_APNS_KEY').toString('utf8'),
+      },
       now,
     );
   } catch (err) {

@@ -11,6 +11,7 @@ import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { ConfigError } from '../core/config.ts';
 import { apnsFromConfig, pushIdentityFromConfig } from './apple.ts';
 import { resolveSecretKey } from './secret.ts';
+import { tlsFromConfig } from './tls.ts';
 import { DevicePusher } from '../engine/push.ts';
 import { VppTokens } from '../engine/vpp-tokens.ts';
 import { DEFAULT_TIMINGS, DistributionEngine } from '../engine/engine.ts';
@@ -104,6 +105,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   // servers on manual clocks set in the past or future).
   const push = pushIdentityFromConfig(config, new Date());
   const secretKey = resolveSecretKey(config.secretKey, config.dataDir).key;
+  const tls = tlsFromConfig(config, new Date());
   const apns = apnsFromConfig(config, push, o.clock, o.tuning?.apnsRetry);
   let store: Store;
   try {
@@ -116,12 +118,17 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   try {
     const box = new SecretBox(secretKey);
     const deviceCa = await loadOrCreateDeviceCa(store, box, o.clock.now());
-    const app = Fastify({
+    const fastifyOptions = {
       logger: o.logger ?? false,
       bodyLimit: config.maxBodyBytes,
       // Unknown fields are a client mistake worth a 400, not something to drop silently.
-      ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
-    });
+      ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' as const, useDefaults: true } },
+    };
+    // With HAISHIN_TLS_* the instance is typed over https.Server; routes, hooks and inject() are the
+    // same for both, so the rest of haishin keeps the plain FastifyInstance type.
+    const app = tls
+      ? (Fastify({ ...fastifyOptions, https: tls }) as unknown as FastifyInstance)
+      : Fastify(fastifyOptions);
     const pusher = new DevicePusher({ store, apns, clock: o.clock });
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());

@@ -30,20 +30,47 @@ export async function main(argv: string[]): Promise<void> {
     .option('--data <dir>', 'where the demo keeps its database', './data/demo')
     .option('--budget <duration>', 'stop by itself after this long (e.g. 90s); default: serve until Ctrl-C')
     .option('--lang <ja|en>', 'language of the summary (default from LANG)')
-    .action(async (options: { devices: string; reset?: boolean; data: string; budget?: string; lang?: string }) => {
-      const { runDemo } = await import('./demo.ts');
-      await runDemo(options);
-    });
+    .action(
+      async (options: { devices: string; reset?: boolean; data: string; budget?: string; lang?: string }) => {
+        const { runDemo } = await import('./demo.ts');
+        await runDemo(options);
+      },
+    );
 
   program
     .command('fakes')
-    .description("fake APNs, Apps and Books API and app look-up on 127.0.0.1, to run `haishin serve` against")
-    .option('--dir <dir>', 'where the push certificate, CA, VPP token and fakes.env are written', './data/fakes')
-    .option('--control <host:port>', 'address of the control API (pushes for simulated devices, counters)', '127.0.0.1:0')
+    .description('fake APNs, Apps and Books API and app look-up on 127.0.0.1, to run `haishin serve` against')
+    .option(
+      '--dir <dir>',
+      'where the push certificate, CA, VPP token and fakes.env are written',
+      './data/fakes',
+    )
+    .option(
+      '--control <host:port>',
+      'address of the control API (pushes for simulated devices, counters)',
+      '127.0.0.1:0',
+    )
     .option('--licences <n>', 'licences of each app on the VPP token written to the dir', '1000')
     .action(async (options: { dir: string; control: string; licences: string }) => {
       const { runFakes } = await import('./fakes.ts');
       await runFakes(options);
+    });
+
+  program
+    .command('fleet')
+    .description(
+      'simulated iPads that enroll in a `haishin serve` run against `haishin fakes`, and wake on its pushes',
+    )
+    .option(
+      '--fakes <dir>',
+      'the --dir of `haishin fakes` (its fakes.json names the control API)',
+      './data/fakes',
+    )
+    .requiredOption('--enroll <url>', 'the enrollment link `haishin serve` printed (…/mdm/enroll?group=…)')
+    .option('--devices <n>', 'number of simulated iPads (1 to 10000)', '10')
+    .action(async (options: { fakes: string; enroll: string; devices: string }) => {
+      const { runFleet } = await import('./fleet.ts');
+      await runFleet(options);
     });
 
   registerAdminCommands(program, langFromArgv(argv.slice(2)));

@@ -26,16 +26,18 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   const { push } = haishin;
   const root = await haishin.store.rootGroup();
   console.log(
-    `haishin listening on ${config.listen.host}:${config.listen.port} (public URL ${config.publicUrl})`,
+    `haishin listening on ${config.tls ? 'https' : 'http'}://${config.listen.host}:${config.listen.port} (public URL ${config.publicUrl})`,
   );
   console.log(`push topic ${push.topic}, certificate valid until ${push.notAfter.toISOString()}`);
   console.log(`enrollment link for the root group: ${config.publicUrl}/mdm/enroll?group=${root?.id}`);
   // A generated admin token is stored only hashed: this link is the one time it is shown.
   console.log(`admin console: ${consoleUrl(config.publicUrl, haishin.generatedAdminToken)}`);
   // After the start, so a configuration error stays the one line printed.
-  if (!config.publicUrl.startsWith('https://') && !config.tls) {
+  if (!config.publicUrl.startsWith('https://')) {
     console.warn(
-      `haishin: warning: HAISHIN_PUBLIC_URL=${config.publicUrl} is not https:// — Apple devices enroll only with an MDM server URL over HTTPS with a trusted certificate (put haishin behind a TLS reverse proxy, or set HAISHIN_TLS_CERT/HAISHIN_TLS_KEY)`,
+      config.tls
+        ? `haishin: warning: HAISHIN_PUBLIC_URL=${config.publicUrl} is not https:// although haishin serves HTTPS (HAISHIN_TLS_CERT) — enrollment profiles carry this URL; make it https://<the name in the certificate>`
+        : `haishin: warning: HAISHIN_PUBLIC_URL=${config.publicUrl} is not https:// — Apple devices enroll only with an MDM server URL over HTTPS with a trusted certificate (put haishin behind a TLS reverse proxy, or set HAISHIN_TLS_CERT/HAISHIN_TLS_KEY)`,
     );
   }
   const stop = async () => {
