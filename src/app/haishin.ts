@@ -6,6 +6,8 @@ import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from '../api/admin.ts';
 import { registerConsole } from '../api/console.ts';
 import { registerVppNotify } from '../api/vpp-notify.ts';
+import { registerOpsRoutes } from '../api/ops.ts';
+import { createMetrics } from './metrics.ts';
 import type { ApnsClient, RetryPolicy } from '../apple/apns/client.ts';
 import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { ConfigError } from '../core/config.ts';
@@ -13,6 +15,7 @@ import { apnsFromConfig, pushIdentityFromConfig } from './apple.ts';
 import { resolveSecretKey } from './secret.ts';
 import { tlsFromConfig } from './tls.ts';
 import { DevicePusher } from '../engine/push.ts';
+import type { Pusher } from '../engine/push.ts';
 import { VppTokens } from '../engine/vpp-tokens.ts';
 import { DEFAULT_TIMINGS, DistributionEngine } from '../engine/engine.ts';
 import { EventBus } from '../engine/events.ts';
@@ -80,7 +83,8 @@ export interface Haishin {
   /** The push certificate loaded from HAISHIN_APNS_CERT (its topic goes into enrollment profiles). */
   push: PushIdentity;
   apns: ApnsClient;
-  pusher: DevicePusher;
+  /** The DevicePusher, counted and logged per batch (src/app/metrics.ts). */
+  pusher: Pusher;
   tokens: VppTokens;
   engine: DistributionEngine;
   /** Job, distribution and device changes of this process (GET /api/v1/events). */
@@ -129,7 +133,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const app = tls
       ? (Fastify({ ...fastifyOptions, https: tls }) as unknown as FastifyInstance)
       : Fastify(fastifyOptions);
-    const pusher = new DevicePusher({ store, apns, clock: o.clock });
+    const metrics = createMetrics({ log: app.log, queueDepth: () => store.queueDepth() });
+    const pusher = metrics.observePusher(new DevicePusher({ store, apns, clock: o.clock }));
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
     const tokens = new VppTokens({
@@ -141,10 +146,11 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       mdmInfo: { id: instanceId, name: 'haishin', metadata: config.publicUrl },
       appMeta: new AppMetaClient({ baseUrl: config.appMetaUrl, clock: o.clock }),
       onError: (err) => app.log.warn({ err }, 'Apps and Books background work failed'),
-      ...(o.tuning?.vppClientOptions ? { clientOptions: o.tuning.vppClientOptions } : {}),
+      clientOptions: { ...o.tuning?.vppClientOptions, onCall: (call) => metrics.vppCall(call) },
       ...(o.tuning?.vppEventTiming ? { eventTiming: o.tuning.vppEventTiming } : {}),
     });
     const events = new EventBus();
+    metrics.watch(events);
     const engine = new DistributionEngine({
       store,
       clock: o.clock,
@@ -181,8 +187,12 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       pkcs12Iterations: config.pkcs12Iterations,
     });
     const generatedAdminToken = await ensureAdminToken(store, config.adminToken, o.clock.now());
-    await registerMdmRoutes(app, { service: mdm, profiles, maxBodyBytes: config.maxBodyBytes });
-    app.get('/api/health', async () => ({ ok: true }));
+    await registerMdmRoutes(app, {
+      service: metrics.observeMdm(mdm),
+      profiles,
+      maxBodyBytes: config.maxBodyBytes,
+    });
+    await registerOpsRoutes(app, { metrics, metricsToken: config.metricsToken, ping: () => store.ping() });
     await registerAdminApi(app, {
       store,
       clock: o.clock,

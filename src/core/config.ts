@@ -7,6 +7,8 @@ export interface Config {
   listen: { host: string; port: number };
   publicUrl: string;
   adminToken: string | null;
+  /** HAISHIN_METRICS_TOKEN: the bearer GET /metrics asks for; null serves it to anyone (decision 0016). */
+  metricsToken: string | null;
   secretKey: string | null;
   apns: {
     url: string;
@@ -90,6 +92,7 @@ export function parseConfig(env: Env): Config {
     listen: { host: listenText.slice(0, colon).replace(/^\[|\]$/g, ''), port },
     publicUrl,
     adminToken: optional('HAISHIN_ADMIN_TOKEN'),
+    metricsToken: optional('HAISHIN_METRICS_TOKEN'),
     secretKey: optional('HAISHIN_SECRET_KEY'),
     apns: {
       url: get('HAISHIN_APNS_URL', 'https://api.push.apple.com'),

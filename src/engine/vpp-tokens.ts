@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { VppClient } from '../apple/vpp/client.ts';
+import type { VppCallObserver } from '../apple/vpp/client.ts';
 import { VppError } from '../apple/vpp/errors.ts';
 import { VppEventTracker } from '../apple/vpp/events.ts';
 import type { VppEventOutcome } from '../apple/vpp/events.ts';
@@ -34,6 +35,8 @@ export interface VppTokensOptions {
     sleep?: (ms: number) => Promise<void>;
     pacing?: { perSecond?: number; burst?: number } | false;
     maxRetries?: number;
+    /** Every HTTP request of every token's client, as it ends (metrics and logs). */
+    onCall?: VppCallObserver;
   };
   /** Poll-fallback intervals of the event trackers (DESIGN §6 defaults: 5 min, 30 s, 10 min). */
   eventTiming?: { pollAfterMs?: number; pollEveryMs?: number; resubmitAfterMs?: number };

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { UnknownGroupError } from './enroll.ts';
 import type { EnrollmentProfiles } from './enroll.ts';
-import type { MdmService } from './service.ts';
+import type { MdmHandler } from './service.ts';
 
 export interface MdmRouteOptions {
-  service: MdmService;
+  service: MdmHandler;
   profiles: EnrollmentProfiles;
   maxBodyBytes: number;
 }
@@ -43,11 +43,9 @@ export async function registerMdmRoutes(app: FastifyInstance, o: MdmRouteOptions
   app.get<{ Querystring: { group?: string } }>('/mdm/enroll', async (req, reply) => {
     const groupId = req.query.group;
     if (!groupId) {
-      return reply
-        .code(400)
-        .send({
-          error: { code: 'enroll.group_missing', message: 'add ?group=<groupId> to the enrollment link' },
-        });
+      return reply.code(400).send({
+        error: { code: 'enroll.group_missing', message: 'add ?group=<groupId> to the enrollment link' },
+      });
     }
     try {
       const { body } = await o.profiles.profileFor(groupId);

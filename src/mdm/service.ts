@@ -25,6 +25,20 @@ export interface MdmResponse {
   /** Why a request was refused or what was sent, for the log. */
   note: string;
   contentType?: string;
+  /**
+   * The message's MessageType (check-in) or Status (command report) as the device sent it; null
+   * when the body was not read that far (bad signature, unreadable plist). For metrics and logs.
+   */
+  messageType?: string | null;
+}
+
+/** What the HTTP routes need of the service (metrics wrap it, see src/app/metrics.ts). */
+export interface MdmHandler {
+  handle(
+    endpoint: 'checkin' | 'connect',
+    body: Uint8Array,
+    signature: string | undefined,
+  ): Promise<MdmResponse>;
 }
 
 /** Shared iPad user channels use this fixed UserID (DESIGN §6). */
@@ -55,7 +69,7 @@ export interface MdmServiceOptions {
  * The check-in and command channels of Apple's MDM protocol, independent of HTTP.
  * Every refusal is a 400: a 401 would make an enrolled device unenroll itself.
  */
-export class MdmService {
+export class MdmService implements MdmHandler {
   readonly #o: MdmServiceOptions;
 
   constructor(options: MdmServiceOptions) {
@@ -68,6 +82,7 @@ export class MdmService {
     body: Uint8Array,
     signature: string | undefined,
   ): Promise<MdmResponse> {
+    let messageType: string | null = null;
     try {
       const at = this.#o.clock.now();
       const check = this.#o.verifier.verify(body, signature, at);
@@ -75,14 +90,16 @@ export class MdmService {
       const message = this.#parse(body);
       const raw = Buffer.from(body).toString('utf8');
       if (typeof message.MessageType === 'string') {
-        return await this.#checkin(message, raw, check.fingerprintSha256, at);
+        messageType = message.MessageType;
+        return { ...(await this.#checkin(message, raw, check.fingerprintSha256, at)), messageType };
       }
       if (typeof message.Status === 'string') {
-        return await this.#report(message, raw, check.fingerprintSha256, at, endpoint);
+        messageType = message.Status;
+        return { ...(await this.#report(message, raw, check.fingerprintSha256, at, endpoint)), messageType };
       }
       throw new Refusal('the plist has neither MessageType nor Status');
     } catch (err) {
-      if (err instanceof Refusal) return { status: 400, body: '', note: err.message };
+      if (err instanceof Refusal) return { status: 400, body: '', note: err.message, messageType };
       throw err;
     }
   }

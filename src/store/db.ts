@@ -25,6 +25,10 @@ pg.types.setTypeParser(20, (value: string) => Number(value));
 export function openDb(url: string): Db {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle connection that breaks (PostgreSQL restarted, network cut) is an 'error' event on the
+    // pool; unhandled, it would end the process. The pool drops that connection by itself and the
+    // next query connects anew or fails with its own error (GET /api/ready then answers 503).
+    pool.on('error', () => {});
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { kysely, dialect: 'postgres', close: () => kysely.destroy() };
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { migrate, openDb } from './db.ts';
 import type { Db } from './db.ts';
@@ -141,6 +142,20 @@ export class Store {
 
   getDeviceByUdid(udid: string): Promise<DeviceRow | undefined> {
     return this.#k.selectFrom('devices').selectAll().where('udid', '=', udid).executeTakeFirst();
+  }
+
+  /** A trivial round trip: resolves when the database answers (readiness). */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.#k);
+  }
+
+  /** Commands owed to devices, every channel together (one index count: cheap enough for each scrape). */
+  async queueDepth(): Promise<number> {
+    const row = await this.#k
+      .selectFrom('command_queue')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   async queueLength(enrollmentId: string): Promise<number> {

@@ -223,5 +223,29 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         }
       },
     );
+
+    it('GET /metrics of the serve process counts its pushes and check-ins (Prometheus text, no auth by default)', async () => {
+      const res = await fetch(`${baseUrl}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      // Counters since the restart above: that process pushed (the 403s of the test before included)
+      // and took command reports.
+      const sum = (pattern: RegExp) =>
+        text
+          .split('\n')
+          .filter((line) => pattern.test(line))
+          .reduce((n, line) => n + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+      expect(sum(/^haishin_pushes_total\{outcome="sent"\} /)).toBeGreaterThan(0);
+      expect(sum(/^haishin_pushes_total\{outcome="certificate_problem"\} /)).toBeGreaterThan(0);
+      const acknowledged = /^haishin_mdm_messages_total\{type="Acknowledged",outcome="accepted"\} /;
+      expect(sum(acknowledged)).toBeGreaterThan(0);
+      expect(sum(/^haishin_job_transitions_total\{status="success"\} /)).toBeGreaterThan(0);
+      expect(text).toMatch(
+        /^haishin_apple_vpp_requests_total\{endpoint="[^"]+",status="200",outcome="ok"\} [1-9]/m,
+      );
+      expect(text).toMatch(/^haishin_mdm_queue_commands \d+$/m);
+      expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    });
   });
 }

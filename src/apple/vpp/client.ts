@@ -1,5 +1,6 @@
 import type { Clock } from '../../core/clock.ts';
 import { VppError, isRetryableKind, isTokenKind } from './errors.ts';
+import type { VppErrorKind } from './errors.ts';
 import { RateLimiter, realSleep } from './limiter.ts';
 import type { Sleep } from './limiter.ts';
 import {
@@ -60,7 +61,28 @@ export interface VppClientOptions {
   requestTimeoutMs?: number;
   /** In [0, 1): the jitter source. */
   random?: () => number;
+  /** Told about every HTTP request as it ends (metrics, logs); what it throws is ignored. */
+  onCall?: VppCallObserver;
 }
+
+/**
+ * One HTTP request to the Apps and Books API as it ended (each retry is its own request). It
+ * carries no token, no query and no body: safe to count and to log.
+ */
+export interface VppCallRecord {
+  /** Method and path without the query, e.g. `POST assets/associate`. */
+  endpoint: string;
+  /** The HTTP status; 0 when no answer came (network error, timeout). */
+  status: number;
+  /** Wall-clock time from sending the request to reading the whole answer. */
+  durationMs: number;
+  /** 1 for the first request of a call, 2… for its retries. */
+  attempt: number;
+  /** Set when the request ended in an error (also an HTTP 200 carrying Apple's errorNumber). */
+  error?: { kind: VppErrorKind; errorNumber: number | null };
+}
+
+export type VppCallObserver = (call: VppCallRecord) => void;
 
 export interface AssignmentsFilter {
   adamId?: string;
@@ -143,6 +165,7 @@ export class VppClient {
   readonly #limiter: RateLimiter | null;
   readonly #fixedRate: boolean;
   readonly #headroom: number;
+  readonly #onCall: VppCallObserver | null;
 
   #serviceConfig: { value: VppServiceConfig; at: number } | null = null;
   #serviceConfigInFlight: Promise<VppServiceConfig> | null = null;
@@ -165,6 +188,7 @@ export class VppClient {
     this.#maxRetryAfterMs = options.maxRetryAfterMs ?? 120_000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.#random = options.random ?? Math.random;
+    this.#onCall = options.onCall ?? null;
     const headroom = options.pacing ? options.pacing.headroom : undefined;
     this.#headroom = headroom !== undefined && headroom > 0 && headroom <= 1 ? headroom : 0.9;
     if (options.pacing === false) {
@@ -485,6 +509,7 @@ export class VppClient {
       if (attempt > 1) this.#stats.retries++;
 
       let error: VppError;
+      const started = performance.now();
       try {
         const res = await this.#fetch(url, {
           method,
@@ -494,6 +519,7 @@ export class VppClient {
         });
         const text = await res.text();
         const outcome = this.#examine(endpoint, res.status, text, res.headers.get('retry-after'), attempt);
+        this.#observe(endpoint, res.status, started, attempt, outcome instanceof VppError ? outcome : null);
         if (!(outcome instanceof VppError)) return outcome;
         error = outcome;
       } catch (err) {
@@ -505,6 +531,7 @@ export class VppClient {
           attempts: attempt,
           errorMessage: `no answer: ${(err as Error).message}`,
         });
+        this.#observe(endpoint, 0, started, attempt, error);
       }
 
       if (!isRetryableKind(error.kind) || attempt > this.#maxRetries) throw error;
@@ -516,6 +543,21 @@ export class VppClient {
         wait = this.#backoffMs(attempt);
       }
       if (wait > 0) await this.#sleep(wait);
+    }
+  }
+
+  #observe(endpoint: string, status: number, started: number, attempt: number, error: VppError | null): void {
+    if (!this.#onCall) return;
+    try {
+      this.#onCall({
+        endpoint,
+        status,
+        durationMs: performance.now() - started,
+        attempt,
+        ...(error ? { error: { kind: error.kind, errorNumber: error.errorNumber ?? null } } : {}),
+      });
+    } catch {
+      // An observer's failure is its own; the call goes on.
     }
   }
 
