@@ -36,7 +36,7 @@ export function openDb(url: string): Db {
     const [path = '', query = ''] = url.slice('sqlite:'.length).split('?', 2);
     const synchronous = new URLSearchParams(query).get('synchronous') ?? 'normal';
     if (!['off', 'normal', 'full'].includes(synchronous))
-      throw new Error(`synchronous=${synchronous} must be off, normal or full`);
+      throw new Error(`synchronous must be off, normal or full (not "${synchronous}")`);
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const sqlite = new SqliteDatabase(path);
     sqlite.pragma('journal_mode = WAL');
