@@ -206,6 +206,31 @@ describe("the simulated iPad's answers match each command's responsekeys", () =>
     expect(responseProblems(answer, 'InstallApplication', contextOf(IPAD_SPEC))).toBe('');
   });
 
+  it('an install that waits for Wi-Fi (cellular iPad, app over the limit): Installing and DownloadWaiting', async () => {
+    const spec: SimDeviceSpec = { ...IPAD_SPEC, wifi: false, installedApps: [] };
+    const { device: d, sent } = await device(spec);
+    const context = contextOf(spec);
+    // A cellular iPad says it has a modem when it enrolls.
+    expect(await d.authenticate()).toBe(200);
+    expect(lastSent(sent).IMEI).toMatch(/^\d{15}$/);
+    expect(
+      formatProblems(validateDict(lastSent(sent), checkinSchema('Authenticate').payloadkeys, context)),
+    ).toBe('');
+    const install = report(d, COMMANDS.InstallApplication(UUID));
+    expect(install.Status).toBe('Acknowledged');
+    const managed = report(d, COMMANDS.ManagedApplicationList(UUID));
+    expect((managed.ManagedApplicationList as PlistDict)[NUMBERS.bundleId]).toMatchObject({
+      Status: 'Installing',
+    });
+    expect(responseProblems(managed, 'ManagedApplicationList', context)).toBe('');
+    const installed = report(d, COMMANDS.InstalledApplicationList(UUID));
+    const item = (installed.InstalledApplicationList as PlistDict[]).find(
+      (a) => a.Identifier === NUMBERS.bundleId,
+    );
+    expect(item).toMatchObject({ Installing: true, DownloadWaiting: true });
+    expect(responseProblems(installed, 'InstalledApplicationList', context)).toBe('');
+  });
+
   it('NotNow, CommandFormatError and Idle carry only envelope keys', async () => {
     const { device: d, sent } = await device(SHARED_SPEC);
     const context = contextOf(SHARED_SPEC);

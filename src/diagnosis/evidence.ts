@@ -118,6 +118,10 @@ export interface InstalledApp {
   bundleId: string;
   /** Managed by haishin (ManagedApplicationList), or unknown. */
   managed?: boolean | null;
+  /** InstalledApplicationList `Installing`: still downloading, not installed yet. */
+  installing?: boolean | null;
+  /** InstalledApplicationList `DownloadWaiting`: accepted, waiting to start its download. */
+  downloadWaiting?: boolean | null;
 }
 
 export interface DeviceFacts {
@@ -133,7 +137,10 @@ export interface DeviceFacts {
   availableCapacityGb?: number | null;
   isSharedIPad?: boolean | null;
   loggedInUsers?: number | null;
-  /** The device is using a cellular data connection. */
+  /**
+   * The device has a cellular data connection (a modem: CellularTechnology other than 0, or an
+   * IMEI / MEID at enrolment). Whether it is on Wi-Fi at the moment is `onWifi`.
+   */
   cellular?: boolean | null;
   onWifi?: boolean | null;
   /** haishin's own signs that a backup of another device was restored onto this one. */

@@ -133,6 +133,31 @@ function deviceFresh(e: Evidence): boolean {
   return s !== undefined && s <= thresholds(e).offlineAfterMs;
 }
 
+/**
+ * The device contacted haishin after the last push (an Idle poll, a NotNow, any answer): by that
+ * evidence it is on and on a network, whatever happened to the job. A push younger than the grace
+ * counts as not yet due when the device answered this job; a silence past the offline threshold
+ * is silence. Returns the facts that show it, or null when they do not.
+ */
+export function answeredSinceLastPush(e: Evidence): EvidenceItem[] | null {
+  const seen = e.device?.lastSeenAt;
+  if (!seen || !deviceFresh(e)) return null;
+  const pushed = e.push?.lastPushAt ?? null;
+  const j = e.job;
+  const answeredJob =
+    !!j && (!!j.commandSentAt || !!j.ackAt || (j.notNowCount ?? 0) > 0 || (j.errorChain?.length ?? 0) > 0);
+  const seenFact = fact('device.lastSeenAt', seen, 'checkin');
+  if (pushed && seen.getTime() >= pushed.getTime())
+    return [seenFact, fact('push.lastPushAt', pushed, 'apns')];
+  const pushDue =
+    pushed !== null && (j?.status === 'push_timeout' || e.now.getTime() - pushed.getTime() > PUSH_GRACE_MS);
+  if (!answeredJob || pushDue) return null;
+  const ev = [seenFact];
+  if ((j?.notNowCount ?? 0) > 0) ev.push(fact('job.notNowCount', j!.notNowCount!, 'job'));
+  else if (j?.commandSentAt) ev.push(fact('job.commandSentAt', j.commandSentAt, 'job'));
+  return ev;
+}
+
 function versionParts(v: string): number[] {
   return v
     .split(/[^\d]+/)
@@ -754,6 +779,60 @@ export const storageRule: Rule = (e) => {
   return [];
 };
 
+/**
+ * The device accepted the install, then ManagedApplicationList said `Failed`: no code says why
+ * (DESIGN §6). Too little free space and an OS below the app's minimum are the App Store's own
+ * checks; the device's facts decide between them, and when they are missing both stay candidates
+ * (the engine then asks the device). Nothing in the facts that explains it: an unknown device error.
+ */
+export const installFailedRule: Rule = (e) => {
+  if (!(e.job?.managedAppStatusesSeen ?? []).includes('Failed')) return [];
+  const failed = fact('managedApp.status', 'Failed', 'managed_application_list');
+  const out: RuleHit[] = [];
+  const size = e.app?.sizeBytes;
+  const gb = e.device?.availableCapacityGb;
+  const sizeFact = typeof size === 'number' ? [fact('app.sizeBytes', size, 'app_metadata')] : [];
+  const storageKnown = typeof size === 'number' && size > 0 && typeof gb === 'number';
+  let explained = false;
+  if (!storageKnown) {
+    out.push(hit('device.storage_insufficient', 'possible', failed, ...sizeFact));
+  } else if (gb * BYTES_PER_GB < size * STORAGE_MARGIN) {
+    // Tight space and a failed install: the download or its unpacking did not fit.
+    out.push(
+      hit(
+        'device.storage_insufficient',
+        'confirmed',
+        failed,
+        fact('device.availableCapacityGb', gb, 'device_information'),
+        ...sizeFact,
+      ),
+    );
+    explained = true;
+  }
+  const minimum = e.app?.minimumOsVersion;
+  const os = e.device?.osVersion;
+  if (!minimum || !os) {
+    const known = minimum ? [fact('app.minimumOsVersion', minimum, 'app_metadata')] : [];
+    out.push(hit('app.requirements_unmet', 'possible', failed, ...known));
+  } else if (compareVersions(os, minimum) < 0) {
+    out.push(
+      hit(
+        'app.requirements_unmet',
+        'confirmed',
+        failed,
+        fact('app.minimumOsVersion', minimum, 'app_metadata'),
+        fact('device.osVersion', os, 'device_information'),
+      ),
+    );
+    explained = true;
+  }
+  if (!explained) {
+    const ruledOut = storageKnown && !!minimum && !!os;
+    out.push(hit('device.error_unknown', ruledOut ? 'likely' : 'possible', failed));
+  }
+  return out;
+};
+
 /** Large apps wait for Wi-Fi: ≥ 200 MB on iOS 13+, ≥ 150 MB before (DESIGN §4). */
 export const wifiSizeRule: Rule = (e) => {
   const size = e.app?.sizeBytes;
@@ -763,10 +842,12 @@ export const wifiSizeRule: Rule = (e) => {
   const limit =
     major === null ? CELLULAR_LIMIT_OLDER : major >= 13 ? CELLULAR_LIMIT_IOS13 : CELLULAR_LIMIT_OLDER;
   if (size < limit) return [];
+  // The device took the install and then did not download it: what one waiting for Wi-Fi does.
+  const waiting = downloadWaitingFacts(e);
   let confidence: Confidence;
   if (d.onWifi === false && d.cellular === true) confidence = 'confirmed';
   else if (d.onWifi === false) confidence = 'likely';
-  else if (d.cellular === true) confidence = 'possible';
+  else if (d.cellular === true) confidence = waiting.length > 0 ? 'likely' : 'possible';
   else return [];
   // With the OS unknown only the lower limit is certain; a size between the two limits may pass.
   if (major === null && size < CELLULAR_LIMIT_IOS13) confidence = weaker(confidence);
@@ -776,8 +857,32 @@ export const wifiSizeRule: Rule = (e) => {
   ];
   if (d.onWifi === false) ev.push(fact('device.onWifi', false, 'device_information'));
   if (d.osVersion) ev.push(fact('device.osVersion', d.osVersion, 'device_information'));
-  return [hit('network.wifi_required_for_size', confidence, ...ev)];
+  return [hit('network.wifi_required_for_size', confidence, ...ev, ...waiting)];
 };
+
+/** Statuses of an install the device accepted but has not downloaded yet. */
+const NOT_DOWNLOADED = new Set(['Queued', 'Installing']);
+
+/**
+ * Signs that the accepted install sits undownloaded: InstalledApplicationList says
+ * `DownloadWaiting` (or `Installing`) for the app, or a job that did not finish last saw the app
+ * `Installing` / `Queued` in ManagedApplicationList.
+ */
+function downloadWaitingFacts(e: Evidence): EvidenceItem[] {
+  const j = e.job;
+  if (!j?.status || j.status === 'success') return [];
+  const out: EvidenceItem[] = [];
+  const bundle = e.app?.bundleId;
+  const copy = bundle ? e.device?.installedApps?.find((a) => a.bundleId === bundle) : undefined;
+  if (copy?.downloadWaiting === true)
+    out.push(fact('installedApp.downloadWaiting', true, 'installed_application_list'));
+  else if (copy?.installing === true)
+    out.push(fact('installedApp.installing', true, 'installed_application_list'));
+  const last = j.managedAppStatusesSeen?.at(-1);
+  if (last && NOT_DOWNLOADED.has(last) && (j.ackAt || HANDED_OVER.has(j.status)))
+    out.push(fact('managedApp.lastStatus', last, 'managed_application_list'));
+  return out;
+}
 
 /** Minimum OS, device family, Apple Account. */
 export const requirementsRule: Rule = (e) => {
@@ -900,7 +1005,14 @@ export const appPolicyRule: Rule = (e) => {
 /** A Shared iPad installs only while nobody is logged in (DESIGN §4). */
 export const sharedIpadRule: Rule = (e) => {
   const d = e.device;
-  if (d?.isSharedIPad !== true) return [];
+  if (d?.isSharedIPad === false) return [];
+  if (d?.isSharedIPad !== true) {
+    // Not known to be a Shared iPad yet (no DeviceInformation): deferring an install is what one in use does.
+    const deferred = e.job?.notNowCount ?? 0;
+    return deferred > 0
+      ? [hit('shared_ipad.users_logged_in', 'possible', fact('job.notNowCount', deferred, 'job'))]
+      : [];
+  }
   const shared = fact('device.isSharedIPad', true, 'device_information');
   if (typeof d.loggedInUsers === 'number' && d.loggedInUsers > 0) {
     return [
@@ -1093,6 +1205,7 @@ export const RULES: readonly NamedRule[] = [
   { name: 'reachability', installOnly: false, run: reachabilityRule },
   { name: 'stalled_install', installOnly: true, run: stalledInstallRule },
   { name: 'storage', installOnly: true, run: storageRule },
+  { name: 'install_failed', installOnly: true, run: installFailedRule },
   { name: 'wifi_size', installOnly: true, run: wifiSizeRule },
   { name: 'requirements', installOnly: true, run: requirementsRule },
   { name: 'content_rating', installOnly: true, run: contentRatingRule },
@@ -1174,6 +1287,9 @@ export function fallbackHits(e: Evidence): RuleHit[] {
   if (status === 'license_assigning') return [hit('device.store_transient', 'possible', statusFact)];
   const acked = j.ackAt !== undefined && j.ackAt !== null;
   if (NOT_HANDED_OVER.has(status) || (status === 'request_timeout' && !acked)) {
+    // It answered after the push, so it is on: the guide's last resort, not "offline".
+    const answered = answeredSinceLastPush(e);
+    if (answered) return [hit('device.error_unknown', 'possible', statusFact, ...answered)];
     return [
       hit('device.powered_off_or_offline', 'possible', statusFact),
       hit('network.inactive', 'possible', statusFact),
@@ -1188,6 +1304,20 @@ export function fallbackHits(e: Evidence): RuleHit[] {
   }
   // device_error without a chain, server_error, cancelled: the guide's last resort.
   return [hit('device.error_unknown', 'possible', statusFact)];
+}
+
+/**
+ * A device that answered after the last push is not off (DESIGN §5 evidence for
+ * `device.powered_off_or_offline` is a push with no check-in since): whichever rule suggested it,
+ * the device's own answer rules it out.
+ */
+export function notOfflineWhenAnswering(e: Evidence, hits: readonly RuleHit[]): RuleHit[] {
+  const answered = hits.some((h) => h.code === 'device.powered_off_or_offline')
+    ? answeredSinceLastPush(e)
+    : null;
+  if (!answered) return [...hits];
+  const rest = hits.filter((h) => h.code !== 'device.powered_off_or_offline');
+  return rest.length > 0 ? rest : [hit('device.error_unknown', 'possible', ...answered)];
 }
 
 export function toCause(h: RuleHit): Cause {
@@ -1212,5 +1342,5 @@ export function diagnose(e: Evidence): Cause[] {
   if (e.job?.status === 'success') hits = hits.filter((h) => AFTER_SUCCESS.has(h.code));
   let merged = mergeHits(hits);
   if (merged.length === 0) merged = mergeHits(fallbackHits(e));
-  return rankHits(merged).map(toCause);
+  return rankHits(notOfflineWhenAnswering(e, merged)).map(toCause);
 }

@@ -17,7 +17,7 @@ import type { VppTokens } from './vpp-tokens.ts';
 import { diagnose } from '../diagnosis/index.ts';
 import type { Cause } from '../diagnosis/index.ts';
 import { gatherEvidence } from './evidence.ts';
-import { enqueueRefresh } from './refresh.ts';
+import { askDeviceForJob, FACT_QUERIES, factsAnswered, questionsOf } from './ask-device.ts';
 
 export interface EngineTimings {
   pushTimeoutMs: number;
@@ -304,8 +304,16 @@ export class DistributionEngine implements MdmListener {
 
   async #diagnoseStored(jobId: string): Promise<void> {
     const job = await this.#store.jobs.get(jobId);
-    if (job && isTerminal(job.status as JobStatus) && job.status !== 'success' && job.status !== 'cancelled')
-      await this.diagnose(job);
+    if (
+      job &&
+      isTerminal(job.status as JobStatus) &&
+      job.status !== 'success' &&
+      job.status !== 'cancelled'
+    ) {
+      const causes = await this.diagnose(job);
+      // Facts that cannot settle the ranking: ask a device that is talking; the answers rank it again.
+      await askDeviceForJob(this.#askOptions(false), job, causes);
+    }
   }
 
   /** Failed jobs still waiting for their background diagnosis (and those being diagnosed now). */
@@ -695,6 +703,13 @@ export class DistributionEngine implements MdmListener {
   }
 
   async onCommandReport(report: CommandReport): Promise<void> {
+    if (report.requestType && FACT_QUERIES.has(report.requestType)) {
+      const now = this.#clock.now();
+      const answered = { store: this.#store, pusher: this.#pusher, now };
+      for (const jobId of await factsAnswered(answered, report.deviceId, report.requestType))
+        this.#queueDiagnosis(jobId);
+      return;
+    }
     if (report.requestType === 'ManagedApplicationList' && report.status === 'Acknowledged') {
       await this.#onManagedList(report);
       return;
@@ -805,44 +820,39 @@ export class DistributionEngine implements MdmListener {
       unenrolledAfterMs: this.#t.unenrolledAfterMs,
     });
     const causes = diagnose(evidence);
+    // Re-read: questions to the device recorded meanwhile outlive a new ranking (src/engine/ask-device.ts).
+    const questions = questionsOf((await this.#store.jobs.get(job.id))?.diagnosis ?? null);
     await this.#store.jobs.patch(
       job.id,
-      { diagnosis: JSON.stringify({ at: now.toISOString(), causes }) },
+      { diagnosis: JSON.stringify({ at: now.toISOString(), causes, ...questions }) },
       now,
     );
     return causes;
   }
 
+  #askOptions(onDemand: boolean) {
+    return {
+      store: this.#store,
+      pusher: this.#pusher,
+      now: this.#clock.now(),
+      offlineAfterMs: this.#t.offlineAfterMs,
+      onDemand,
+    };
+  }
+
   /**
-   * Diagnoses the job and, when the device's facts are missing or older than the offline
-   * threshold, asks the device for fresh ones (DeviceInformation, Restrictions, app list, users)
-   * and says so: the next diagnosis sees them.
+   * Diagnoses the job and, when the device's facts are missing, older than the offline threshold,
+   * or older than the job while they could change the ranking, asks the device for fresh ones
+   * (DeviceInformation, Restrictions, app list, users) and says so: `askedDevice` is what was sent
+   * now, `awaitingDevice` what the job waits for; the stored diagnosis is ranked again once the
+   * device answered.
    */
-  async diagnoseJob(job: JobRow): Promise<{ causes: Cause[]; askedDevice: string[] }> {
+  async diagnoseJob(
+    job: JobRow,
+  ): Promise<{ causes: Cause[]; askedDevice: string[]; awaitingDevice: string[] }> {
     const causes = await this.diagnose(job);
-    const device = await this.#store.devices.get(job.device_id);
-    if (!device || device.status !== 'enrolled' || job.status === 'success')
-      return { causes, askedDevice: [] };
-    const now = this.#clock.now().getTime();
-    const stale = (at: string | null) => at === null || now - new Date(at).getTime() > this.#t.offlineAfterMs;
-    const missing = [
-      stale(device.facts_at) ? 'DeviceInformation' : null,
-      stale(device.restrictions_at) ? 'Restrictions' : null,
-      stale(device.installed_apps_at) ? 'InstalledApplicationList' : null,
-      device.is_shared_ipad === 1 && stale(device.shared_users_at) ? 'UserList' : null,
-    ].filter((x): x is string => x !== null);
-    if (missing.length === 0) return { causes, askedDevice: [] };
-    const pending = await this.#store.db.kysely
-      .selectFrom('command_queue')
-      .innerJoin('commands', 'commands.uuid', 'command_queue.command_uuid')
-      .select('commands.request_type')
-      .where('command_queue.enrollment_id', '=', device.udid)
-      .where('commands.request_type', '=', 'DeviceInformation')
-      .executeTakeFirst();
-    if (pending) return { causes, askedDevice: [] };
-    const commands = await enqueueRefresh(this.#store, device.id, this.#clock.now());
-    await this.#pusher.push([device.id]);
-    return { causes, askedDevice: commands.map((c) => c.requestType) };
+    const { asked, awaiting } = await askDeviceForJob(this.#askOptions(true), job, causes);
+    return { causes, askedDevice: asked, awaitingDevice: awaiting };
   }
 
   // ---- administrator actions -----------------------------------------------------------

@@ -135,21 +135,46 @@ export async function gatherEvidence(
     const installedApps: InstalledApp[] | null = installed
       ? installed
           .filter((a) => typeof a.Identifier === 'string')
-          .map((a) => ({ bundleId: a.Identifier as string, managed: managedIds.has(a.Identifier as string) }))
+          .map((a) => ({
+            bundleId: a.Identifier as string,
+            managed: managedIds.has(a.Identifier as string),
+            ...(typeof a.Installing === 'boolean' ? { installing: a.Installing } : {}),
+            ...(typeof a.DownloadWaiting === 'boolean' ? { downloadWaiting: a.DownloadWaiting } : {}),
+          }))
       : null;
+    // The app's status in the last ManagedApplicationList, when read during this job: a job that
+    // timed out keeps no status of its own, and "Installing" is what tells a download that waits.
+    const bundleId = job.bundle_id ?? asset?.bundle_id ?? null;
+    const current = bundleId ? obj(managed[bundleId]).Status : undefined;
+    if (
+      typeof current === 'string' &&
+      device.managed_apps_at !== null &&
+      device.managed_apps_at >= job.created_at &&
+      evidence.job &&
+      evidence.job.managedAppStatusesSeen?.at(-1) !== current
+    ) {
+      evidence.job.managedAppStatusesSeen = [...(evidence.job.managedAppStatusesSeen ?? []), current];
+    }
+    const multiUser = device.is_shared_ipad === 1 ? true : facts.IsMultiUser === false ? false : undefined;
+    const cellularTechnology = num(facts.CellularTechnology);
+    const cellular =
+      cellularTechnology !== null
+        ? cellularTechnology !== 0
+        : device.imei || device.meid
+          ? true
+          : device.facts
+            ? false
+            : undefined;
     evidence.device = {
       status: device.status,
       lastSeenAt: date(device.last_seen_at),
       checkedOutAt: date(device.checked_out_at),
       osVersion: device.os_version,
       productName: device.product_name,
-      isSharedIPad: device.is_shared_ipad === 1,
-      ...(device.facts
-        ? {
-            availableCapacityGb: num(facts.AvailableDeviceCapacity),
-            cellular: facts.CellularTechnology !== undefined && facts.CellularTechnology !== 0,
-          }
-        : {}),
+      // Unknown until DeviceInformation (IsMultiUser) or a Shared iPad user channel says.
+      ...(multiUser !== undefined ? { isSharedIPad: multiUser } : {}),
+      ...(cellular !== undefined ? { cellular } : {}),
+      ...(device.facts ? { availableCapacityGb: num(facts.AvailableDeviceCapacity) } : {}),
       ...(users ? { loggedInUsers: users.filter((u) => u.IsLoggedIn === true).length } : {}),
       ...(device.restrictions
         ? {

@@ -533,14 +533,18 @@ export async function registerJobRoutes(
               description:
                 'queries sent to the device because its facts were missing or stale; diagnose again once it answered',
             }),
+            awaitingDevice: Type.Array(Type.String(), {
+              description:
+                'queries this diagnosis waits for (sent now or earlier); once the device answered them all, the job is ranked again and its stored diagnosis (GET /jobs/:id) updated',
+            }),
           }),
         },
       },
     },
     async (req) => {
       const job = await mustGetJob(req.params.id);
-      const { causes, askedDevice } = await engine.diagnoseJob(job);
-      return { jobId: job.id, status: job.status, causes, askedDevice };
+      const { causes, askedDevice, awaitingDevice } = await engine.diagnoseJob(job);
+      return { jobId: job.id, status: job.status, causes, askedDevice, awaitingDevice };
     },
   );
 

@@ -17,6 +17,11 @@ export interface SimDeviceSpec {
   capacityGb?: number;
   availableGb?: number;
   cellular?: boolean;
+  /**
+   * On Wi-Fi (default). A cellular iPad without Wi-Fi downloads apps over cellular data only up to
+   * Apple's limit (200 MB on iOS 13 and later, 150 MB before): larger ones wait for Wi-Fi.
+   */
+  wifi?: boolean;
   supervised?: boolean;
   sharedIpad?: boolean;
   users?: { shortName: string; loggedIn: boolean }[];
@@ -34,6 +39,13 @@ export interface SimApp {
   managedStatus?: string;
   /** The app needs at least this iOS version (what the App Store checks at install time). */
   minimumOsVersion?: string;
+  /** Accepted but waiting to download (too large for cellular data, no Wi-Fi). */
+  downloadWaiting?: boolean;
+}
+
+/** Apple's cellular download limit (DESIGN §4), in decimal bytes as Apple states it. */
+function cellularLimitBytes(osVersion: string): number {
+  return Number(osVersion.split('.')[0]) >= 13 ? 200e6 : 150e6;
 }
 
 /** ManagedApplicationList statuses a device reports once and then forgets (DESIGN §6). */
@@ -131,6 +143,7 @@ export class SimDevice {
       capacityGb: s.capacityGb ?? 64,
       availableGb: s.availableGb ?? 40,
       cellular: s.cellular ?? false,
+      wifi: s.wifi ?? true,
       supervised: s.supervised ?? true,
       sharedIpad: s.sharedIpad ?? false,
       restrictions: s.restrictions,
@@ -196,7 +209,15 @@ export class SimDevice {
       OSVersion: this.spec.osVersion,
       BuildVersion: this.spec.buildVersion,
       ProductName: this.spec.productName,
+      // A cellular iPad has a modem identity (Apple: IMEI, where the device has one).
+      ...(this.spec.cellular ? { IMEI: this.#imei() } : {}),
     });
+  }
+
+  /** A stable 15-digit IMEI-like number for this device. */
+  #imei(): string {
+    const digits = Buffer.from(this.udid).reduce((acc, b) => (acc * 31 + b) % 1e13, 7);
+    return `35${String(digits).padStart(13, '0')}`;
   }
 
   tokenUpdate(): Promise<number> {
@@ -320,19 +341,24 @@ export class SimDevice {
         return { QueryResponses: this.#deviceInformation(command.Queries) };
       case 'InstalledApplicationList':
         return {
-          InstalledApplicationList: [...this.apps.values()].map((a) => ({
-            Identifier: a.bundleId,
-            Name: a.name,
-            Version: a.version,
-            ShortVersion: a.version,
-            BundleSize: a.sizeBytes,
-            IsValidated: true,
-          })),
+          // A failed install left nothing on the device; one waiting to download is listed as installing.
+          InstalledApplicationList: [...this.apps.values()]
+            .filter((a) => a.managedStatus !== 'Failed')
+            .map((a) => ({
+              Identifier: a.bundleId,
+              Name: a.name,
+              Version: a.version,
+              ShortVersion: a.version,
+              BundleSize: a.sizeBytes,
+              IsValidated: true,
+              ...(a.downloadWaiting ? { Installing: true, DownloadWaiting: true } : {}),
+            })),
         };
       case 'ManagedApplicationList': {
         const list: PlistDict = {};
         for (const app of [...this.apps.values()]) {
           if (app.managedStatus === undefined) continue;
+          if (app.downloadWaiting && this.spec.wifi) this.#downloaded(app);
           list[app.bundleId] = {
             Status: app.managedStatus,
             ManagementFlags: 1,
@@ -380,13 +406,29 @@ export class SimDevice {
     // The App Store's own checks: they fail after the command was accepted, visible only in the managed list.
     const tooOld = app.minimumOsVersion !== undefined && olderThan(this.spec.osVersion, app.minimumOsVersion);
     const tooBig = app.sizeBytes > this.spec.availableGb * 1e9;
-    this.apps.set(app.bundleId, {
+    // Over the cellular limit without Wi-Fi: accepted, then it waits (Installing) until Wi-Fi comes.
+    const waits =
+      !tooOld &&
+      !tooBig &&
+      this.spec.cellular &&
+      !this.spec.wifi &&
+      app.sizeBytes >= cellularLimitBytes(this.spec.osVersion);
+    const installed: SimApp = {
       ...app,
       managedAdamId: adamId,
-      managedStatus: tooOld || tooBig ? 'Failed' : 'Managed',
-    });
-    if (!tooOld && !tooBig) this.spec.availableGb -= app.sizeBytes / 1e9;
+      managedStatus: tooOld || tooBig ? 'Failed' : waits ? 'Installing' : 'Managed',
+      ...(waits ? { downloadWaiting: true } : {}),
+    };
+    this.apps.set(app.bundleId, installed);
+    if (!tooOld && !tooBig && !waits) this.spec.availableGb -= app.sizeBytes / 1e9;
     return { Identifier: app.bundleId, State: 'Queued' };
+  }
+
+  /** Wi-Fi came back: a download that waited for it finishes. */
+  #downloaded(app: SimApp): void {
+    app.downloadWaiting = false;
+    app.managedStatus = 'Managed';
+    this.spec.availableGb -= app.sizeBytes / 1e9;
   }
 
   #deviceInformation(queries: PlistValue | undefined): PlistDict {
