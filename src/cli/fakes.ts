@@ -43,6 +43,12 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
       for (const res of listeners) res.write(event);
     },
   });
+  // A comment now and then: a stream with nothing on it for 5 minutes is cut by fetch's body
+  // timeout (undici), and the simulated devices listening on it would stop waking.
+  const keepAlive = setInterval(() => {
+    for (const res of listeners) res.write(': keep-alive\n\n');
+  }, 15_000);
+  keepAlive.unref();
   const tokenFile = join(dir, 'school.vpptoken');
   writeFileSync(tokenFile, addToken(fakes, 'school', licences, 365), { mode: 0o600 });
 
@@ -72,6 +78,7 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   console.log('fakes ready');
 
   const stop = async () => {
+    clearInterval(keepAlive);
     for (const res of listeners) res.end();
     control.closeAllConnections();
     control.close();
