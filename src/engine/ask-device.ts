@@ -186,12 +186,13 @@ export async function factsAnswered(
   deviceId: string,
   requestType: string,
 ): Promise<string[]> {
-  const device = await o.store.devices.get(deviceId);
-  if (!device) return [];
+  // Most answers (a refresh nobody diagnosed with) stop here, after one indexed query.
   const waiting = (await o.store.jobs.forDevice(deviceId, ASKING)).filter(
     (j) => (questionsOf(j.diagnosis).awaitingDevice ?? []).length > 0,
   );
   if (waiting.length === 0) return [];
+  const device = await o.store.devices.get(deviceId);
+  if (!device) return [];
   let pending = await pendingFactQueries(o.store, device.udid);
   if (
     requestType === 'DeviceInformation' &&
