@@ -29,7 +29,7 @@ interface Status {
     alert: { at: string; status: number | null; reason: string | null } | null;
   } | null;
   deviceCa: { notAfter: string };
-  tokens: { total: number; expiring: number; expired: number };
+  tokens: { total: number; expiring: number; expired: number; revoked: number; invalid: number };
   devices: Record<'total' | 'enrolled' | 'pending' | 'unenrolled' | 'deactivated', number>;
 }
 
@@ -70,7 +70,7 @@ describe('GET /api/v1/status in the simulated world', () => {
       alert: null,
     });
     expect(Date.parse(s.deviceCa.notAfter)).toBeGreaterThan(Date.now() + 365 * 86_400_000);
-    expect(s.tokens).toEqual({ total: 2, expiring: 1, expired: 0 });
+    expect(s.tokens).toEqual({ total: 2, expiring: 1, expired: 0, revoked: 0, invalid: 0 });
     expect(s.devices).toEqual({ total: 2, enrolled: 2, pending: 0, unenrolled: 0, deactivated: 0 });
   });
 
@@ -162,7 +162,7 @@ describe('GET /api/v1/status on bare servers', () => {
         daysLeft: 10,
         alert: null,
       });
-      expect(s.tokens).toEqual({ total: 0, expiring: 0, expired: 0 });
+      expect(s.tokens).toEqual({ total: 0, expiring: 0, expired: 0, revoked: 0, invalid: 0 });
       expect(s.devices.total).toBe(0);
     } finally {
       await server.close();

@@ -303,8 +303,8 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
   });
 
   it('creates a distribution from the form: pre-flight shows the device with a cause, then Distribute', async () => {
-    // A device in a group the token is not shared to: pre-flight must predict it.
-    const annex = await world.group('コンソール分校');
+    // A device in a subgroup the school's token is not shared to: pre-flight must predict it.
+    const annex = await world.group('コンソール分校', schoolId);
     const [stray] = await world.devices(1, [annex], () => ({}), 'ANX');
     await page.locator('nav').getByText('配信履歴').click();
     await page.getByTestId('new-distribution').click();

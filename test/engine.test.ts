@@ -138,7 +138,11 @@ describe('distribution engine in the simulated world', () => {
     });
     await world.settle(created.body.id);
     const byDevice = new Map((await jobs(created.body.id)).map((j) => [j.deviceId, j]));
-    expect(byDevice.get(outsideId)).toMatchObject({ status: 'license_failed', reason: 'token.not_shared' });
+    // The token sits in a sibling school and nothing is registered above 共有なし校: nothing to share from.
+    expect(byDevice.get(outsideId)).toMatchObject({
+      status: 'license_failed',
+      reason: 'token.not_registered',
+    });
     expect(byDevice.get(insideId)).toMatchObject({
       status: 'license_failed',
       reason: 'autoassign.token_misconfigured',
@@ -146,7 +150,7 @@ describe('distribution engine in the simulated world', () => {
     const top = async (jobId: string) =>
       (await world.api<{ causes: { code: string }[] }>('GET', `/jobs/${jobId}/diagnosis`)).body.causes[0]
         ?.code;
-    expect(await top(byDevice.get(outsideId)!.id)).toBe('token.not_shared');
+    expect(await top(byDevice.get(outsideId)!.id)).toBe('token.not_registered');
     expect(await top(byDevice.get(insideId)!.id)).toBe('autoassign.token_misconfigured');
   });
 

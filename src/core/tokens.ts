@@ -17,6 +17,34 @@ export function tokenUsableIn(token: TokenPlacement, groupId: string): boolean {
   return token.registeredGroupId === groupId || token.sharedGroupIds.includes(groupId);
 }
 
+/**
+ * Why `token` cannot be used in `groupId`, or null when it can (DESIGN §5):
+ * - `not_registered` — no token at all is registered to the group or to any of its ancestors, and
+ *   none is shared to it: there is nothing a share could bring, a token must be registered first;
+ * - `not_shared` — a token the group could use exists (registered to it or an ancestor, or
+ *   shared to it), but the distribution's token is not shared to the group.
+ * A token registered to a sibling or a descendant does not count: it can never be shared here.
+ */
+export function tokenReachGap(
+  groups: readonly GroupNode[],
+  all: readonly TokenPlacement[],
+  token: TokenPlacement,
+  groupId: string,
+): 'not_registered' | 'not_shared' | null {
+  if (tokenUsableIn(token, groupId)) return null;
+  return tokensWithinReach(groups, all, groupId) === 0 ? 'not_registered' : 'not_shared';
+}
+
+/** Tokens registered to the group or one of its ancestors, or shared to the group: the ones it can have. */
+export function tokensWithinReach(
+  groups: readonly GroupNode[],
+  all: readonly TokenPlacement[],
+  groupId: string,
+): number {
+  const line = new Set(ancestry(groups, groupId));
+  return all.filter((t) => line.has(t.registeredGroupId) || t.sharedGroupIds.includes(groupId)).length;
+}
+
 export type ShareRefusal = 'share_self' | 'share_not_descendant' | 'share_already' | 'share_from_shared';
 
 /**

@@ -82,7 +82,27 @@ export function parseErrorText(input: string): ParsedError {
   if (bare.chain.length > 0 || bare.vppError) {
     return { chain: bare.chain, vppError: bare.vppError, rejectionReason, format: 'bare' };
   }
+  const byMessage = findTokenMessage(text);
+  if (byMessage) return { chain: [], vppError: byMessage, rejectionReason, format: 'bare' };
   return { chain: [], vppError: null, rejectionReason, format: rejectionReason ? 'bare' : 'unknown' };
+}
+
+/**
+ * Apple's token errors are often pasted as their message alone (a console shows the message, not
+ * the number). The messages are Apple's own, as its service configuration lists them (`errorCodes`).
+ */
+const TOKEN_MESSAGES: readonly (readonly [RegExp, number])[] = [
+  [/\bThe token has expired\b/i, 9621],
+  [/\bInvalid authentication token\b/i, 9622],
+  [/\brevoked the sToken\b/i, 9625],
+];
+
+function findTokenMessage(text: string): VppError | null {
+  for (const [pattern, errorNumber] of TOKEN_MESSAGES) {
+    const m = pattern.exec(text);
+    if (m) return { errorNumber, errorMessage: m[0] };
+  }
+  return null;
 }
 
 /**

@@ -49,6 +49,14 @@ export interface JobFacts {
   commandSentAt?: Date | null;
   /** When the device acknowledged it. */
   ackAt?: Date | null;
+  /**
+   * The reason the engine gave when it moved the job to its status (`license.not_assigned`,
+   * `token.revoked`, `license 9709`, …). When it names a cause, that is the engine's verdict:
+   * established before the job failed, so the diagnosis takes it as confirmed.
+   */
+  reason?: string | null;
+  /** A transient error was not retried because the retry could not finish before this deadline. */
+  retryWouldMiss?: { deadline: 'request' | 'session'; at: Date; retryAt: Date } | null;
 }
 
 export interface TokenFacts {
@@ -70,6 +78,11 @@ export interface GroupFacts {
   tokenReachable?: boolean | null;
   /** Tokens registered or shared to the device's group, all of them. */
   tokensUsableInGroup?: number | null;
+  /**
+   * Tokens the device's group could have: registered to it or to an ancestor (shareable down to
+   * it), or shared to it. 0 means nothing to share from — a token must be registered first.
+   */
+  tokensWithinReach?: number | null;
   /** The auto-assign token in force for the device's group; null when none applies. */
   effectiveAutoAssignTokenId?: string | null;
   /** The ancestor whose setting applies; null when the group's own setting does (or there is none). */

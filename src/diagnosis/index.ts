@@ -7,6 +7,7 @@ export * from './catalogue.ts';
 export * from './error-chain.ts';
 export * from './evidence.ts';
 export * from './rules.ts';
+export * from './verdict.ts';
 
 /**
  * The facts a pasted error alone provides: a device error when there is a chain or a

@@ -4,6 +4,7 @@ import { isVppErrorNumber, normaliseDomain } from './error-chain.ts';
 import type { ChainItem } from './error-chain.ts';
 import { DEFAULT_THRESHOLDS } from './evidence.ts';
 import type { Cause, Confidence, ContentRating, Evidence, EvidenceItem, EvidenceSource } from './evidence.ts';
+import { engineVerdictRule } from './verdict.ts';
 
 /** One finding of one rule: a cause, how sure, and the facts that say so. */
 export interface RuleHit {
@@ -527,7 +528,17 @@ export const tokenPlacementRule: Rule = (e) => {
     if (deviceGroup) ev.push(fact('device.groupId', deviceGroup, 'group_settings'));
     if (typeof t?.sharedToDeviceGroup === 'boolean')
       ev.push(fact('token.sharedToDeviceGroup', t.sharedToDeviceGroup, 'vpp_token'));
-    out.push(hit('token.not_shared', 'confirmed', ...ev));
+    if (g?.tokensWithinReach === 0) {
+      // No token in the group or above it: nothing could be shared here, one must be registered.
+      // The distribution's token sits beside or below the group, where no share can come from.
+      const none = fact('group.tokensRegisteredOrSharedUpTheTree', 0, 'group_settings');
+      out.push(hit('token.not_registered', 'confirmed', none, ...ev));
+      out.push(hit('token.not_shared', 'likely', ...ev));
+    } else {
+      if (typeof g?.tokensWithinReach === 'number')
+        ev.push(fact('group.tokensRegisteredOrSharedUpTheTree', g.tokensWithinReach, 'group_settings'));
+      out.push(hit('token.not_shared', 'confirmed', ...ev));
+    }
   } else if (g?.tokensUsableInGroup === 0) {
     out.push(hit('token.not_registered', 'confirmed', fact('group.tokensUsable', 0, 'group_settings')));
   } else if (g?.distributionTokenId === null && e.job?.status === 'license_failed') {
@@ -1196,6 +1207,7 @@ export interface NamedRule {
 }
 
 export const RULES: readonly NamedRule[] = [
+  { name: 'engine_verdict', installOnly: false, run: engineVerdictRule },
   { name: 'token_state', installOnly: false, run: tokenStateRule },
   { name: 'token_placement', installOnly: true, run: tokenPlacementRule },
   { name: 'auto_assign', installOnly: true, run: autoAssignRule },

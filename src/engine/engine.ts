@@ -4,7 +4,8 @@ import { ancestry, subtreeIds } from '../core/groups.ts';
 import { DEADLINE_WATCH, isTerminal, transition } from '../core/jobs.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import { Refusal } from '../core/refusal.ts';
-import { effectiveAutoAssign, tokenUsableIn } from '../core/tokens.ts';
+import { effectiveAutoAssign, tokenReachGap } from '../core/tokens.ts';
+import { VppError, isTokenKind } from '../apple/vpp/errors.ts';
 import { installVppApplication, managedApplicationList, removeApplication } from '../mdm/commands.ts';
 import { parsePlistDict } from '../mdm/plist.ts';
 import type { CommandReport, MdmListener, QueueEntry } from '../mdm/ports.ts';
@@ -14,7 +15,7 @@ import type { Store } from '../store/store.ts';
 import type { Pusher } from './push.ts';
 import type { DeviceChange, EventBus } from './events.ts';
 import type { VppTokens } from './vpp-tokens.ts';
-import { diagnose } from '../diagnosis/index.ts';
+import { causeOfVppErrorKind, diagnose } from '../diagnosis/index.ts';
 import type { Cause } from '../diagnosis/index.ts';
 import { gatherEvidence } from './evidence.ts';
 import { askDeviceForJob, FACT_QUERIES, factsAnswered, questionsOf } from './ask-device.ts';
@@ -131,11 +132,14 @@ export class DistributionEngine implements MdmListener {
     const groups = await this.#store.groups.all();
     const nodes = groups.map((g) => ({ id: g.id, parentId: g.parent_id }));
     const devices = await this.#targetDevices(input.targets, nodes);
-    const placement = {
-      tokenId: token.id,
-      registeredGroupId: token.group_id,
-      sharedGroupIds: await this.#store.vpp.sharesOf(token.id),
-    };
+    const shares = await this.#store.vpp.shares();
+    const placements = (await this.#store.vpp.allTokens()).map((t) => ({
+      tokenId: t.id,
+      registeredGroupId: t.group_id,
+      sharedGroupIds: shares.filter((s) => s.token_id === t.id).map((s) => s.group_id),
+    }));
+    const placement = placements.find((p) => p.tokenId === token.id)!;
+    const reach = new Map<string, ReturnType<typeof tokenReachGap>>();
     const id = randomUUID();
     const scheduled =
       input.scheduledAt && input.scheduledAt.getTime() > now.getTime() ? input.scheduledAt : null;
@@ -145,9 +149,12 @@ export class DistributionEngine implements MdmListener {
         let status: JobStatus = scheduled ? 'scheduled' : 'waiting';
         let reason: string | null = scheduled ? 'scheduled' : null;
         // Nothing is dropped silently: a target that cannot receive the app gets a job that says why.
+        if (!reach.has(device.group_id))
+          reach.set(device.group_id, tokenReachGap(nodes, placements, placement, device.group_id));
+        const gap = reach.get(device.group_id);
         if (device.status === 'deactivated') [status, reason] = ['cancelled', 'device.deactivated'];
-        else if (!tokenUsableIn(placement, device.group_id))
-          [status, reason] = ['license_failed', 'token.not_shared'];
+        // No token in the group or above it is `token.not_registered`; one that could be shared, `token.not_shared`.
+        else if (gap) [status, reason] = ['license_failed', `token.${gap}`];
         jobs.push({
           id: randomUUID(),
           distribution_id: id,
@@ -415,7 +422,7 @@ export class DistributionEngine implements MdmListener {
       [...new Set(waiting.map((j) => j.device_id))],
       IN_FLIGHT,
     );
-    const manualChecks = new Map<string, Set<string>>();
+    const manualChecks = new Map<string, Set<string> | LicenceFailure>();
     const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
     const autoAssign = await this.#store.vpp.autoAssignSettings();
     const devices = await this.#store.devices.briefs(
@@ -436,10 +443,20 @@ export class DistributionEngine implements MdmListener {
         if (!assigned) {
           try {
             assigned = await this.#tokens.appleAssignedSerials(job.token_id, job.adam_id);
-          } catch {
-            assigned = new Set();
+          } catch (err) {
+            // Apple's list could not be read: say why (a dead token, Apple busy), not "no licence".
+            assigned = licenceFailure(err);
           }
           manualChecks.set(key, assigned);
+        }
+        if (!(assigned instanceof Set)) {
+          await this.#move(
+            job,
+            'license_failed',
+            assigned.reason,
+            assigned.error ? { error: assigned.error } : {},
+          );
+          continue;
         }
         if (device.serial_number && assigned.has(device.serial_number))
           await this.#move(job, 'push_sending', 'licence assigned (manual)');
@@ -518,7 +535,7 @@ export class DistributionEngine implements MdmListener {
     for (const entry of submit.values()) {
       // One call for the whole batch (the client splits at Apple's limits); each licence remembers its group.
       const via = new Map(entry.items.map((i) => [i.serial, i.groupId]));
-      let failedSerials = new Map<string, string>();
+      let failedSerials = new Map<string, LicenceFailure>();
       try {
         const change = await this.#tokens.assign(
           entry.tokenId,
@@ -528,18 +545,28 @@ export class DistributionEngine implements MdmListener {
           via,
         );
         failedSerials = new Map(
-          change.failed.flatMap((f) =>
-            f.serials.map((s) => [s, `license ${f.errorNumber ?? f.kind}`] as const),
-          ),
+          change.failed.flatMap((f) => {
+            const failure = {
+              reason: vppFailureReason(f.kind, f.errorNumber),
+              error: JSON.stringify({ kind: f.kind, errorNumber: f.errorNumber }),
+            };
+            return f.serials.map((s) => [s, failure] as const);
+          }),
         );
       } catch (err) {
-        const reason = err instanceof Refusal ? err.code : 'license.apple_refused';
-        failedSerials = new Map(entry.items.map((i) => [i.serial, reason]));
+        const failure = licenceFailure(err);
+        failedSerials = new Map(entry.items.map((i) => [i.serial, failure]));
       }
       const now = this.#clock.now();
       for (const item of entry.items) {
         const failure = failedSerials.get(item.serial);
-        if (failure) await this.#move(item.job, 'license_failed', failure);
+        if (failure)
+          await this.#move(
+            item.job,
+            'license_failed',
+            failure.reason,
+            failure.error ? { error: failure.error } : {},
+          );
         else await this.#store.jobs.patch(item.job.id, { reason: 'submitted' }, now);
       }
     }
@@ -766,11 +793,28 @@ export class DistributionEngine implements MdmListener {
     const top = chain[0];
     const transient = chain.some((c) => TRANSIENT.has(`${c.domain}:${c.code}`));
     if (report.status === 'Error' && transient && job.retry_count < this.#t.maxTransientRetries) {
-      await this.#move(job, 'retry_waiting', `transient ${top?.domain}:${top?.code}`, {
-        error,
-        command_uuid: null,
-        push_deadline: null,
-        next_at: new Date(now.getTime() + this.#t.transientBackoffMs * 2 ** job.retry_count).toISOString(),
+      const backoff = this.#t.transientBackoffMs * 2 ** job.retry_count;
+      const retryAt = new Date(now.getTime() + backoff);
+      // A retry must fit the job's deadlines (decision 0015): one that cannot finish in time would
+      // only end as a timeout that hides the transient error, so the job ends with it now.
+      const miss = retryMissesDeadline(job, retryAt, backoff);
+      if (!miss) {
+        await this.#move(job, 'retry_waiting', `transient ${top?.domain}:${top?.code}`, {
+          error,
+          command_uuid: null,
+          push_deadline: null,
+          next_at: retryAt.toISOString(),
+        });
+        return;
+      }
+      await this.#move(job, 'device_error', 'device.store_transient', {
+        error: JSON.stringify({
+          chain,
+          rejectionReason,
+          status: report.status,
+          raw: report.raw,
+          retryWouldMiss: { ...miss, retryAt: retryAt.toISOString() },
+        }),
       });
       return;
     }
@@ -877,6 +921,56 @@ export class DistributionEngine implements MdmListener {
       request_deadline: new Date(now.getTime() + this.#t.requestTimeoutMs).toISOString(),
     });
   }
+}
+
+/**
+ * The deadline a transient retry at `retryAt` could not finish before, or null when it fits. The
+ * retry needs time after it starts (push, fetch, install, verification): as much again as its own
+ * backoff is asked for — the device that was busy now is given as long to do the work.
+ */
+function retryMissesDeadline(
+  job: JobRow,
+  retryAt: Date,
+  backoffMs: number,
+): { deadline: 'request' | 'session'; at: string } | null {
+  const done = retryAt.getTime() + backoffMs;
+  for (const [deadline, at] of [
+    ['request', job.request_deadline],
+    ['session', job.session_deadline],
+  ] as const) {
+    if (at && done > new Date(at).getTime()) return { deadline, at };
+  }
+  return null;
+}
+
+/** Why a licence could not be had, as the job's reason, and Apple's answer for the job's error. */
+interface LicenceFailure {
+  reason: string;
+  error: string | null;
+}
+
+/**
+ * The reason a job gets when Apple refuses its licence: for a token-level error the token's cause
+ * (`token.revoked`, …) — the number says which, and no other licence of the token can succeed
+ * either —; otherwise Apple's number (`license 9709`, read by the diagnosis), or the kind's cause.
+ */
+function vppFailureReason(kind: string, errorNumber: number | null): string {
+  if (isTokenKind(kind as VppError['kind'])) return causeOfVppErrorKind(kind);
+  return errorNumber !== null ? `license ${errorNumber}` : causeOfVppErrorKind(kind);
+}
+
+function licenceFailure(err: unknown): LicenceFailure {
+  if (err instanceof Refusal) return { reason: err.code, error: null };
+  if (!(err instanceof VppError)) return { reason: 'license.apple_refused', error: null };
+  return {
+    reason: vppFailureReason(err.kind, err.errorNumber ?? null),
+    error: JSON.stringify({
+      kind: err.kind,
+      errorNumber: err.errorNumber ?? null,
+      errorMessage: err.errorMessage ?? null,
+      httpStatus: err.httpStatus,
+    }),
+  };
 }
 
 function parseChain(value: unknown): ChainItem[] {

@@ -1,5 +1,5 @@
 import { isAppleBuiltinBundle, isIWorkBundle } from '../apple/appmeta/client.ts';
-import { effectiveAutoAssign, tokenState, tokenUsableIn } from '../core/tokens.ts';
+import { effectiveAutoAssign, tokensWithinReach, tokenState, tokenUsableIn } from '../core/tokens.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import type { ChainItem, ContentRating, Evidence, InstalledApp, PushResultKind } from '../diagnosis/index.ts';
 import type { JobRow } from '../store/job-repo.ts';
@@ -20,6 +20,14 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 const strings = (v: unknown): string[] | null =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : null;
 const date = (v: string | null | undefined): Date | null => (v ? new Date(v) : null);
+
+/** `{deadline, at, retryAt}` as the engine stores it on a job whose transient error was not retried. */
+function retryWouldMiss(v: unknown): NonNullable<Evidence['job']>['retryWouldMiss'] {
+  const o = obj(v);
+  if ((o.deadline !== 'request' && o.deadline !== 'session') || typeof o.at !== 'string') return null;
+  if (typeof o.retryAt !== 'string') return null;
+  return { deadline: o.deadline, at: new Date(o.at), retryAt: new Date(o.retryAt) };
+}
 
 /**
  * Everything haishin knows that bears on a job, shaped as the troubleshooter's Evidence. Facts
@@ -55,6 +63,8 @@ export async function gatherEvidence(
       notNowCount: history.filter((h) => h.reason === 'NotNow').length,
       commandSentAt: date(history.find((h) => h.to_status === 'awaiting_response')?.at),
       ackAt: date(history.find((h) => h.to_status === 'executing')?.at),
+      reason: job.reason,
+      retryWouldMiss: retryWouldMiss(error.retryWouldMiss),
     },
   };
 
@@ -65,16 +75,12 @@ export async function gatherEvidence(
     const effective = effectiveAutoAssign(groups, await store.vpp.autoAssignSettings(), device.group_id);
     const allTokens = await store.vpp.allTokens();
     const allShares = await store.vpp.shares();
-    const usable = allTokens.filter((t) =>
-      tokenUsableIn(
-        {
-          tokenId: t.id,
-          registeredGroupId: t.group_id,
-          sharedGroupIds: allShares.filter((s) => s.token_id === t.id).map((s) => s.group_id),
-        },
-        device.group_id,
-      ),
-    );
+    const placements = allTokens.map((t) => ({
+      tokenId: t.id,
+      registeredGroupId: t.group_id,
+      sharedGroupIds: allShares.filter((s) => s.token_id === t.id).map((s) => s.group_id),
+    }));
+    const usable = placements.filter((p) => tokenUsableIn(p, device.group_id));
     const lastError = obj(parse(token.last_error));
     evidence.token = {
       id: token.id,
@@ -93,6 +99,7 @@ export async function gatherEvidence(
       deviceGroupId: device.group_id,
       tokenReachable: tokenUsableIn(placement, device.group_id),
       tokensUsableInGroup: usable.length,
+      tokensWithinReach: tokensWithinReach(groups, placements, device.group_id),
       effectiveAutoAssignTokenId: effective.tokenId,
       autoAssignInheritedFrom: effective.inheritedFrom,
       distributionTokenId: token.id,
@@ -105,15 +112,22 @@ export async function gatherEvidence(
       adamId: job.adam_id,
       serialNumber: device.serial_number,
     });
+    // Apple's number: in the reason (`license 9709`), on the job's error (a refused call), on the licence.
     const vppNumber =
       /^license (\d{4})$/.exec(job.reason ?? '')?.[1] ??
+      (typeof error.errorNumber === 'number' ? String(error.errorNumber) : undefined) ??
       (licence?.error_code ? String(licence.error_code) : undefined);
     evidence.licence = {
       assignmentState: licence?.state ?? null,
       ...(licence ? { assignedToSerial: licence.state === 'assigned' } : {}),
       availableCount: asset?.available_count ?? null,
       neededCount: 1,
-      lastVppError: vppNumber ? { errorNumber: Number(vppNumber), errorMessage: null } : null,
+      lastVppError: vppNumber
+        ? {
+            errorNumber: Number(vppNumber),
+            errorMessage: typeof error.errorMessage === 'string' ? error.errorMessage : null,
+          }
+        : null,
     };
   }
 

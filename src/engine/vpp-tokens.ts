@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { VppClient } from '../apple/vpp/client.ts';
 import type { VppCallObserver } from '../apple/vpp/client.ts';
-import { VppError } from '../apple/vpp/errors.ts';
+import { isTokenKind, VppError } from '../apple/vpp/errors.ts';
 import { VppEventTracker } from '../apple/vpp/events.ts';
 import type { VppEventOutcome } from '../apple/vpp/events.ts';
 import { decodeVppToken, VppTokenFileError } from '../apple/vpp/token.ts';
@@ -445,30 +445,50 @@ export class VppTokens {
       return { assets: assets.length, syncedAt: at.toISOString() };
     } catch (err) {
       if (err instanceof VppError) {
-        const appleState =
-          err.kind === 'token_expired'
-            ? 'expired'
-            : err.kind === 'token_revoked'
-              ? 'revoked'
-              : err.kind === 'token_invalid'
-                ? 'invalid'
-                : null;
-        await this.#store.vpp.updateToken(
-          id,
-          {
-            ...(appleState ? { apple_state: appleState } : {}),
-            last_error: JSON.stringify({
-              kind: err.kind,
-              errorNumber: err.errorNumber ?? null,
-              message: err.errorMessage ?? err.message,
-            }),
-          },
-          at,
-        );
+        await this.#noteAppleError(id, err);
         throw new Refusal(409, 'token.apple_refused', {
           detail: `${err.kind} ${err.errorNumber ?? ''}`.trim(),
         });
       }
+      throw err;
+    }
+  }
+
+  /**
+   * Records Apple's refusal on the token. A token-level error (9621 expired, 9625 revoked, 9622 /
+   * 9722 invalid) changes the token's state the moment it is met — in a sync, a licence call or
+   * a manual-mode check alike —, so GET /vpp-tokens, GET /status and the console say it at once.
+   */
+  async #noteAppleError(id: string, err: VppError): Promise<void> {
+    const appleState =
+      err.kind === 'token_expired'
+        ? 'expired'
+        : err.kind === 'token_revoked'
+          ? 'revoked'
+          : err.kind === 'token_invalid'
+            ? 'invalid'
+            : null;
+    await this.#store.vpp.updateToken(
+      id,
+      {
+        ...(appleState ? { apple_state: appleState } : {}),
+        last_error: JSON.stringify({
+          kind: err.kind,
+          errorNumber: err.errorNumber ?? null,
+          message: err.errorMessage ?? err.message,
+        }),
+      },
+      this.#now(),
+    );
+  }
+
+  /** Runs a call with the token's client; a token-level refusal is recorded on the token before it is thrown on. */
+  async #withToken<T>(id: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof VppError && isTokenKind(err.kind) && err.kind !== 'other_mdm')
+        await this.#noteAppleError(id, err).catch((e: unknown) => this.#o.onError?.(e as Error));
       throw err;
     }
   }
@@ -568,7 +588,9 @@ export class VppTokens {
     const asset = await this.#store.vpp.asset(tokenId, adamId);
     if (!asset) throw new Refusal(404, 'license.asset_not_found', { adamId, id: tokenId });
     const unique = [...new Set(serials)];
-    const result = await this.#client(row).associate([{ adamId, pricingParam: asset.pricing_param }], unique);
+    const result = await this.#withToken(tokenId, () =>
+      this.#client(row).associate([{ adamId, pricingParam: asset.pricing_param }], unique),
+    );
     const at = this.#now();
     const change: LicenseChange = { tokenId, adamId, serials: unique, eventIds: [], failed: [] };
     for (const event of result.events) {
@@ -607,9 +629,16 @@ export class VppTokens {
         at,
       );
     }
+    await this.#noteDeadToken(tokenId, result.failed);
     // Registered only now that the licence rows exist: the outcome must find them to settle.
     this.tracker(row).register(result);
     return change;
+  }
+
+  /** A later batch refused for the token itself (the first one throws, see #withToken). */
+  async #noteDeadToken(id: string, failed: readonly { error: VppError }[]): Promise<void> {
+    const dead = failed.find((f) => isTokenKind(f.error.kind) && f.error.kind !== 'other_mdm');
+    if (dead) await this.#noteAppleError(id, dead.error).catch((e: unknown) => this.#o.onError?.(e as Error));
   }
 
   /** Takes licences back from `serials` (one disassociate per batch), recording them as `reclaiming`. */
@@ -618,7 +647,9 @@ export class VppTokens {
     const asset = await this.#store.vpp.asset(tokenId, adamId);
     const pricingParam = asset?.pricing_param ?? 'STDQ';
     const unique = [...new Set(serials)];
-    const result = await this.#client(row).disassociate([{ adamId, pricingParam }], unique);
+    const result = await this.#withToken(tokenId, () =>
+      this.#client(row).disassociate([{ adamId, pricingParam }], unique),
+    );
     const at = this.#now();
     const change: LicenseChange = {
       tokenId,
@@ -642,6 +673,7 @@ export class VppTokens {
         errorNumber: failure.error.errorNumber ?? null,
       });
     }
+    await this.#noteDeadToken(tokenId, result.failed);
     // Registered only now that the licence rows exist: the outcome must find them to settle.
     this.tracker(row).register(result);
     return change;
@@ -650,7 +682,7 @@ export class VppTokens {
   /** The serials Apple says hold a licence for the app (manual mode checks this before installing). */
   async appleAssignedSerials(tokenId: string, adamId: string): Promise<Set<string>> {
     const row = await this.mustGet(tokenId);
-    const { assignments } = await this.#client(row).assignments({ adamId });
+    const { assignments } = await this.#withToken(tokenId, () => this.#client(row).assignments({ adamId }));
     return new Set(assignments.map((a) => a.serialNumber).filter((s): s is string => typeof s === 'string'));
   }
 

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TERMINAL_STATUSES } from '../../src/core/jobs.ts';
+import type { EngineTimings } from '../../src/engine/engine.ts';
 import type { FakeApns } from '../../src/sim/apns/server.ts';
 import type { FakeAppMeta } from '../../src/sim/appmeta/server.ts';
 import { startFakes } from '../../src/sim/fakes.ts';
@@ -52,7 +53,12 @@ export class World {
     return this.fakes.apns;
   }
 
-  static async start(apps: CatalogApp[], env: Record<string, string> = {}): Promise<World> {
+  /** `engineTimings` override the world's own (fast) ones, e.g. a longer transient backoff. */
+  static async start(
+    apps: CatalogApp[],
+    env: Record<string, string> = {},
+    engineTimings: Partial<EngineTimings> = {},
+  ): Promise<World> {
     const w = new World();
     for (const app of apps) {
       w.catalog.set(Number(app.adamId), {
@@ -85,7 +91,12 @@ export class World {
         vppClientOptions: { pacing: false },
         engineTickMs: 25,
         vppTickMs: 50,
-        engineTimings: { transientBackoffMs: 100, notNowRetryMs: 60_000, verifyEveryMs: 60_000 },
+        engineTimings: {
+          transientBackoffMs: 100,
+          notNowRetryMs: 60_000,
+          verifyEveryMs: 60_000,
+          ...engineTimings,
+        },
       },
     });
     return w;

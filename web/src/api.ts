@@ -157,7 +157,7 @@ export interface ServerStatus {
     alert: { at: string; status: number | null; reason: string | null } | null;
   } | null;
   deviceCa: { notAfter: string };
-  tokens: { total: number; expiring: number; expired: number };
+  tokens: { total: number; expiring: number; expired: number; revoked: number; invalid: number };
   devices: { total: number; enrolled: number; pending: number; unenrolled: number; deactivated: number };
 }
 

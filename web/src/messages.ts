@@ -301,6 +301,8 @@ export const M = {
   deviceCa: { ja: '端末 CA (haishin 発行)', en: 'Device CA (issued by haishin)' },
   tokensExpiring: { ja: '30 日以内に期限切れ', en: 'Expiring within 30 days' },
   tokensExpired: { ja: '期限切れ', en: 'Expired' },
+  tokensRevoked: { ja: 'Apple が失効', en: 'Revoked by Apple' },
+  tokensInvalid: { ja: 'Apple が認証できない', en: 'Not accepted by Apple' },
   deviceCounts: { ja: '状態別の端末数', en: 'Devices per status' },
 
   bannerPushAlert: {
@@ -326,6 +328,14 @@ export const M = {
   bannerTokensRemedy: {
     ja: '対処: Apple School Manager / Business Manager の「設定 > App とブック」から新しいトークンをダウンロードし、VPP トークンのページで更新してください。期限切れのトークンではライセンスを割り当てられません。',
     en: 'Remedy: download a new token from Apple School Manager / Business Manager (Settings > Apps and Books) and renew it on the VPP tokens page. An expired token cannot assign licences.',
+  },
+  bannerTokensRefused: {
+    ja: 'VPP トークン: {revoked} 件が Apple により失効 (9625)、{invalid} 件が Apple に認証されません (9622)。このトークンではライセンスを割り当てられず、配信は失敗します。',
+    en: 'VPP tokens: {revoked} revoked by Apple (9625), {invalid} not accepted by Apple (9622). No licence can be assigned with them: distributions fail.',
+  },
+  bannerTokensRefusedRemedy: {
+    ja: '対処: Apple School Manager / Business Manager の「設定 > App とブック」から同じロケーションのトークンをダウンロードし直し、ファイルを編集せずに VPP トークンのページで更新してください。失効は管理者のパスワード変更やトークンの再ダウンロードで起こります。',
+    en: 'Remedy: download the token of the same location again from Apple School Manager / Business Manager (Settings > Apps and Books) and, without editing the file, renew it on the VPP tokens page. Apple revokes a token when the administrator password changes or the token is downloaded again.',
   },
   openTokens: { ja: 'VPP トークンを開く', en: 'Open VPP tokens' },
   openServer: { ja: 'サーバーの状態を開く', en: 'Open server status' },

@@ -56,6 +56,12 @@ const StatusAnswer = Type.Object({
     total: Type.Integer(),
     expiring: Type.Integer({ description: 'tokens within 30 days of expiry' }),
     expired: Type.Integer(),
+    revoked: Type.Integer({
+      description: 'tokens Apple revoked (9625): no licence can be assigned until renewed',
+    }),
+    invalid: Type.Integer({
+      description: 'tokens Apple does not accept (9622, 9722): renew with a fresh file',
+    }),
   }),
   devices: Type.Object({
     total: Type.Integer(),
@@ -96,7 +102,7 @@ export async function registerStatusRoutes(
       schema: {
         tags: ['server'],
         summary:
-          'Server status for administrators: version, push certificate (expiry and APNs alert), device CA, VPP tokens near or past expiry, devices per status',
+          'Server status for administrators: version, push certificate (expiry and APNs alert), device CA, VPP tokens near or past expiry or refused by Apple (revoked, invalid), devices per status',
         response: { 200: StatusAnswer },
       },
     },
@@ -120,6 +126,8 @@ export async function registerStatusRoutes(
           total: views.length,
           expiring: views.filter((v) => v.state === 'expiring').length,
           expired: views.filter((v) => v.state === 'expired').length,
+          revoked: views.filter((v) => v.state === 'revoked').length,
+          invalid: views.filter((v) => v.state === 'invalid').length,
         },
         devices: { total: Object.values(byStatus).reduce((a, b) => a + b, 0), ...byStatus },
       };

@@ -56,6 +56,16 @@ export function bannerLines(s: ServerStatus, i18n: I18n): BannerLine[] {
       link: { to: '/tokens', label: t('openTokens') },
     });
   }
+  // Apple refused the token itself (9625 revoked, 9622 invalid): no licence can be assigned with it.
+  const refused = s.tokens.revoked + s.tokens.invalid;
+  if (refused > 0) {
+    lines.push({
+      key: 'tokens-refused',
+      text: t('bannerTokensRefused', { revoked: s.tokens.revoked, invalid: s.tokens.invalid }),
+      remedy: t('bannerTokensRefusedRemedy'),
+      link: { to: '/tokens', label: t('openTokens') },
+    });
+  }
   return lines;
 }
 
@@ -152,6 +162,10 @@ export function ServerPage() {
             <dd className={s.tokens.expiring > 0 ? 'warning' : ''}>{s.tokens.expiring}</dd>
             <dt>{t('tokensExpired')}</dt>
             <dd className={s.tokens.expired > 0 ? 'warning' : ''}>{s.tokens.expired}</dd>
+            <dt>{t('tokensRevoked')}</dt>
+            <dd className={s.tokens.revoked > 0 ? 'warning' : ''}>{s.tokens.revoked}</dd>
+            <dt>{t('tokensInvalid')}</dt>
+            <dd className={s.tokens.invalid > 0 ? 'warning' : ''}>{s.tokens.invalid}</dd>
           </dl>
           <h2>{t('deviceCounts')}</h2>
           <dl className="facts" data-device-counts>
