@@ -1,6 +1,6 @@
 // README "Try it locally without Apple", step by step, with the commands the README shows (only
 // the folders, the port and the token are the test's): `haishin fakes`, `haishin serve` with the
-// variables it wrote, `haishin fleet` with 5 simulated iPads, `haishin tokens add`, the auto-assign
+// variables it wrote, `haishin fleet` with 5 simulated iPads, `haishin tokens add`, `haishin groups auto-assign`, the auto-assign
 // token through the REST API, `haishin distribute` — and every job ends `success`.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,13 +74,10 @@ describe('README: try it locally without Apple (haishin fakes, serve, fleet)', (
       expect(added).toMatchObject({ code: 0, stderr: [] });
       const tokenId = added.stdout.map((l) => /^ID\s+(\S+)$/.exec(l)?.[1]).find((id) => id !== undefined)!;
       expect(tokenId).toBeDefined();
-      //    curl -X PUT … "$HAISHIN_URL/api/v1/groups/<groupId>/auto-assign-token" -d '{"tokenId":"<tokenId>"}'
-      const put = await fetch(`${baseUrl}/api/v1/groups/${groupId}/auto-assign-token`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ tokenId }),
-      });
-      expect(put.status).toBe(200);
+      //    node bin/haishin.js groups auto-assign <groupId> --token <tokenId>
+      const autoAssign = await runHaishin(['groups', 'auto-assign', groupId, '--token', tokenId], cli);
+      expect(autoAssign).toMatchObject({ code: 0, stderr: [] });
+      expect(autoAssign.stdout[0]).toBe('Auto-assign token set.');
       //    node bin/haishin.js distribute 1450000001 --token <tokenId> --group <groupId>
       const distributed = await runHaishin(
         ['distribute', APP, '--token', tokenId, '--group', groupId],

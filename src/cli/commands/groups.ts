@@ -62,3 +62,46 @@ export async function groupsMv(ctx: Ctx, id: string, o: { parent?: string; name?
   });
   emit(ctx, g, () => `${ctx.t('グループを変更しました。', 'Group changed.')}\n${groupFields(ctx, g)}`);
 }
+
+interface AutoAssignDoc {
+  groupId: string;
+  tokenId: string | null;
+  effectiveTokenId: string | null;
+  inheritedFrom: string | null;
+}
+
+/** Sets (or with --none clears) the token whose licences are assigned automatically in a group. */
+export async function groupsAutoAssign(
+  ctx: Ctx,
+  id: string,
+  o: { token?: string; none?: boolean },
+): Promise<void> {
+  if ((o.token === undefined) === (o.none !== true))
+    throw usageError('usage.auto_assign', {
+      ja: '--token <トークンID>（自動割り当てに使う VPP トークン）か --none（解除）のどちらかを指定してください。',
+      en: 'Give either --token <tokenId> (the VPP token to assign licences from) or --none (clear it).',
+    });
+  const doc = await ctx.api.request<AutoAssignDoc>(
+    'PUT',
+    `/groups/${encodeURIComponent(id)}/auto-assign-token`,
+    {
+      body: { tokenId: o.none ? null : (o.token ?? null) },
+    },
+  );
+  emit(ctx, doc, () =>
+    [
+      doc.tokenId
+        ? ctx.t('自動割り当てトークンを設定しました。', 'Auto-assign token set.')
+        : ctx.t('自動割り当てトークンを解除しました。', 'Auto-assign token cleared.'),
+      fields(
+        [
+          [{ ja: 'グループID', en: 'Group ID' }, doc.groupId],
+          [{ ja: '自動割り当てトークン', en: 'Auto-assign token' }, doc.tokenId],
+          [{ ja: '有効なトークン', en: 'Effective token' }, doc.effectiveTokenId],
+          [{ ja: '継承元グループ', en: 'Inherited from' }, doc.inheritedFrom],
+        ],
+        ctx.lang,
+      ),
+    ].join('\n'),
+  );
+}

@@ -107,6 +107,23 @@ export function registerAdminCommands(program: Command, lang: Lang): void {
       (await import('./groups.ts')).groupsMv(ctx, s(id), o as { parent?: string; name?: string }),
   );
 
+  act(
+    groups
+      .command('auto-assign')
+      .description(
+        d(
+          'グループの自動割り当てトークン（配信時にライセンスを割り当てる VPP トークン、下位グループが継承）を設定・解除',
+          "set or clear a group's auto-assign token (the VPP token licences are assigned from; subgroups inherit it)",
+        ),
+      )
+      .argument('<id>', d('グループID', 'group id'))
+      .option('--token <tokenId>', d('VPP トークンID', 'VPP token id'))
+      .option('--none', d('自動割り当てを解除', 'clear the setting')),
+    async (ctx, [id], o) =>
+      (await import('./groups.ts')).groupsAutoAssign(ctx, s(id), o as { token?: string; none?: boolean }),
+    { vppToken: true },
+  );
+
   const devices = program.command('devices').description(d('端末（iPad）', 'devices (iPads)'));
   act(
     devices
