@@ -13,6 +13,7 @@
 // S1_DB (a postgres:// URL instead of SQLite), S1_PROFILE=<dir> (serve runs with --cpu-prof into
 // <dir>), S1_LOG_LEVEL (serve's HAISHIN_LOG_LEVEL, default: serve's default, info).
 import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ const ADMIN = 'bench-admin-token-0123456789abcdef';
 
 const dir = mkdtempSync(join(tmpdir(), 'haishin-s1-'));
 const children: HaishinProcess[] = [];
-let baseline: ReturnType<typeof spawn> | null = null;
+const others: ChildProcess[] = [];
 
 function describeMachine(): string {
   let commit = 'unknown';
@@ -86,7 +87,7 @@ async function startBaseline(port: number): Promise<void> {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
-  baseline = child;
+  others.push(child);
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
       if (c.toString('utf8').includes('listening')) resolve();
@@ -216,7 +217,7 @@ try {
   }
   console.log(describeMachine());
 } finally {
-  baseline?.kill('SIGTERM');
+  for (const child of others) child.kill('SIGTERM');
   for (const child of children.reverse()) await child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
 }
