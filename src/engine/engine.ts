@@ -423,6 +423,7 @@ export class DistributionEngine implements MdmListener {
       IN_FLIGHT,
     );
     const manualChecks = new Map<string, Set<string> | LicenceFailure>();
+    const manualListsReadAt = this.#clock.now();
     const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
     const autoAssign = await this.#store.vpp.autoAssignSettings();
     const devices = await this.#store.devices.briefs(
@@ -460,7 +461,11 @@ export class DistributionEngine implements MdmListener {
         }
         if (device.serial_number && assigned.has(device.serial_number))
           await this.#move(job, 'push_sending', 'licence assigned (manual)');
-        else if (device.serial_number && (await this.#assigningNow(job, device.serial_number))) continue;
+        else if (
+          device.serial_number &&
+          (await this.#assigningNow(job, device.serial_number, manualListsReadAt))
+        )
+          continue;
         else await this.#move(job, 'license_failed', 'license.not_assigned');
         continue;
       }
@@ -479,14 +484,19 @@ export class DistributionEngine implements MdmListener {
     }
   }
 
-  /** A manual assignment haishin sent and Apple has not confirmed yet: wait for it rather than fail. */
-  async #assigningNow(job: JobRow, serial: string): Promise<boolean> {
+  /**
+   * A manual assignment haishin sent and Apple has not confirmed yet: wait for it rather than fail.
+   * A licence confirmed after Apple's list was read (`listReadAt`) counts too: the next tick's
+   * list will show it.
+   */
+  async #assigningNow(job: JobRow, serial: string, listReadAt: Date): Promise<boolean> {
     const [licence] = await this.#store.vpp.licenses({
       tokenId: job.token_id,
       adamId: job.adam_id,
       serialNumber: serial,
     });
-    return licence?.state === 'assigning';
+    if (licence?.state === 'assigning') return true;
+    return licence?.state === 'assigned' && new Date(licence.updated_at).getTime() >= listReadAt.getTime();
   }
 
   /** Batches licence assignment per (token, app); jobs whose serial already holds one skip ahead. */
