@@ -59,10 +59,15 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     };
     const counts = async (id: string) =>
       (await api()<Distribution>('GET', `/distributions/${id}`)).body.counts;
-    const settle = (id: string) => eventually(`distribution ${id} settles`, async () => settled(await counts(id)));
+    const settle = (id: string) =>
+      eventually(`distribution ${id} settles`, async () => settled(await counts(id)));
 
     /** What haishin stored, read from its database directly: commands and job attempts per app. */
-    const storedCommands = async (): Promise<{ installs: number; jobs: number; distinctCommands: number }> => {
+    const storedCommands = async (): Promise<{
+      installs: number;
+      jobs: number;
+      distinctCommands: number;
+    }> => {
       const installs = "select count(*) as n from commands where request_type = 'InstallApplication'";
       const jobs = 'select count(*) as n, count(distinct command_uuid) as d from jobs';
       if (backend === 'sqlite') {
