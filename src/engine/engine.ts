@@ -733,6 +733,7 @@ export class DistributionEngine implements MdmListener {
         await this.#move(job, 'retry_waiting', 're-Authenticate cleared the queue', {
           command_uuid: null,
           push_deadline: null,
+          session_deadline: null,
           next_at: this.#clock.now().toISOString(),
         });
       }
@@ -755,7 +756,10 @@ export class DistributionEngine implements MdmListener {
     if (!job || isTerminal(job.status as JobStatus)) return;
     const now = this.#clock.now();
     if (report.status === 'NotNow') {
+      // A deferral ends the hand-over: the session clock starts again when the device next fetches
+      // (a Shared iPad may defer for hours while a student is logged in, then install).
       await this.#move(job, 'retry_waiting', 'NotNow', {
+        session_deadline: null,
         next_at: new Date(now.getTime() + this.#t.notNowRetryMs).toISOString(),
       });
       return;
@@ -805,14 +809,16 @@ export class DistributionEngine implements MdmListener {
     if (report.status === 'Error' && transient && job.retry_count < this.#t.maxTransientRetries) {
       const backoff = this.#t.transientBackoffMs * 2 ** job.retry_count;
       const retryAt = new Date(now.getTime() + backoff);
-      // A retry must fit the job's deadlines (decision 0015): one that cannot finish in time would
-      // only end as a timeout that hides the transient error, so the job ends with it now.
+      // A retry must fit the job's request deadline (decision 0015): one that cannot finish in time
+      // would only end as a timeout that hides the transient error, so the job ends with it now.
+      // The session deadline does not bound it: the retry is a new hand-over with its own session.
       const miss = retryMissesDeadline(job, retryAt, backoff);
       if (!miss) {
         await this.#move(job, 'retry_waiting', `transient ${top?.domain}:${top?.code}`, {
           error,
           command_uuid: null,
           push_deadline: null,
+          session_deadline: null,
           next_at: retryAt.toISOString(),
         });
         return;
@@ -936,7 +942,9 @@ export class DistributionEngine implements MdmListener {
 /**
  * The deadline a transient retry at `retryAt` could not finish before, or null when it fits. The
  * retry needs time after it starts (push, fetch, install, verification): as much again as its own
- * backoff is asked for — the device that was busy now is given as long to do the work.
+ * backoff is asked for — the device that was busy now is given as long to do the work. Only the
+ * request deadline counts: the retry is handed over anew, with a session clock of its own.
+ * (`'session'` remains in the type for errors stored by earlier versions.)
  */
 function retryMissesDeadline(
   job: JobRow,
@@ -944,13 +952,8 @@ function retryMissesDeadline(
   backoffMs: number,
 ): { deadline: 'request' | 'session'; at: string } | null {
   const done = retryAt.getTime() + backoffMs;
-  for (const [deadline, at] of [
-    ['request', job.request_deadline],
-    ['session', job.session_deadline],
-  ] as const) {
-    if (at && done > new Date(at).getTime()) return { deadline, at };
-  }
-  return null;
+  const at = job.request_deadline;
+  return done > new Date(at).getTime() ? { deadline: 'request', at } : null;
 }
 
 /** Why a licence could not be had, as the job's reason, and Apple's answer for the job's error. */
