@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TERMINAL_STATUSES } from '../../src/core/jobs.ts';
+import { verdictOfReason } from '../../src/diagnosis/index.ts';
 import type { EngineTimings } from '../../src/engine/engine.ts';
 import type { FakeApns } from '../../src/sim/apns/server.ts';
 import type { FakeAppMeta } from '../../src/sim/appmeta/server.ts';
@@ -11,6 +12,7 @@ import { SimDevice } from '../../src/sim/device/device.ts';
 import type { SimDeviceSpec } from '../../src/sim/device/device.ts';
 import { SimFleet } from '../../src/sim/fleet.ts';
 import { FakeVppService } from '../../src/sim/vpp/server.ts';
+import type { FakeAssetSeed } from '../../src/sim/vpp/server.ts';
 import { startTestServer } from './server.ts';
 import type { TestServer } from './server.ts';
 
@@ -23,7 +25,14 @@ export interface CatalogApp {
   sizeBytes: number;
   licences: number;
   minimumOsVersion?: string;
+  /** What the look-up says (default 4+). */
+  contentRating?: '4+' | '9+' | '12+' | '17+';
+  /** More of the fake Apps and Books asset: `deviceAssignable: false`, `refuseWith: 9624`, … */
+  asset?: Omit<FakeAssetSeed, 'adamId' | 'total'>;
 }
+
+/** Statuses a job ends in without success: each must carry a diagnosis (issue 13). */
+const FAILED_TERMINAL = [...TERMINAL_STATUSES].filter((s) => s !== 'success');
 
 /**
  * The whole simulated world over real sockets: haishin, fake APNs (HTTP/2 + TLS), fake Apps
@@ -79,7 +88,7 @@ export class World {
         bundleId: app.bundleId,
         sizeBytes: app.sizeBytes,
         minimumOsVersion: app.minimumOsVersion ?? '15.0',
-        contentRating: '4+',
+        contentRating: app.contentRating ?? '4+',
       })),
       onPush: (token) => void w.fleet.wake(token),
     });
@@ -131,7 +140,8 @@ export class World {
       new Date(Date.now() + 300 * 86_400_000),
     );
     this.vpp.addToken({ sToken, orgName: '教育委員会', locationName: name });
-    for (const app of apps) this.vpp.addAsset(sToken, { adamId: app.adamId, total: app.licences });
+    for (const app of apps)
+      this.vpp.addAsset(sToken, { ...app.asset, adamId: app.adamId, total: app.licences });
     const res = await this.api<{ id: string }>('POST', '/vpp-tokens', { groupId, sToken });
     if (res.status !== 201) throw new Error(`token registration failed: ${JSON.stringify(res.body)}`);
     await this.api('PUT', `/groups/${groupId}/auto-assign-token`, { tokenId: res.body.id });
@@ -177,10 +187,80 @@ export class World {
     }
   }
 
+  /**
+   * Issue 13, item 2 — what every failed job of this world must satisfy, checked on the diagnosis
+   * haishin gives now (the ranking of GET /jobs/:id/diagnosis, without asking the device):
+   * - it is not empty;
+   * - when the job's reason states a cause (src/diagnosis/verdict.ts), that cause is there,
+   *   confirmed, and only confirmed causes (a root cause the evidence proves) come before it;
+   * - a device that connected after its last push is never ranked `device.powered_off_or_offline`.
+   * Returns one line per violation.
+   */
+  async diagnosisViolations(): Promise<string[]> {
+    const { store, engine } = this.server.haishin;
+    const jobs = await store.db.kysely
+      .selectFrom('jobs')
+      .selectAll()
+      .where('status', 'in', FAILED_TERMINAL)
+      .orderBy('seq')
+      .execute();
+    const out: string[] = [];
+    for (const job of jobs) {
+      // Read before the diagnosis: a device that had answered its last push by then still had.
+      const device = await store.devices.get(job.device_id);
+      const causes = await engine.diagnose(job);
+      const codes = causes.map((c) => `${c.code}:${c.confidence}`);
+      const who = `job ${job.id} (${job.status}, reason ${JSON.stringify(job.reason)}, device ${device?.serial_number ?? job.device_id})`;
+      if (causes.length === 0) {
+        out.push(`${who}: no cause`);
+        continue;
+      }
+      const verdict = verdictOfReason(job.reason);
+      if (verdict) {
+        const i = causes.findIndex((c) => c.code === verdict);
+        if (i < 0) out.push(`${who}: ${verdict} missing from [${codes.join(', ')}]`);
+        else if (causes[i]!.confidence !== 'confirmed')
+          out.push(`${who}: ${verdict} is ${causes[i]!.confidence}, not confirmed: [${codes.join(', ')}]`);
+        else if (causes.slice(0, i).some((c) => c.confidence !== 'confirmed'))
+          out.push(`${who}: ${verdict} ranked behind unconfirmed causes: [${codes.join(', ')}]`);
+      }
+      const seen = device?.last_seen_at ? new Date(device.last_seen_at).getTime() : null;
+      const pushed = device?.last_push_at ? new Date(device.last_push_at).getTime() : null;
+      if (
+        seen !== null &&
+        pushed !== null &&
+        seen >= pushed &&
+        causes.some((c) => c.code === 'device.powered_off_or_offline')
+      ) {
+        out.push(
+          `${who}: ranked offline although the device connected (${device!.last_seen_at}) after its last push (${device!.last_push_at}): [${codes.join(', ')}]`,
+        );
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Stops everything; throws when a failed job's diagnosis breaks the invariants above (after
+   * closing, so a failing suite leaves nothing running).
+   */
   async close(): Promise<void> {
-    await this.fleet.idle();
-    await this.server?.close();
-    await this.fakes?.close();
-    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+    let violations: string[] = [];
+    let checkError: unknown = null;
+    try {
+      await this.fleet.idle();
+      if (this.server) violations = await this.diagnosisViolations();
+    } catch (err) {
+      checkError = err;
+    } finally {
+      await this.server?.close();
+      await this.fakes?.close();
+      if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+    }
+    if (checkError) throw checkError;
+    if (violations.length > 0)
+      throw new Error(
+        `diagnosis invariants (issue 13) broken by ${violations.length} failed job(s):\n${violations.join('\n')}`,
+      );
   }
 }

@@ -22,6 +22,12 @@ export interface SimDeviceSpec {
    * Apple's limit (200 MB on iOS 13 and later, 150 MB before): larger ones wait for Wi-Fi.
    */
   wifi?: boolean;
+  /**
+   * The network lets the iPad reach Apple's servers (default). false: a network that blocks the App
+   * Store (a firewall, a proxy that drops Apple's hosts): installs are accepted and stay `Installing`,
+   * never downloaded — while MDM and push, on haishin's own host, keep working.
+   */
+  appleReachable?: boolean;
   supervised?: boolean;
   sharedIpad?: boolean;
   users?: { shortName: string; loggedIn: boolean }[];
@@ -144,6 +150,7 @@ export class SimDevice {
       availableGb: s.availableGb ?? 40,
       cellular: s.cellular ?? false,
       wifi: s.wifi ?? true,
+      appleReachable: s.appleReachable ?? true,
       supervised: s.supervised ?? true,
       sharedIpad: s.sharedIpad ?? false,
       restrictions: s.restrictions,
@@ -341,9 +348,10 @@ export class SimDevice {
         return { QueryResponses: this.#deviceInformation(command.Queries) };
       case 'InstalledApplicationList':
         return {
-          // A failed install left nothing on the device; one waiting to download is listed as installing.
+          // A failed install left nothing on the device, nor does a cloud icon (restored from a
+          // backup); one waiting to download is listed as installing.
           InstalledApplicationList: [...this.apps.values()]
-            .filter((a) => a.managedStatus !== 'Failed')
+            .filter((a) => a.managedStatus !== 'Failed' && a.managedStatus !== 'ManagedButUninstalled')
             .map((a) => ({
               Identifier: a.bundleId,
               Name: a.name,
@@ -351,7 +359,11 @@ export class SimDevice {
               ShortVersion: a.version,
               BundleSize: a.sizeBytes,
               IsValidated: true,
-              ...(a.downloadWaiting ? { Installing: true, DownloadWaiting: true } : {}),
+              ...(a.downloadWaiting
+                ? { Installing: true, DownloadWaiting: true }
+                : a.managedStatus === 'Installing'
+                  ? { Installing: true }
+                  : {}),
             })),
         };
       case 'ManagedApplicationList': {
@@ -403,6 +415,15 @@ export class SimDevice {
     const adamId = Number(command.iTunesStoreID);
     const app = this.#catalog.get(adamId);
     if (!app) return { State: 'Queued' };
+    // Restored from another iPad's backup: the managed app is a cloud icon that installing again
+    // does not bring back; it must be deleted on the device first (DESIGN §4).
+    if (this.apps.get(app.bundleId)?.managedStatus === 'ManagedButUninstalled')
+      return { Identifier: app.bundleId, State: 'Queued' };
+    // Apple's servers out of reach: accepted, and the download never starts.
+    if (!this.spec.appleReachable) {
+      this.apps.set(app.bundleId, { ...app, managedAdamId: adamId, managedStatus: 'Installing' });
+      return { Identifier: app.bundleId, State: 'Queued' };
+    }
     // The App Store's own checks: they fail after the command was accepted, visible only in the managed list.
     const tooOld = app.minimumOsVersion !== undefined && olderThan(this.spec.osVersion, app.minimumOsVersion);
     const tooBig = app.sizeBytes > this.spec.availableGb * 1e9;

@@ -65,9 +65,14 @@ export interface FakeAssetSeed {
   total: number;
   deviceAssignable?: boolean;
   revocable?: boolean;
+  /**
+   * Apple refuses every assignment of the asset with this error number, in the event: the
+   * associate call answers an eventId and the event ends FAILED (e.g. 9624, licence refunded).
+   */
+  refuseWith?: number;
 }
 
-export type FakeFaultType = 'http429' | 'http503' | 'error9709' | 'error9610' | 'error9603';
+export type FakeFaultType = 'http429' | 'http503' | 'error9709' | 'error9610' | 'error9603' | 'refusal';
 
 export interface FakeFault {
   type: FakeFaultType;
@@ -77,6 +82,11 @@ export interface FakeFault {
   retryAfterSec?: number;
   /** "METHOD path" (e.g. `POST assets/associate`); any request when absent. */
   endpoint?: string;
+  /** Only requests with this bearer (the sToken); any token when absent. */
+  sToken?: string;
+  /** `refusal`: Apple's error number (default 9624, licence refunded) and HTTP status (default 400). */
+  errorNumber?: number;
+  httpStatus?: number;
 }
 
 export interface FakeCall {
@@ -103,6 +113,7 @@ interface FakeAsset {
   retired: number;
   deviceAssignable: boolean;
   revocable: boolean;
+  refuseWith: number | null;
   /** serial → version at which it was assigned. */
   holders: Map<string, number>;
 }
@@ -169,6 +180,7 @@ const MSG: Record<number, string> = {
   9610: 'License not found',
   9621: "The token has expired. You need to generate a new token online using your organization's account at either school.apple.com or business.apple.com.",
   9622: 'Invalid authentication token',
+  9624: 'License was refunded and is no longer valid.',
   9625: 'The server has revoked the sToken.',
   9646: 'There are too many recent requests. Try again momentarily.',
   9650: 'The provided page index must be greater than 0, and less than the total number of pages.',
@@ -326,6 +338,7 @@ export class FakeVppService {
       retired: 0,
       deviceAssignable: seed.deviceAssignable ?? true,
       revocable: seed.revocable ?? true,
+      refuseWith: seed.refuseWith ?? null,
       holders: new Map(),
     });
   }
@@ -515,13 +528,15 @@ export class FakeVppService {
     at: number,
     endpoint: string,
   ): Promise<{ status: number; body: unknown }> {
-    this.#applyFault(endpoint, 'http429');
-    this.#applyFault(endpoint, 'http503');
+    const bearer = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] : undefined;
+    this.#applyFault(endpoint, 'http429', bearer);
+    this.#applyFault(endpoint, 'http503', bearer);
     const token = this.#authenticate(auth);
     if (this.#enforceRate) this.#checkRate(token, at);
-    this.#applyFault(endpoint, 'error9603');
-    this.#applyFault(endpoint, 'error9610');
-    this.#applyFault(endpoint, 'error9709');
+    this.#applyFault(endpoint, 'error9603', bearer);
+    this.#applyFault(endpoint, 'error9610', bearer);
+    this.#applyFault(endpoint, 'error9709', bearer);
+    this.#applyFault(endpoint, 'refusal', bearer);
 
     const body = method === 'POST' ? parseBody(rawBody) : {};
     let out: Record<string, unknown>;
@@ -563,9 +578,13 @@ export class FakeVppService {
     return { status: 200, body: { ...out, ...this.#envelope(token) } };
   }
 
-  #applyFault(endpoint: string, type: FakeFaultType): void {
+  #applyFault(endpoint: string, type: FakeFaultType, bearer: string | undefined): void {
     const i = this.#faults.findIndex(
-      (f) => f.type === type && f.count > 0 && (!f.endpoint || f.endpoint === endpoint),
+      (f) =>
+        f.type === type &&
+        f.count > 0 &&
+        (!f.endpoint || f.endpoint === endpoint) &&
+        (!f.sToken || f.sToken === bearer),
     );
     if (i < 0) return;
     const fault = this.#faults[i]!;
@@ -587,6 +606,10 @@ export class FakeVppService {
         throw new HttpError(400, 9610, MSG[9610]!);
       case 'error9709':
         throw new HttpError(400, 9709, MSG[9709]!);
+      case 'refusal': {
+        const n = fault.errorNumber ?? 9624;
+        throw new HttpError(fault.httpStatus ?? 400, n, MSG[n] ?? 'error', retry);
+      }
     }
   }
 
@@ -865,6 +888,7 @@ export class FakeVppService {
           if (!asset) fail(r, 9610, serial);
           else if (ev.type === 'ASSOCIATE') {
             if (!asset.deviceAssignable) fail(r, 9707, serial);
+            else if (asset.refuseWith !== null) fail(r, asset.refuseWith, serial);
             else if (asset.holders.has(serial)) r.ok.push(serial);
             else if (asset.holders.size < asset.total) {
               asset.holders.set(serial, ++token.loc.version);
