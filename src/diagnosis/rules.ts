@@ -579,7 +579,10 @@ export const licenceRule: Rule = (e) => {
   const l = e.licence;
   if (!l) return [];
   const out: RuleHit[] = [];
-  if (l.assignedToSerial === false) {
+  // Apple refused the assignment and said why (9709, 9707, 9624, …): that refusal is the cause, read
+  // by the VPP-number rule; "no licence on the serial" is only its consequence.
+  const refused = l.assignmentState === 'failed' && !!l.lastVppError;
+  if (l.assignedToSerial === false && !refused) {
     // While the assignment is in flight, "not assigned yet" is expected rather than a cause.
     const inFlight = e.job?.status === 'license_assigning' || l.assignmentState === 'assigning';
     out.push(
