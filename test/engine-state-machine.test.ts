@@ -67,9 +67,13 @@ async function waitForJob(
   }
 }
 
-async function history(world: World, jobId: string): Promise<{ to: string; reason: string | null }[]> {
-  return (await world.api<{ history: { to: string; reason: string | null }[] }>('GET', `/jobs/${jobId}`)).body
-    .history;
+async function history(
+  world: World,
+  jobId: string,
+): Promise<{ to: string; reason: string | null; at: string }[]> {
+  return (
+    await world.api<{ history: { to: string; reason: string | null; at: string }[] }>('GET', `/jobs/${jobId}`)
+  ).body.history;
 }
 
 describe('a deferral restarts the session clock', () => {
@@ -155,6 +159,85 @@ describe('a deferral restarts the session clock', () => {
       ipad!.behaviours.delete('InstallApplication');
       const done = await installsAfterOldDeadline(ipad!, id, firstFetch);
       expect((await history(world, done.id)).map((h) => h.to)).toContain('retry_waiting');
+    },
+  );
+});
+
+describe('activation is per device and fair', () => {
+  const APPS: CatalogApp[] = [1, 2, 3, 4].map((i) => ({
+    adamId: `14500141${i}0`,
+    name: `教材${i}`,
+    bundleId: `jp.example.fair${i}`,
+    sizeBytes: 10_000_000,
+    licences: 20,
+  }));
+  let world: World;
+  beforeAll(async () => {
+    // One job started per tick, 20 waiting jobs read per pass: the old pass read 4 waiting jobs
+    // and skipped those of busy devices; 33 come before the idle device's job here.
+    world = await World.start(APPS, {}, { activationBatch: 1 });
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it(
+    "many waiting jobs of a few busy devices come first: the idle device's job starts all the same, and each device keeps its order",
+    { timeout: 30_000 },
+    async () => {
+      const school = await world.group('公平校');
+      const token = await world.token(school, APPS, 'fair');
+      const ipads = await world.devices(4, [school], () => ({}), 'FA');
+      const busy = ipads.slice(0, 3);
+      const idle = ipads[3]!;
+      const idOf = async (d: SimDevice) =>
+        (await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${d.serialNumber}`)).body
+          .items[0]!.id;
+      // Switched off: each busy iPad's first job stays in push_sending, its next three wait behind it.
+      for (const d of busy) d.online = false;
+      const busyIds = await Promise.all(busy.map(idOf));
+      const earlier: string[] = [];
+      for (let i = 0; i < 3; i++)
+        earlier.push(
+          await distribute(world, token.id, { deviceIds: busyIds, adamIds: APPS.map((a) => a.adamId) }),
+        );
+      const first = earlier[0]!;
+      const deadline = Date.now() + 10_000;
+      while ((await jobsOf(world, first)).filter((j) => j.status === 'push_sending').length < 3) {
+        if (Date.now() > deadline) throw new Error('the busy devices never started');
+        await sleep(25);
+      }
+      const second = await distribute(world, token.id, {
+        deviceIds: [await idOf(idle)],
+        adamIds: [APPS[0]!.adamId],
+      });
+      const done = await waitForJob(world, second, (j) => j.status === 'success', 10_000);
+      expect(done.status).toBe('success');
+      const stillWaiting = await Promise.all(
+        earlier.map(async (d) => (await jobsOf(world, d)).filter((j) => j.status === 'waiting').length),
+      );
+      expect(stillWaiting).toEqual([9, 12, 12]);
+
+      // The busy iPads come back (they connect by themselves): every job ends, one after another per device.
+      for (const d of busy) {
+        d.online = true;
+        await d.connect();
+      }
+      const jobs: Job[] = [];
+      for (const d of earlier) {
+        expect(await world.settle(d, 20_000)).toEqual({ success: 12 });
+        jobs.push(...(await jobsOf(world, d)));
+      }
+      for (const d of busy) {
+        const deviceId = await idOf(d);
+        // Finished in job order: each device's oldest waiting job was the one started.
+        const order = await Promise.all(
+          jobs
+            .filter((j) => j.deviceId === deviceId)
+            .map(async (j) => (await history(world, j.id)).find((h) => h.to === 'success')!.at),
+        );
+        expect([...order].sort()).toEqual(order);
+      }
     },
   );
 });

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEADLINE_WATCH } from '../src/core/jobs.ts';
 import type { Deadline } from '../src/core/jobs.ts';
@@ -30,6 +30,42 @@ describe('query plans of the engine hot path (SQLite)', () => {
       expect(index.rows[0]?.sql.replace(/\s+/g, ' ')).toContain(`status ${predicate}`);
     });
   }
+
+  const IN_FLIGHT = [
+    'license_assigning',
+    'push_sending',
+    'retry_waiting',
+    'awaiting_response',
+    'executing',
+  ] as const;
+  const planOf = async (query: CompiledQuery) =>
+    (
+      await store.db.kysely.executeQuery<{ detail: string }>(
+        CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+      )
+    ).rows
+      .map((r) => r.detail)
+      .join(' | ');
+  const perDevice =
+    'CORRELATED SCALAR SUBQUERY 1 | SEARCH e USING COVERING INDEX jobs_device (device_id=? AND status=? AND seq<?) | CORRELATED SCALAR SUBQUERY 2 | SEARCH a USING COVERING INDEX jobs_device (device_id=? AND status=?)';
+
+  it("activation reads a window of waiting jobs in order, and each one's device from an index", async () => {
+    const query = store.jobs
+      .nextToActivateQuery({ active: IN_FLIGHT, afterSeq: 10, throughSeq: 10_010, limit: 500 })
+      .compile();
+    expect(await planOf(query)).toBe(
+      `SEARCH j USING INDEX jobs_status_seq (status=? AND seq>? AND seq<?) | ${perDevice}`,
+    );
+  });
+
+  it('activation of devices that just finished a job starts from those devices', async () => {
+    const query = store.jobs
+      .nextToActivateQuery({ active: IN_FLIGHT, deviceIds: ['a', 'b', 'c'], limit: 500 })
+      .compile();
+    expect(await planOf(query)).toBe(
+      `SEARCH j USING INDEX jobs_device (device_id=? AND status=?) | ${perDevice}`,
+    );
+  });
 
   it('the next waiting jobs come in order from an index, without sorting them all', async () => {
     expect(await plan(`select * from jobs where status in ('waiting') order by seq limit 2000`)).toBe(

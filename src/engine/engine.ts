@@ -34,6 +34,8 @@ export interface EngineTimings {
   /** HAISHIN_OFFLINE_AFTER / HAISHIN_UNENROLLED_AFTER: when silence counts as offline / gone. */
   offlineAfterMs: number;
   unenrolledAfterMs: number;
+  /** Jobs started per tick by the activation (default 500; tests use a handful). */
+  activationBatch?: number;
 }
 
 export const DEFAULT_TIMINGS: Omit<
@@ -65,6 +67,8 @@ const IN_FLIGHT: JobStatus[] = [
 ];
 const PUSH_STATES: readonly JobStatus[] = DEADLINE_WATCH.push_deadline;
 const BATCH = 500;
+/** Waiting jobs read per activation pass, in batches: bounded work per tick, see `#toActivate`. */
+const ACTIVATION_WINDOW = 20;
 /** Install commands go out at 10; the check whether an install finished comes before the next one. */
 const INSTALL_PRIORITY = 10;
 const VERIFY_PRIORITY = 20;
@@ -99,6 +103,10 @@ export class DistributionEngine implements MdmListener {
   readonly #t: EngineTimings;
   readonly #events: EventBus | null;
   #ticking: Promise<void> | null = null;
+  /** Devices whose job left the in-flight statuses here: their next job is looked at first. */
+  readonly #freed = new Set<string>();
+  /** Where the activation's round-robin over the waiting jobs goes on (a job seq; 0: the start). */
+  #activationCursor = 0;
   #recovered = false;
   #closed = false;
   readonly #diagnosisQueue = new Set<string>();
@@ -277,6 +285,8 @@ export class DistributionEngine implements MdmListener {
     const moved = applied
       ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt }
       : null;
+    if (moved && IN_FLIGHT.includes(job.status as JobStatus) && !IN_FLIGHT.includes(to))
+      this.#freed.add(job.device_id);
     // A job that fails carries its diagnosis from that moment on (refreshed on demand later).
     if (moved && isTerminal(to) && to !== 'success' && to !== 'cancelled') this.#queueDiagnosis(job.id);
     return moved;
@@ -414,24 +424,54 @@ export class DistributionEngine implements MdmListener {
     await this.#verify(now);
   }
 
-  /** Promotes the first waiting job of every idle device. */
+  /**
+   * The jobs to start now: the oldest waiting job of idle devices, a bounded batch. First those of
+   * devices whose job just ended here (their next app starts at once), then a window of the
+   * round-robin over all waiting jobs: each pass reads the next `ACTIVATION_WINDOW × batch` of
+   * them after where the last stopped, so a device whose jobs come after thousands of busy
+   * devices' jobs is reached within a few passes, and after a restart (or another node's work)
+   * nothing waits for a hint.
+   */
+  async #toActivate(): Promise<JobRow[]> {
+    const batch = this.#t.activationBatch ?? BATCH;
+    const picked = new Map<string, JobRow>();
+    const freed = [...this.#freed].slice(0, batch);
+    for (const deviceId of freed) this.#freed.delete(deviceId);
+    if (freed.length > 0)
+      for (const job of await this.#store.jobs.nextToActivate({
+        active: IN_FLIGHT,
+        deviceIds: freed,
+        limit: batch,
+      }))
+        picked.set(job.device_id, job);
+    if (picked.size < batch) {
+      const after = this.#activationCursor;
+      const through = await this.#store.jobs.waitingSeqAt(after, batch * ACTIVATION_WINDOW);
+      const limit = batch - picked.size;
+      const found = await this.#store.jobs.nextToActivate({
+        active: IN_FLIGHT,
+        afterSeq: after,
+        throughSeq: through,
+        limit,
+      });
+      for (const job of found) if (!picked.has(job.device_id)) picked.set(job.device_id, job);
+      // A full batch stops at its last job; otherwise the window was read to its end (or to the
+      // last waiting job: the next pass starts from the oldest again).
+      this.#activationCursor = found.length === limit ? found.at(-1)!.seq : (through ?? 0);
+    }
+    return [...picked.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Starts the oldest waiting job of idle devices (one per device, see {@link #toActivate}). */
   async #activate(): Promise<void> {
-    const waiting = await this.#store.jobs.byStatus(['waiting'], BATCH * 4);
+    const waiting = await this.#toActivate();
     if (waiting.length === 0) return;
-    const busy = await this.#store.jobs.devicesWithActive(
-      [...new Set(waiting.map((j) => j.device_id))],
-      IN_FLIGHT,
-    );
     const manualChecks = new Map<string, Set<string> | LicenceFailure>();
     const manualListsReadAt = this.#clock.now();
     const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
     const autoAssign = await this.#store.vpp.autoAssignSettings();
-    const devices = await this.#store.devices.briefs(
-      waiting.filter((j) => !busy.has(j.device_id)).map((j) => j.device_id),
-    );
+    const devices = await this.#store.devices.briefs(waiting.map((j) => j.device_id));
     for (const job of waiting) {
-      if (busy.has(job.device_id)) continue;
-      busy.add(job.device_id);
       const device = devices.get(job.device_id);
       if (!device) continue;
       if (job.kind === 'uninstall') {

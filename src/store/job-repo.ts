@@ -18,6 +18,15 @@ export interface JobFilter {
   afterSeq?: number;
   limit: number;
 }
+/** Which waiting jobs {@link JobRepo.nextToActivate} looks at: of these devices, or a window of seqs. */
+export interface ActivationQuery {
+  /** A device with a job in one of these is busy. */
+  active: readonly JobStatus[];
+  limit: number;
+  deviceIds?: readonly string[];
+  afterSeq?: number;
+  throughSeq?: number | null;
+}
 export type JobPatch = Partial<
   Omit<JobRow, 'id' | 'distribution_id' | 'device_id' | 'adam_id' | 'created_at'>
 >;
@@ -167,16 +176,69 @@ export class JobRepo {
       .execute();
   }
 
-  async devicesWithActive(deviceIds: readonly string[], active: readonly JobStatus[]): Promise<Set<string>> {
-    if (deviceIds.length === 0) return new Set();
-    const rows = await this.#db
+  /**
+   * What the activation starts: the oldest waiting job of each device that has no job in `active`,
+   * in job order, at most `limit`. Narrowed to `deviceIds` (devices that just finished a job), or
+   * to the waiting jobs with `afterSeq < seq <= throughSeq` (a window of the round-robin over all
+   * waiting jobs). Each candidate costs two look-ups on the `jobs_device` index (device, status,
+   * seq); the window comes from `jobs_status_seq`, so a pass reads O(window), never every job.
+   */
+  async nextToActivate(o: ActivationQuery): Promise<JobRow[]> {
+    if (o.deviceIds) {
+      // At most one row per device: sorted here, so that the planner starts from the devices
+      // (jobs_device) rather than walk every waiting job in order to avoid a sort.
+      if (o.deviceIds.length === 0) return [];
+      const rows = await this.nextToActivateQuery(o).execute();
+      return rows.sort((a, b) => a.seq - b.seq).slice(0, o.limit);
+    }
+    return this.nextToActivateQuery(o).execute();
+  }
+
+  /** The query of {@link nextToActivate} (test/store-plans.test.ts reads its plan). */
+  nextToActivateQuery(o: ActivationQuery) {
+    let q = this.#db
+      .selectFrom('jobs as j')
+      .selectAll('j')
+      .where('j.status', '=', 'waiting')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('jobs as e')
+              .select(sql<number>`1`.as('one'))
+              .whereRef('e.device_id', '=', 'j.device_id')
+              .where('e.status', '=', 'waiting')
+              .whereRef('e.seq', '<', 'j.seq'),
+          ),
+        ),
+      )
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('jobs as a')
+              .select(sql<number>`1`.as('one'))
+              .whereRef('a.device_id', '=', 'j.device_id')
+              .where('a.status', 'in', [...o.active]),
+          ),
+        ),
+      );
+    if (o.deviceIds) return q.where('j.device_id', 'in', [...o.deviceIds]);
+    if (o.afterSeq !== undefined) q = q.where('j.seq', '>', o.afterSeq);
+    if (o.throughSeq !== undefined && o.throughSeq !== null) q = q.where('j.seq', '<=', o.throughSeq);
+    return q.orderBy('j.seq').limit(o.limit);
+  }
+
+  /** The seq of the `n`th waiting job after `afterSeq` (the end of a window of n), or null when fewer wait. */
+  async waitingSeqAt(afterSeq: number, n: number): Promise<number | null> {
+    const row = await this.#db
       .selectFrom('jobs')
-      .select('device_id')
-      .distinct()
-      .where('device_id', 'in', [...deviceIds])
-      .where('status', 'in', [...active])
-      .execute();
-    return new Set(rows.map((r) => r.device_id));
+      .select('seq')
+      .where('status', '=', 'waiting')
+      .where('seq', '>', afterSeq)
+      .orderBy('seq')
+      .limit(1)
+      .offset(n - 1)
+      .executeTakeFirst();
+    return row ? Number(row.seq) : null;
   }
 
   forDevice(deviceId: string, statuses: readonly JobStatus[]): Promise<JobRow[]> {
