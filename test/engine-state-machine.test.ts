@@ -241,3 +241,64 @@ describe('activation is per device and fair', () => {
     },
   );
 });
+
+describe("the device's uninstall goes through the engine", () => {
+  let world: World;
+  beforeAll(async () => {
+    world = await World.start([APP]);
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it(
+    'POST /devices/:id/uninstall: the auto-assigned licence is reclaimed once RemoveApplication is acknowledged, not before',
+    { timeout: 30_000 },
+    async () => {
+      const school = await world.group('削除校');
+      const token = await world.token(school, [APP], 'uninstall');
+      const [ipad] = await world.devices(1, [school], () => ({}), 'UN');
+      expect(await world.settle(await distribute(world, token.id, { groupId: school }))).toEqual({
+        success: 1,
+      });
+      expect(world.vpp.holders(token.sToken, APP.adamId)).toEqual([ipad!.serialNumber]);
+      const deviceId = (
+        await world.api<{ items: { id: string }[] }>('GET', `/devices?serialNumber=${ipad!.serialNumber}`)
+      ).body.items[0]!.id;
+      world.vpp.resetCounters();
+
+      // The iPad takes the command and does not answer yet.
+      ipad!.behaviours.set('RemoveApplication', { kind: 'silent' });
+      const res = await world.api<{ distributionId: string; jobId: string }>(
+        'POST',
+        `/devices/${deviceId}/uninstall`,
+        { adamId: APP.adamId },
+      );
+      expect(res.status).toBe(202);
+      const deadline = Date.now() + 10_000;
+      while (!ipad!.received.includes('RemoveApplication')) {
+        if (Date.now() > deadline) throw new Error('RemoveApplication never reached the iPad');
+        await sleep(25);
+      }
+      await sleep(300);
+      expect(world.vpp.calls('POST assets/disassociate')).toBe(0);
+      expect(world.vpp.holders(token.sToken, APP.adamId)).toEqual([ipad!.serialNumber]);
+      const licences = await world.api<{ items: { state: string }[] }>(
+        'GET',
+        `/licenses?serialNumber=${ipad!.serialNumber}&adamId=${APP.adamId}`,
+      );
+      expect(licences.body.items.map((l) => l.state)).toEqual(['assigned']);
+      const [job] = await jobsOf(world, res.body.distributionId);
+      expect(job).toMatchObject({ id: res.body.jobId, status: 'awaiting_response' });
+
+      // It answers on its next connection (the unanswered command is handed out again).
+      ipad!.behaviours.delete('RemoveApplication');
+      await ipad!.connect();
+      expect(await world.settle(res.body.distributionId)).toEqual({ success: 1 });
+      expect(ipad!.apps.has(APP.bundleId)).toBe(false);
+      expect(world.vpp.calls('POST assets/disassociate')).toBe(1);
+      await world.vpp.completePending();
+      expect(world.vpp.holders(token.sToken, APP.adamId)).toEqual([]);
+    },
+  );
+});

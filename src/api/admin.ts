@@ -134,7 +134,7 @@ export async function registerAdminApi(
       );
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
       await registerGroupRoutes(typed, ctx);
-      await registerDeviceRoutes(typed, ctx, o.tokens);
+      await registerDeviceRoutes(typed, ctx, o.tokens, o.engine);
       await registerVppRoutes(typed, ctx, o.tokens, o.engine);
       await registerJobRoutes(typed, ctx, o.engine, o.tokens);
       if (o.events) await registerEventRoutes(typed, ctx, o.events);

@@ -161,8 +161,9 @@ export class DistributionEngine implements MdmListener {
           reach.set(device.group_id, tokenReachGap(nodes, placements, placement, device.group_id));
         const gap = reach.get(device.group_id);
         if (device.status === 'deactivated') [status, reason] = ['cancelled', 'device.deactivated'];
-        // No token in the group or above it is `token.not_registered`; one that could be shared, `token.not_shared`.
-        else if (gap) [status, reason] = ['license_failed', `token.${gap}`];
+        // No token in the group or above it is `token.not_registered`; one that could be shared,
+        // `token.not_shared`. A removal needs no licence: it goes ahead wherever the device is now.
+        else if (gap && input.kind === 'install') [status, reason] = ['license_failed', `token.${gap}`];
         jobs.push({
           id: randomUUID(),
           distribution_id: id,
@@ -213,6 +214,51 @@ export class DistributionEngine implements MdmListener {
       at: now.toISOString(),
     });
     return { id, jobCount: jobs.length };
+  }
+
+  /**
+   * Removes a managed app from one device (the device route's uninstall): an uninstall
+   * distribution of one job, the same path as any other — `RemoveApplication` through the push
+   * phase, the licence haishin auto-assigned reclaimed once the device acknowledged the removal
+   * (never before: an app still on the device keeps its licence until it is gone). The job takes
+   * the token of the device's licence for the app, an auto-assigned one first.
+   */
+  async uninstallFromDevice(
+    deviceId: string,
+    adamId: string,
+    createdBy: string,
+  ): Promise<{ distributionId: string; jobId: string }> {
+    const device = await this.#store.devices.get(deviceId);
+    if (!device) throw new Refusal(404, 'device.not_found', { id: deviceId });
+    if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
+    const licences = device.serial_number
+      ? await this.#store.vpp.licenses({
+          serialNumber: device.serial_number,
+          adamId,
+          states: ['assigned', 'assigning'],
+        })
+      : [];
+    licences.sort((a, b) => Number(b.origin === 'auto') - Number(a.origin === 'auto'));
+    let tokenId: string | null = null;
+    for (const licence of licences) {
+      if ((await this.#store.vpp.asset(licence.token_id, licence.adam_id))?.bundle_id) {
+        tokenId = licence.token_id;
+        break;
+      }
+    }
+    if (!tokenId) throw new Refusal(409, 'app.bundle_unknown', { adamId });
+    const created = await this.create(
+      {
+        kind: 'uninstall',
+        tokenId,
+        adamIds: [adamId],
+        targets: { deviceIds: [device.id] },
+        licenseMode: 'auto',
+      },
+      createdBy,
+    );
+    const [job] = await this.#store.jobs.list({ distributionId: created.id, limit: 1 });
+    return { distributionId: created.id, jobId: job!.id };
   }
 
   /** The devices `create()` would make jobs for (preflight predicts on the same set). */

@@ -2,9 +2,10 @@ import { Type } from 'typebox';
 import { subtreeIds } from '../../core/groups.ts';
 import { randomUUID } from 'node:crypto';
 import { enqueueRefresh } from '../../engine/refresh.ts';
-import { eraseDevice, removeApplication } from '../../mdm/commands.ts';
+import { eraseDevice } from '../../mdm/commands.ts';
 import { Refusal } from '../../core/refusal.ts';
 import type { DeviceRow } from '../../store/device-repo.ts';
+import type { DistributionEngine } from '../../engine/engine.ts';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
@@ -65,6 +66,7 @@ export async function registerDeviceRoutes(
   app: AdminApp,
   ctx: AdminContext,
   tokens: VppTokens,
+  engine: DistributionEngine,
 ): Promise<void> {
   const { store, clock } = ctx;
 
@@ -195,7 +197,9 @@ export async function registerDeviceRoutes(
         response: {
           202: Type.Object({
             commands: Type.Array(Type.Object({ uuid: Type.String(), requestType: Type.String() })),
-            push: Type.String({ description: 'the push outcome: sent, not_pushable, unregistered or failed' }),
+            push: Type.String({
+              description: 'the push outcome: sent, not_pushable, unregistered or failed',
+            }),
           }),
         },
       },
@@ -280,7 +284,7 @@ export async function registerDeviceRoutes(
       schema: {
         tags,
         summary:
-          'Remove a managed app through haishin (RemoveApplication); a licence haishin auto-assigned for it is reclaimed',
+          'Remove a managed app through haishin (RemoveApplication, as an uninstall distribution of one job); a licence haishin auto-assigned for it is reclaimed once the device acknowledged the removal',
         params: IdParams,
         body: Type.Object(
           { adamId: Type.String({ minLength: 1, pattern: '^[0-9]+$' }) },
@@ -288,39 +292,24 @@ export async function registerDeviceRoutes(
         ),
         response: {
           202: Type.Object({
-            commandUuid: Type.String(),
-            push: Type.String(),
-            reclaimedLicenses: Type.Integer(),
+            distributionId: Type.String(),
+            jobId: Type.String({ description: 'follow it at GET /jobs/{jobId}' }),
           }),
         },
       },
     },
     async (req, reply) => {
       const device = await mustGet(req.params.id);
-      if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
-      const licences = device.serial_number
-        ? await store.vpp.licenses({
-            serialNumber: device.serial_number,
-            adamId: req.body.adamId,
-            states: ['assigned', 'assigning'],
-          })
-        : [];
-      const assets = await Promise.all(licences.map((l) => store.vpp.asset(l.token_id, l.adam_id)));
-      const bundleId = assets.find((a) => a?.bundle_id)?.bundle_id;
-      if (!bundleId) throw new Refusal(409, 'app.bundle_unknown', { adamId: req.body.adamId });
-      const command = removeApplication(randomUUID().toUpperCase(), bundleId);
-      const push = await sendNow(device, command);
-      let reclaimedLicenses = 0;
-      for (const licence of licences.filter((l) => l.origin === 'auto')) {
-        const change = await tokens.reclaim(licence.token_id, licence.adam_id, [licence.serial_number]);
-        reclaimedLicenses += change.serials.length;
-      }
+      const created = await engine.uninstallFromDevice(
+        device.id,
+        req.body.adamId,
+        req.adminTokenId ?? 'unknown',
+      );
       await ctx.audit(req, 'device.uninstall', 'device', device.id, {
         adamId: req.body.adamId,
-        commandUuid: command.uuid,
-        reclaimedLicenses,
+        ...created,
       });
-      return reply.code(202).send({ commandUuid: command.uuid, push, reclaimedLicenses });
+      return reply.code(202).send(created);
     },
   );
 }
