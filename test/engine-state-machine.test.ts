@@ -302,3 +302,36 @@ describe("the device's uninstall goes through the engine", () => {
     },
   );
 });
+
+describe('the reason is for people; the engine keeps its place in explicit fields', () => {
+  let world: World;
+  beforeAll(async () => {
+    world = await World.start([APP], {}, { notNowRetryMs: 200 });
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it(
+    'a retried job shows the reason of its last transition, and its device is pushed once for the retry',
+    { timeout: 30_000 },
+    async () => {
+      const school = await world.group('理由校');
+      const token = await world.token(school, [APP], 'reason');
+      const [ipad] = await world.devices(1, [school], () => ({}), 'RS');
+      ipad!.behaviours.set('InstallApplication', { kind: 'not_now' });
+      const id = await distribute(world, token.id, { groupId: school });
+      await waitForJob(world, id, (j) => j.status === 'retry_waiting');
+      // Switched off after its NotNow: the retry's push reaches nobody, the job stays in push_sending.
+      ipad!.online = false;
+      const pushesBefore = world.apnsFake.stats.requests;
+      const job = await waitForJob(world, id, (j) => j.status === 'push_sending');
+      await sleep(500);
+      expect(world.apnsFake.stats.requests - pushesBefore).toBe(1);
+      const steps = await history(world, job.id);
+      expect(steps.at(-1)).toMatchObject({ to: 'push_sending', reason: 'retry' });
+      const [now] = await jobsOf(world, id);
+      expect(now).toMatchObject({ status: 'push_sending', reason: 'retry' });
+    },
+  );
+});

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Migrator } from 'kysely';
 import { migrate } from '../src/store/db.ts';
+import { migrationProvider } from '../src/store/migrations/index.ts';
 import { Store } from '../src/store/store.ts';
 import type { AuthenticateFacts, IdentityRecord } from '../src/mdm/ports.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from './support/pg.ts';
@@ -99,6 +101,91 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
       .execute();
     expect(all).toHaveLength(1);
   });
+
+  it.skipIf(!enabled)(
+    "0007 moves the engine's place out of the reason into jobs.step, for the jobs in flight",
+    async () => {
+      const migrator = new Migrator({ db: store.db.kysely, provider: migrationProvider });
+      const back = await migrator.migrateTo('0006_hot_path_indexes');
+      expect(back.error).toBeUndefined();
+      try {
+        const { deviceId } = await enrolledDevice();
+        const distributionId = randomUUID();
+        await store.db.kysely
+          .insertInto('distributions')
+          .values({
+            id: distributionId,
+            kind: 'install',
+            token_id: 't',
+            adam_ids: '["1"]',
+            targets: '{}',
+            license_mode: 'auto',
+            scheduled_at: null,
+            created_by: 'test',
+            created_at: T0.toISOString(),
+            cancelled_at: null,
+          })
+          .execute();
+        // As the engine of 0006 left them: its place in the reason.
+        const rows = [
+          ['license_assigning', 'submitted'],
+          ['license_assigning', null],
+          ['push_sending', 'retry'],
+          ['push_sending', 'retry pushed'],
+          ['awaiting_response', 'command fetched'],
+        ] as const;
+        const ids = rows.map(() => randomUUID());
+        await store.db.kysely
+          .insertInto('jobs')
+          .values(
+            rows.map(([status, reason], i) => ({
+              id: ids[i]!,
+              distribution_id: distributionId,
+              device_id: deviceId,
+              adam_id: '1',
+              kind: 'install' as const,
+              token_id: 't',
+              license_mode: 'auto' as const,
+              status,
+              reason,
+              retry_count: 0,
+              attempt: 1,
+              seq: 900_000 + i,
+              bundle_id: null,
+              command_uuid: null,
+              next_at: null,
+              push_deadline: null,
+              session_deadline: null,
+              request_deadline: later(1e9).toISOString(),
+              error: null,
+              diagnosis: null,
+              scheduled_at: null,
+              created_at: T0.toISOString(),
+              updated_at: T0.toISOString(),
+            })),
+          )
+          .execute();
+        expect(await migrate(store.db)).toEqual(['0007_job_step']);
+        const after = await store.db.kysely
+          .selectFrom('jobs')
+          .select(['id', 'step', 'reason'])
+          .where('id', 'in', ids)
+          .execute();
+        const byId = new Map(after.map((r) => [r.id, r]));
+        expect(ids.map((id) => byId.get(id)?.step ?? null)).toEqual([
+          'licence_requested',
+          null,
+          'push_due',
+          null,
+          null,
+        ]);
+        // The reasons stay as they were: they are what people read in the history.
+        expect(ids.map((id) => byId.get(id)?.reason)).toEqual(rows.map(([, reason]) => reason));
+      } finally {
+        await migrate(store.db);
+      }
+    },
+  );
 
   it.skipIf(!enabled)('gives devices consecutive device numbers and binds identities', async () => {
     const a = await enrolledDevice();

@@ -19,6 +19,18 @@ export const JOB_STATUSES = [
 
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
+/**
+ * Where a job is within its status, for the engine — control state, never read from `reason`
+ * (which is for people):
+ * - `licence_requested` (in `license_assigning`): the licence was asked of Apple; the job waits for
+ *   Apple's answer instead of asking again.
+ * - `push_due` (in `push_sending`): back from `retry_waiting` with its command still queued: the
+ *   device needs one push, then the step is cleared.
+ * Every status change clears the step unless the change sets one.
+ */
+export const JOB_STEPS = ['licence_requested', 'push_due'] as const;
+export type JobStep = (typeof JOB_STEPS)[number];
+
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
   'success',
   'push_timeout',

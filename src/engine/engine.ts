@@ -174,6 +174,7 @@ export class DistributionEngine implements MdmListener {
           license_mode: input.licenseMode,
           status,
           reason,
+          step: null,
           retry_count: 0,
           attempt: 1,
           bundle_id: null,
@@ -309,7 +310,9 @@ export class DistributionEngine implements MdmListener {
       now,
       reason,
     );
+    // A step belongs to the status it was taken in: a change clears it unless it sets one.
     const applied = await this.#store.jobs.apply(job, change, {
+      step: null,
       ...patch,
       retry_count: state.retryCount,
       attempt: state.attempt,
@@ -329,7 +332,15 @@ export class DistributionEngine implements MdmListener {
       });
     }
     const moved = applied
-      ? { ...job, ...patch, status: to, reason, retry_count: state.retryCount, attempt: state.attempt }
+      ? {
+          ...job,
+          step: null,
+          ...patch,
+          status: to,
+          reason,
+          retry_count: state.retryCount,
+          attempt: state.attempt,
+        }
       : null;
     if (moved && IN_FLIGHT.includes(job.status as JobStatus) && !IN_FLIGHT.includes(to))
       this.#freed.add(job.device_id);
@@ -464,7 +475,7 @@ export class DistributionEngine implements MdmListener {
     await this.#activate();
     await this.#licensePhase();
     for (const job of await this.#store.jobs.byStatus(['retry_waiting'], BATCH, now)) {
-      await this.#move(job, 'push_sending', 'retry', { next_at: null });
+      await this.#move(job, 'push_sending', 'retry', { next_at: null, step: 'push_due' });
     }
     await this.#pushPhase(now);
     await this.#verify(now);
@@ -609,18 +620,19 @@ export class DistributionEngine implements MdmListener {
         await this.#move(job, 'push_sending', 'licence assigned');
         continue;
       }
-      if (state === 'failed' && job.reason === 'submitted') {
+      const requested = job.step === 'licence_requested';
+      if (state === 'failed' && requested) {
         await this.#move(job, 'license_failed', `license ${errorCode ?? 'refused'}`, {
           error: JSON.stringify({ errorNumber: errorCode }),
         });
         continue;
       }
-      if (job.reason === 'submitted') continue;
+      if (requested) continue;
       // A reclaim still in flight (reclaim_and_reassign): a new assignment sent now could cross it at Apple.
       if (state === 'reclaiming') continue;
       if (state === 'assigning') {
         // Already asked for (a previous pass or process got this far): wait for Apple's answer.
-        await this.#store.jobs.patch(job.id, { reason: 'submitted' }, now);
+        await this.#store.jobs.patch(job.id, { step: 'licence_requested' }, now);
         continue;
       }
       const key = `${job.token_id}\u0000${job.adam_id}`;
@@ -663,7 +675,7 @@ export class DistributionEngine implements MdmListener {
             failure.reason,
             failure.error ? { error: failure.error } : {},
           );
-        else await this.#store.jobs.patch(item.job.id, { reason: 'submitted' }, now);
+        else await this.#store.jobs.patch(item.job.id, { step: 'licence_requested' }, now);
       }
     }
   }
@@ -698,11 +710,12 @@ export class DistributionEngine implements MdmListener {
       toPush.add(device.id);
     }
     // Jobs back from retry_waiting keep their queued command: the device only needs a push —
-    // one per retry, so the reason is moved on once it is sent (else every tick would push again).
+    // one per retry, so the step is cleared once it is sent (else every tick would push again).
+    // (A job that had to queue a new command above was pushed with it: attachCommand cleared it.)
     for (const job of jobs) {
-      if (job.reason !== 'retry' || !job.command_uuid) continue;
+      if (job.step !== 'push_due' || !job.command_uuid) continue;
       toPush.add(job.device_id);
-      await this.#store.jobs.patch(job.id, { reason: 'retry pushed' }, now);
+      await this.#store.jobs.patch(job.id, { step: null }, now);
     }
     if (toPush.size > 0) await this.#pusher.push([...toPush]);
   }

@@ -302,7 +302,8 @@ export class JobRepo {
     return this.#db.transaction().execute(async (tx) => {
       const claimed = await tx
         .updateTable('jobs')
-        .set({ command_uuid: command.uuid, push_deadline: pushDeadline, updated_at: now })
+        // The push that follows the new command is the one a retry was waiting for (step push_due).
+        .set({ command_uuid: command.uuid, push_deadline: pushDeadline, step: null, updated_at: now })
         .where('id', '=', job.id)
         .where('status', '=', job.status)
         .where('command_uuid', 'is', null)

@@ -1,3 +1,5 @@
+import type { JobStep } from '../core/jobs.ts';
+
 /**
  * Row shapes of every table. Both dialects store the same values: booleans as 0/1,
  * timestamps as ISO-8601 UTC text (sortable), JSON as text — better-sqlite3 cannot
@@ -284,8 +286,13 @@ export interface JobsTable {
   license_mode: 'auto' | 'manual';
   /** A JobStatus of src/core/jobs.ts. */
   status: string;
-  /** Why the job is in its status, as a short code (e.g. 'NotNow', 'license 9709', 'token.not_shared'). */
+  /**
+   * Why the job is in its status, as a short code (e.g. 'NotNow', 'license 9709',
+   * 'token.not_shared'), for people: the engine never steers by it (see `step`).
+   */
   reason: string | null;
+  /** The engine's place within the status (a JobStep of src/core/jobs.ts); null: none. */
+  step: JobStep | null;
   retry_count: number;
   attempt: number;
   /** Order of jobs on one device: one in flight, the rest wait in this order. */

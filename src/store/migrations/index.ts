@@ -5,6 +5,7 @@ import * as m0003 from './0003_vpp.ts';
 import * as m0004 from './0004_engine.ts';
 import * as m0005 from './0005_auto_distribution.ts';
 import * as m0006 from './0006_hot_path_indexes.ts';
+import * as m0007 from './0007_job_step.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_engine': m0004,
   '0005_auto_distribution': m0005,
   '0006_hot_path_indexes': m0006,
+  '0007_job_step': m0007,
 };
 
 export const migrationProvider: MigrationProvider = {
