@@ -1,14 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  AppMetaClient,
-  AppMetaError,
-  isAppleBuiltinBundle,
-  isIWorkBundle,
-  parseAppMetaResult,
-} from '../src/apple/appmeta/client.ts';
+import { AppMetaClient, AppMetaError, parseAppMetaResult } from '../src/apple/appmeta/client.ts';
 import type { AppMetaClientOptions } from '../src/apple/appmeta/client.ts';
+import { isAppleBuiltinBundle, isIWorkBundle } from '../src/core/apple-apps.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import { FakeAppMeta } from '../src/sim/appmeta/server.ts';
 

@@ -711,6 +711,15 @@ describe('diagnose: other mappings', () => {
     expect(causes.map((c) => c.code)).not.toContain('app.installed_unmanaged');
   });
 
+  it("reads the server's one list of Apple apps (src/core/apple-apps.ts), whatever the bundle id's case", () => {
+    const top = (bundleId: string) => diagnose({ now: NOW, job: failed(), app: { bundleId } })[0]?.code;
+    for (const builtin of ['com.apple.Maps', 'com.apple.freeform', 'com.apple.MobileSafari'])
+      expect(top(builtin), builtin).toBe('app.apple_builtin');
+    expect(top('com.apple.keynote')).toBe('app.iwork_preinstalled');
+    for (const distributable of ['com.apple.mobilegarageband', 'com.apple.iMovie'])
+      expect(top(distributable), distributable).not.toBe('app.apple_builtin');
+  });
+
   it('applies the Wi-Fi size limits of DESIGN §4', () => {
     const wifi = (sizeBytes: number, osVersion: string) =>
       diagnose({ now: NOW, app: { sizeBytes }, device: { osVersion, cellular: true, onWifi: false } }).map(

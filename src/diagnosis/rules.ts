@@ -1,3 +1,4 @@
+import { isAppleBuiltinBundle, isIWorkBundle } from '../core/apple-apps.ts';
 import { CATALOGUE } from './catalogue.ts';
 import type { CauseCode } from './catalogue.ts';
 import { isVppErrorNumber, normaliseDomain } from './error-chain.ts';
@@ -5,6 +6,9 @@ import type { ChainItem } from './error-chain.ts';
 import { DEFAULT_THRESHOLDS } from './evidence.ts';
 import type { Cause, Confidence, ContentRating, Evidence, EvidenceItem, EvidenceSource } from './evidence.ts';
 import { engineVerdictRule } from './verdict.ts';
+
+// Apple's built-in and iWork apps: one list for the whole server, kept in src/core.
+export { APPLE_BUILTIN_BUNDLE_IDS, IWORK_BUNDLE_IDS } from '../core/apple-apps.ts';
 
 /** One finding of one rule: a cause, how sure, and the facts that say so. */
 export interface RuleHit {
@@ -82,26 +86,6 @@ const CELLULAR_LIMIT_IOS13 = 200e6;
 const CELLULAR_LIMIT_OLDER = 150e6;
 
 const RATING_VALUE: Record<ContentRating, number> = { '4+': 100, '9+': 200, '12+': 300, '17+': 600 };
-
-/** Non-removable Apple apps: no App Store copy exists to license. */
-export const APPLE_BUILTIN_BUNDLE_IDS: ReadonlySet<string> = new Set([
-  'com.apple.mobilesafari',
-  'com.apple.Preferences',
-  'com.apple.MobileSMS',
-  'com.apple.camera',
-  'com.apple.mobileslideshow',
-  'com.apple.AppStore',
-  'com.apple.mobilephone',
-  'com.apple.Health',
-  'com.apple.findmy',
-  'com.apple.Passbook',
-]);
-
-export const IWORK_BUNDLE_IDS: ReadonlySet<string> = new Set([
-  'com.apple.Keynote',
-  'com.apple.Pages',
-  'com.apple.Numbers',
-]);
 
 function hit(code: CauseCode, confidence: Confidence, ...evidence: EvidenceItem[]): RuleHit {
   return { code, confidence, evidence };
@@ -190,7 +174,7 @@ function deviceFamily(name: string): string | null {
 
 function isIWork(e: Evidence): boolean {
   const bundle = e.app?.bundleId;
-  return e.app?.isIWork === true || (bundle !== null && bundle !== undefined && IWORK_BUNDLE_IDS.has(bundle));
+  return e.app?.isIWork === true || (bundle !== null && bundle !== undefined && isIWorkBundle(bundle));
 }
 
 function chainOf(e: Evidence): readonly ChainItem[] {
@@ -1050,7 +1034,7 @@ export const builtinAppRule: Rule = (e) => {
   if (!a) return [];
   if (a.isAppleBuiltin === true)
     return [hit('app.apple_builtin', 'confirmed', fact('app.isAppleBuiltin', true, 'app_metadata'))];
-  if (a.bundleId && APPLE_BUILTIN_BUNDLE_IDS.has(a.bundleId)) {
+  if (a.bundleId && isAppleBuiltinBundle(a.bundleId)) {
     return [hit('app.apple_builtin', 'confirmed', fact('app.bundleId', a.bundleId, 'app_metadata'))];
   }
   return [];

@@ -1,4 +1,4 @@
-import { isAppleBuiltinBundle, isIWorkBundle } from '../apple/appmeta/client.ts';
+import { isAppleBuiltinBundle, isIWorkBundle } from '../core/apple-apps.ts';
 import { effectiveAutoAssign, tokensWithinReach, tokenState, tokenUsableIn } from '../core/tokens.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import type { ChainItem, ContentRating, Evidence, InstalledApp, PushResultKind } from '../diagnosis/index.ts';
