@@ -20,8 +20,13 @@ import {
 } from '../src/diagnosis/error-chain.ts';
 import type { ChainItem } from '../src/diagnosis/error-chain.ts';
 import type { Evidence } from '../src/diagnosis/evidence.ts';
-import { diagnoseErrorText } from '../src/diagnosis/index.ts';
-import { CAUSE_PRIORITY, compareVersions, diagnose, mergeHits } from '../src/diagnosis/rules.ts';
+import {
+  CAUSE_PRIORITY,
+  compareVersions,
+  diagnose,
+  diagnoseErrorText,
+  mergeHits,
+} from '../src/diagnosis/index.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const designPath = path.resolve(repoRoot, '../shared/DESIGN.md');

@@ -1,12 +1,14 @@
 import { parseErrorText } from './error-chain.ts';
 import type { ChainItem, ParsedError } from './error-chain.ts';
 import type { Cause, Evidence } from './evidence.ts';
-import { diagnose } from './rules.ts';
+import { diagnose } from './rank.ts';
 
 export * from './catalogue.ts';
 export * from './error-chain.ts';
 export * from './evidence.ts';
-export * from './rules.ts';
+export * from './rank.ts';
+export * from './rules/index.ts';
+export * from './tables.ts';
 export * from './verdict.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { isCauseCode } from './catalogue.ts';
 import type { CauseCode } from './catalogue.ts';
 import type { EvidenceItem } from './evidence.ts';
-import type { Rule } from './rules.ts';
+import type { Rule } from './rules/facts.ts';
 
 /**
  * The engine's verdict as evidence. When the engine fails a job it says why in the job's
