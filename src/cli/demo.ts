@@ -13,7 +13,7 @@ import { CATALOGUE, jobStatusLabel } from '../diagnosis/index.ts';
 import type { Cause, CauseCode } from '../diagnosis/index.ts';
 import { SimDevice } from '../sim/device/device.ts';
 import { mapLimit, SimFleet } from '../sim/fleet.ts';
-import { SCENARIO_APPS, scenarioDevice } from '../sim/scenario.ts';
+import { lookupSeedOf, SCENARIO_APPS, scenarioDevice } from '../sim/scenario.ts';
 import { startFakes } from '../sim/fakes.ts';
 import { FakeVppService } from '../sim/vpp/server.ts';
 import { freePort } from './net.ts';
@@ -61,14 +61,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const fleet = new SimFleet();
   const fakes = await startFakes({
     dir: dataDir,
-    apps: SCENARIO_APPS.map((app) => ({
-      adamId: app.adamId,
-      name: app.name,
-      bundleId: app.bundleId,
-      sizeBytes: app.sizeBytes,
-      minimumOsVersion: app.minimumOsVersion,
-      contentRating: app.contentRating,
-    })),
+    apps: SCENARIO_APPS.map(lookupSeedOf),
     onPush: (token) => void fleet.wake(token),
   });
   const { vpp } = fakes;

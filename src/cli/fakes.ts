@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { startFakes } from '../sim/fakes.ts';
 import type { Fakes } from '../sim/fakes.ts';
-import { SCENARIO_APPS } from '../sim/scenario.ts';
+import { lookupSeedOf, SCENARIO_APPS } from '../sim/scenario.ts';
 import { FakeVppService } from '../sim/vpp/server.ts';
 
 interface FakesCommandOptions {
@@ -30,14 +30,7 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   const listeners = new Set<ServerResponse>();
   const fakes = await startFakes({
     dir,
-    apps: SCENARIO_APPS.map((app) => ({
-      adamId: app.adamId,
-      name: app.name,
-      bundleId: app.bundleId,
-      sizeBytes: app.sizeBytes,
-      minimumOsVersion: app.minimumOsVersion,
-      contentRating: app.contentRating,
-    })),
+    apps: SCENARIO_APPS.map(lookupSeedOf),
     onPush: (token, pushMagic) => {
       const event = `data: ${JSON.stringify({ token, pushMagic })}\n\n`;
       for (const res of listeners) res.write(event);

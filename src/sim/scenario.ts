@@ -1,3 +1,4 @@
+import type { FakeAppSeed } from './appmeta/server.ts';
 import type { Behaviour, SimDeviceSpec } from './device/device.ts';
 
 /** The apps of the demo school board, with realistic sizes and requirements. */
@@ -41,6 +42,12 @@ export const SCENARIO_APPS: ScenarioApp[] = [
     licences: (n) => Math.max(1, n - 6),
   },
 ];
+
+/** What the fake app look-up answers for a scenario app. */
+export function lookupSeedOf(app: ScenarioApp): FakeAppSeed {
+  const { adamId, name, bundleId, sizeBytes, minimumOsVersion, contentRating } = app;
+  return { adamId, name, bundleId, sizeBytes, minimumOsVersion, contentRating };
+}
 
 /** One simulated iPad's story: its facts and what goes wrong with it, if anything. */
 export interface ScenarioDevice {
