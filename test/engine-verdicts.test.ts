@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verdictOfReason } from '../src/diagnosis/index.ts';
+import { gatherEvidence } from '../src/engine/evidence.ts';
+import { buildPlist, parsePlistDict } from '../src/mdm/plist.ts';
+import type { PlistDict } from '../src/mdm/plist.ts';
 import type { SimDevice } from '../src/sim/device/device.ts';
 import { World } from './support/world.ts';
 import type { CatalogApp } from './support/world.ts';
@@ -183,6 +186,65 @@ describe('the diagnosis agrees with the engine and with Apple', () => {
       world.vpp.setMode(token.sToken, 'valid');
     });
   }
+
+  it('the evidence says whether the install command sent for the job carried the VPP purchase method', async () => {
+    const { store, engine } = world.server.haishin;
+    const school = await world.group('購入方法校');
+    const token = await world.token(school, [APP], 'purchase-method');
+    const [device] = await world.devices(1, [school], () => ({}), 'PMV');
+    device!.behaviours.set('InstallApplication', {
+      kind: 'error',
+      chain: [
+        {
+          ErrorCode: 12040,
+          ErrorDomain: 'MCMDMErrorDomain',
+          LocalizedDescription: 'iTunes Store へのサインインが必要です。',
+          USEnglishDescription: 'An iTunes Store login is required.',
+        },
+      ],
+    });
+    const failed = await onlyJob(world, await distribute(world, token.id, { groupIds: [school] }));
+    expect(failed.status).toBe('device_error');
+    const row = (await store.jobs.get(failed.id))!;
+    const evidence = () => gatherEvidence(store, row, new Date(), engine.thresholds);
+    // haishin's InstallApplication carries Options.PurchaseMethod 1 (src/mdm/commands.ts).
+    expect((await evidence()).job?.sentAsVpp).toBe(true);
+    let causes = await engine.diagnose(row);
+    expect(causes.find((c) => c.code === 'app.distributed_as_store_app')?.confidence).toBe('likely');
+
+    // The same job, had its command gone out without the purchase method: proven, from the command.
+    const sent = await store.db.kysely
+      .selectFrom('commands')
+      .select('payload')
+      .where('uuid', '=', row.command_uuid!)
+      .executeTakeFirstOrThrow();
+    const plist = parsePlistDict(sent.payload);
+    delete (plist.Command as PlistDict).Options;
+    await store.db.kysely
+      .updateTable('commands')
+      .set({ payload: buildPlist(plist) })
+      .where('uuid', '=', row.command_uuid!)
+      .execute();
+    expect((await evidence()).job?.sentAsVpp).toBe(false);
+    causes = await engine.diagnose(row);
+    expect(causes[0]).toMatchObject({ code: 'app.distributed_as_store_app', confidence: 'confirmed' });
+    expect(causes[0]!.evidence).toContainEqual({
+      fact: 'command.purchaseMethodVpp',
+      value: false,
+      source: 'job',
+    });
+
+    // A job that never got a command has nothing to judge: another iPad, no licence, manual mode.
+    const [other] = await world.devices(1, [school], () => ({}), 'PMN');
+    const manual = await onlyJob(
+      world,
+      await distribute(world, token.id, { deviceIds: [await deviceIdOf(world, other!)] }, 'manual'),
+    );
+    expect(manual.status).toBe('license_failed');
+    const manualRow = (await store.jobs.get(manual.id))!;
+    expect(manualRow.command_uuid).toBeNull();
+    expect((await gatherEvidence(store, manualRow, new Date(), engine.thresholds)).job?.sentAsVpp).toBeNull();
+  });
 
   it("POST /diagnose/error names the token cause for Apple's token errors, as JSON or as a number", async () => {
     for (const [text, code] of [

@@ -41,7 +41,10 @@ export interface JobFacts {
    * that the device reports once and then drops.
    */
   managedAppStatusesSeen?: readonly string[] | null;
-  /** Whether the InstallApplication command carried PurchaseMethod 1 (a VPP assignment). */
+  /**
+   * Whether the InstallApplication command sent for this job carried PurchaseMethod 1 (a VPP
+   * assignment), as read from the command itself; null when no install command was sent.
+   */
   sentAsVpp?: boolean | null;
   /** How many NotNow answers this job received (Shared iPad with users, busy device). */
   notNowCount?: number | null;

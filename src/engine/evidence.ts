@@ -2,6 +2,7 @@ import { isAppleBuiltinBundle, isIWorkBundle } from '../core/apple-apps.ts';
 import { effectiveAutoAssign, tokensWithinReach, tokenState, tokenUsableIn } from '../core/tokens.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import type { ChainItem, ContentRating, Evidence, InstalledApp, PushResultKind } from '../diagnosis/index.ts';
+import { parsePlistDict } from '../mdm/plist.ts';
 import type { JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
 
@@ -27,6 +28,31 @@ function retryWouldMiss(v: unknown): NonNullable<Evidence['job']>['retryWouldMis
   if ((o.deadline !== 'request' && o.deadline !== 'session') || typeof o.at !== 'string') return null;
   if (typeof o.retryAt !== 'string') return null;
   return { deadline: o.deadline, at: new Date(o.at), retryAt: new Date(o.retryAt) };
+}
+
+/** InstallApplication `Options.PurchaseMethod` of a VPP assignment (DESIGN §6, src/mdm/commands.ts). */
+const VPP_PURCHASE_METHOD = 1;
+
+/**
+ * Whether the install command haishin queued for this job carried the VPP purchase method, read
+ * from the command as stored and handed to the device. null: no install command was queued for
+ * this job (nothing to judge); undefined: not known (an uninstall, a command no longer stored or
+ * unreadable).
+ */
+async function sentAsVpp(store: Store, job: JobRow): Promise<boolean | null | undefined> {
+  if (job.kind !== 'install') return undefined;
+  if (!job.command_uuid) return null;
+  const command = await store.db.kysely
+    .selectFrom('commands')
+    .select(['request_type', 'payload'])
+    .where('uuid', '=', job.command_uuid)
+    .executeTakeFirst();
+  if (command?.request_type !== 'InstallApplication') return undefined;
+  try {
+    return obj(obj(parsePlistDict(command.payload).Command).Options).PurchaseMethod === VPP_PURCHASE_METHOD;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -59,7 +85,7 @@ export async function gatherEvidence(
       rawError: typeof error.raw === 'string' ? error.raw : null,
       rejectionReason: typeof error.rejectionReason === 'string' ? error.rejectionReason : null,
       managedAppStatusesSeen: typeof error.managedStatus === 'string' ? [error.managedStatus] : [],
-      sentAsVpp: true,
+      sentAsVpp: await sentAsVpp(store, job),
       notNowCount: history.filter((h) => h.reason === 'NotNow').length,
       commandSentAt: date(history.find((h) => h.to_status === 'awaiting_response')?.at),
       ackAt: date(history.find((h) => h.to_status === 'executing')?.at),

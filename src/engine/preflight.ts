@@ -77,7 +77,8 @@ export async function preflight(
         licenseMode: input.licenseMode,
         retryCount: 0,
         errorChain: [],
-        sentAsVpp: true,
+        // Nothing is sent before the job exists.
+        sentAsVpp: null,
         notNowCount: 0,
       };
       let needsLicence = false;

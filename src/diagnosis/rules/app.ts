@@ -50,7 +50,13 @@ export const installedUnmanagedRule: Rule = (e) => {
   return [hit('app.installed_unmanaged', copy.managed === false ? 'confirmed' : 'possible', ...ev)];
 };
 
-/** A VPP app must be sent with PurchaseMethod 1; otherwise the device wants an Apple Account. */
+/**
+ * A VPP app must be sent with PurchaseMethod 1; otherwise the device wants an Apple Account.
+ * `sentAsVpp` is read from the command sent for the job: false proves it; true, or null (nothing
+ * sent), leaves this rule nothing to say. Only when what was sent is unknown does a
+ * PromptingForLogin status suggest it. (Device codes such as 12040 still name it, through the
+ * tables.)
+ */
 export const distributedAsStoreAppRule: Rule = (e) => {
   const j = e.job;
   if (!j) return [];
@@ -58,7 +64,7 @@ export const distributedAsStoreAppRule: Rule = (e) => {
     return [
       hit('app.distributed_as_store_app', 'confirmed', fact('command.purchaseMethodVpp', false, 'job')),
     ];
-  if (j.sentAsVpp !== true && (j.managedAppStatusesSeen ?? []).includes('PromptingForLogin')) {
+  if (j.sentAsVpp === undefined && (j.managedAppStatusesSeen ?? []).includes('PromptingForLogin')) {
     return [
       hit(
         'app.distributed_as_store_app',

@@ -79,6 +79,7 @@ function refineWithFacts(e: Evidence, hits: RuleHit[]): RuleHit[] {
   }
   return out;
 }
+
 /** An unmanaged copy of an iWork app is the pre-installed one: a different remedy (delete it). */
 function swapForIWork(e: Evidence, hits: RuleHit[]): RuleHit[] {
   if (!isIWork(e)) return hits;

@@ -116,6 +116,7 @@ export const requirementsRule: Rule = (e) => {
   }
   return out;
 };
+
 /** A Shared iPad installs only while nobody is logged in (DESIGN §4). */
 export const sharedIpadRule: Rule = (e) => {
   const d = e.device;

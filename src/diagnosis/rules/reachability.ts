@@ -56,6 +56,7 @@ export const pushRule: Rule = (e) => {
   }
   return out;
 };
+
 /** Is the device there? Enrollment state, check-out, and how long it has been silent. */
 export const reachabilityRule: Rule = (e) => {
   const d = e.device;
