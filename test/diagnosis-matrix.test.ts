@@ -578,8 +578,12 @@ const EVIDENCE_ONLY: EvidenceCase[] = [
   {
     code: 'token.not_migrated',
     why:
-      'a legacy (Apps and Books v1 era) token that must be migrated: haishin speaks only API v2 and never ' +
-      'records the claim state legacy_unmigrated, and the fake Apps and Books API has no legacy tokens',
+      'a legacy (Apps and Books v1 era) token that must be migrated: haishin never records the claim ' +
+      'state legacy_unmigrated because Apple gives it nothing honest to detect it by — no error number ' +
+      'says "not migrated" (the v1 errorCodes list 9600–9650 and 9729, and the v2 numbers of DESIGN §6), ' +
+      'a v1-shaped body on the v2 endpoints means a wrong HAISHIN_VPP_URL rather than a token state, and ' +
+      'registering a token through v2 (client/config with our mdmInfo) is itself the migration; the fake ' +
+      'Apps and Books API has no legacy tokens either',
     evidence: {
       now: NOW,
       job: { kind: 'install', status: 'license_failed', licenseMode: 'auto' },
