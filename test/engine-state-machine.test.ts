@@ -1,7 +1,12 @@
 // Issue 14, item 4: defects of the job state machine, each shown through the engine with simulated iPads.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildPlist } from '../src/mdm/plist.ts';
 import type { SimDevice } from '../src/sim/device/device.ts';
-import { World } from './support/world.ts';
+import { startTestServer } from './support/server.ts';
+import { ADMIN, World } from './support/world.ts';
 import type { CatalogApp } from './support/world.ts';
 
 const APP: CatalogApp = {
@@ -332,6 +337,103 @@ describe('the reason is for people; the engine keeps its place in explicit field
       expect(steps.at(-1)).toMatchObject({ to: 'push_sending', reason: 'retry' });
       const [now] = await jobsOf(world, id);
       expect(now).toMatchObject({ status: 'push_sending', reason: 'retry' });
+    },
+  );
+});
+
+describe('restart recovery reads the jobs in flight in pages', () => {
+  const DEVICES = 60;
+  let world: World;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'haishin-recover-'));
+    world = await World.start([APP], { HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}` });
+  });
+  afterAll(async () => {
+    await world?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(
+    'after a restart with 60 installs awaiting their answer: a bounded number of queries, the stored answer applied, every device pushed, every job done',
+    { timeout: 60_000 },
+    async () => {
+      const school = await world.group('再起動校');
+      const token = await world.token(school, [APP], 'recover');
+      const ipads = await world.devices(DEVICES, [school], () => ({}), 'RC');
+      // The iPads take their install and say nothing yet.
+      for (const d of ipads) d.behaviours.set('InstallApplication', { kind: 'silent' });
+      const id = await distribute(world, token.id, { groupId: school });
+      const deadline = Date.now() + 20_000;
+      while ((await jobsOf(world, id)).filter((j) => j.status === 'awaiting_response').length < DEVICES) {
+        if (Date.now() > deadline) throw new Error('the installs never reached the iPads');
+        await sleep(50);
+      }
+
+      // Stopped, and started again on the same database and address, ticked by hand.
+      const url = new URL(world.server.baseUrl);
+      await world.server.close();
+      const restarted = await startTestServer({
+        env: {
+          HAISHIN_ADMIN_TOKEN: ADMIN,
+          ...world.fakes.env,
+          HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
+          HAISHIN_LISTEN: url.host,
+          HAISHIN_PUBLIC_URL: url.origin,
+        },
+        tuning: { engineTickMs: 0, vppTickMs: 50, vppClientOptions: { pacing: false } },
+      });
+      world.server = { ...restarted, baseUrl: url.origin };
+      const { store, engine } = world.server.haishin;
+      // One answer was stored just before the stop, not yet applied to its job (the iPad had
+      // installed the app).
+
+      const replayed = (await store.jobs.list({ distributionId: id, limit: 1 }))[0]!;
+      const device = (await store.devices.get(replayed.device_id))!;
+      await store.mdm.saveResult({
+        enrollmentId: device.udid,
+        commandUuid: replayed.command_uuid!,
+        status: 'Acknowledged',
+        raw: buildPlist({
+          Status: 'Acknowledged',
+          UDID: device.udid,
+          CommandUUID: replayed.command_uuid!,
+          Identifier: APP.bundleId,
+          State: 'Queued',
+        }),
+        errorChain: null,
+        at: new Date(),
+      });
+      const installed = ipads.find((d) => d.serialNumber === device.serial_number)!;
+      installed.apps.set(APP.bundleId, {
+        name: APP.name,
+        bundleId: APP.bundleId,
+        version: '1.0',
+        sizeBytes: APP.sizeBytes,
+        managedAdamId: Number(APP.adamId),
+        managedStatus: 'Managed',
+      });
+      for (const d of ipads) d.behaviours.delete('InstallApplication');
+      const pushesBefore = world.apnsFake.stats.requests;
+      const selects = vi.spyOn(store.db.kysely, 'selectFrom');
+      let queries: number;
+      try {
+        await engine.tick();
+        queries = selects.mock.calls.length;
+      } finally {
+        selects.mockRestore();
+      }
+      // Not one query per job: the in-flight jobs and their stored answers come a page at a time.
+      expect(queries).toBeLessThan(40);
+      expect((await store.jobs.get(replayed.id))?.status).toBe('executing');
+      expect(world.apnsFake.stats.requests - pushesBefore).toBeGreaterThanOrEqual(1);
+      // Every iPad was pushed: each fetches its command again and answers; the engine finishes the work.
+      const ticking = setInterval(() => void engine.tick(), 25);
+      try {
+        expect(await world.settle(id, 30_000)).toEqual({ success: DEVICES });
+      } finally {
+        clearInterval(ticking);
+      }
     },
   );
 });

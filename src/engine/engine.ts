@@ -427,43 +427,42 @@ export class DistributionEngine implements MdmListener {
 
   /**
    * First pass after a (re)start: Apple events still open are tracked again, and every device
-   * with work in flight is pushed once — a device cut off mid-session waits for a push.
+   * with work in flight is pushed once — a device cut off mid-session waits for a push. The jobs
+   * are read a page at a time, each page with the answers stored for its commands in one query.
    */
   async #recover(): Promise<void> {
     this.#recovered = true;
     await this.#tokens.recover();
-    const inFlight = await this.#store.jobs.byStatus(
-      ['push_sending', 'retry_waiting', 'awaiting_response', 'executing'],
-      1_000_000,
-    );
-    // An answer stored just before the stop, but not yet applied to its job: apply it now.
-    for (const job of inFlight) {
-      if (!job.command_uuid || job.status === 'executing') continue;
-      const result = await this.#store.db.kysely
-        .selectFrom('command_results')
-        .innerJoin('enrollments', 'enrollments.id', 'command_results.enrollment_id')
-        .select([
-          'command_results.enrollment_id',
-          'command_results.status',
-          'command_results.raw',
-          'command_results.received_at',
-        ])
-        .where('command_results.command_uuid', '=', job.command_uuid)
-        .executeTakeFirst();
-      if (!result) continue;
-      await this.onCommandReport({
-        deviceId: job.device_id,
-        enrollmentId: result.enrollment_id,
-        commandUuid: job.command_uuid,
-        requestType: job.kind === 'install' ? 'InstallApplication' : 'RemoveApplication',
-        status: result.status as CommandReport['status'],
-        report: parsePlistDict(result.raw) as Record<string, unknown>,
-        raw: result.raw,
-        at: new Date(result.received_at),
-      });
+    const pushed = new Set<string>();
+    for (const status of ['push_sending', 'retry_waiting', 'awaiting_response', 'executing'] as const) {
+      for (let after = 0; ;) {
+        const page = await this.#store.jobs.withStoredAnswers(status, after, BATCH);
+        if (page.length === 0) break;
+        after = page.at(-1)!.seq;
+        // An answer stored just before the stop, but not yet applied to its job: apply it now.
+        for (const row of page) {
+          const { answer_enrollment_id: enrollmentId, answer_status, answer_raw, answer_at, ...job } = row;
+          if (!job.command_uuid || job.status === 'executing') continue;
+          if (!enrollmentId || !answer_status || answer_raw === null || !answer_at) continue;
+          await this.onCommandReport({
+            deviceId: job.device_id,
+            enrollmentId,
+            commandUuid: job.command_uuid,
+            requestType: job.kind === 'install' ? 'InstallApplication' : 'RemoveApplication',
+            status: answer_status as CommandReport['status'],
+            report: parsePlistDict(answer_raw) as Record<string, unknown>,
+            raw: answer_raw,
+            at: new Date(answer_at),
+          });
+        }
+        const devices = [
+          ...new Set(page.filter((j) => j.command_uuid && !pushed.has(j.device_id)).map((j) => j.device_id)),
+        ];
+        for (const d of devices) pushed.add(d);
+        if (devices.length > 0) await this.#pusher.push(devices);
+        if (page.length < BATCH) break;
+      }
     }
-    const devices = [...new Set(inFlight.filter((j) => j.command_uuid).map((j) => j.device_id))];
-    if (devices.length > 0) await this.#pusher.push(devices);
   }
 
   async #tickOnce(): Promise<void> {

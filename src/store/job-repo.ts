@@ -162,6 +162,36 @@ export class JobRepo {
   }
 
   /**
+   * One page of the jobs in `status` after `afterSeq`, in job order, each with the answer its
+   * device stored for its command (null columns when there is none): what restart recovery reads,
+   * a page per query. The answer is found by its primary key (the device's enrollment, the
+   * command), the page by `jobs_status_seq`.
+   */
+  withStoredAnswers(status: JobStatus, afterSeq: number, limit: number) {
+    return this.#db
+      .selectFrom('jobs')
+      .innerJoin('devices', 'devices.id', 'jobs.device_id')
+      .leftJoin('command_results', (join) =>
+        join
+          .onRef('command_results.enrollment_id', '=', 'devices.udid')
+          .onRef('command_results.command_uuid', '=', 'jobs.command_uuid'),
+      )
+      .leftJoin('enrollments', 'enrollments.id', 'command_results.enrollment_id')
+      .selectAll('jobs')
+      .select([
+        'enrollments.id as answer_enrollment_id',
+        'command_results.status as answer_status',
+        'command_results.raw as answer_raw',
+        'command_results.received_at as answer_at',
+      ])
+      .where('jobs.status', '=', status)
+      .where('jobs.seq', '>', afterSeq)
+      .orderBy('jobs.seq')
+      .limit(limit)
+      .execute();
+  }
+
+  /**
    * Jobs past `deadline` in the statuses it watches — what the sweeper times out. The status list
    * is written into the SQL as literals so both databases can use the partial index for it.
    */
