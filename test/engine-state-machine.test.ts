@@ -437,3 +437,44 @@ describe('restart recovery reads the jobs in flight in pages', () => {
     },
   );
 });
+
+describe('an answer for a command whose hand-over was not recorded', () => {
+  let world: World;
+  beforeAll(async () => {
+    world = await World.start([APP], {}, { verifyEveryMs: 300 });
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it(
+    'moves the job on (a stop between handing out the command and recording it), instead of an illegal move that stops the pass',
+    { timeout: 30_000 },
+    async () => {
+      const school = await world.group('引き渡し校');
+      const token = await world.token(school, [APP], 'handover');
+      const [ipad] = await world.devices(1, [school], () => ({}), 'HO');
+      // Off: the push reaches nobody, so the job waits in push_sending with its command attached.
+      ipad!.online = false;
+      const id = await distribute(world, token.id, { groupId: school });
+      const pending = await waitForJob(world, id, (j) => j.status === 'push_sending');
+      const { haishin } = world.server;
+      const row = await haishin.store.jobs.get(pending.id);
+      expect(row?.command_uuid).toBeTruthy();
+      const device = (await haishin.store.devices.briefs([row!.device_id])).get(row!.device_id)!;
+      // The device's answer arrives as if the hand-over had happened before a crash.
+      await haishin.engine.onCommandReport({
+        deviceId: device.id,
+        enrollmentId: device.udid,
+        commandUuid: row!.command_uuid!,
+        requestType: 'InstallApplication',
+        status: 'Acknowledged',
+        report: { Status: 'Acknowledged', CommandUUID: row!.command_uuid!, UDID: device.udid },
+        raw: buildPlist({ Status: 'Acknowledged', CommandUUID: row!.command_uuid!, UDID: device.udid }),
+        at: new Date(),
+      });
+      const steps = (await history(world, pending.id)).map((h) => h.to);
+      expect(steps.slice(-2)).toEqual(['awaiting_response', 'executing']);
+    },
+  );
+});

@@ -850,8 +850,18 @@ export class DistributionEngine implements MdmListener {
       await this.#onManagedList(report);
       return;
     }
-    const job = await this.#store.jobs.byCommand(report.commandUuid);
-    if (!job || isTerminal(job.status as JobStatus)) return;
+    const found = await this.#store.jobs.byCommand(report.commandUuid);
+    if (!found || isTerminal(found.status as JobStatus)) return;
+    let job: JobRow = found;
+    if (job.status === 'push_sending' || job.status === 'retry_waiting') {
+      // The device answers a command whose hand-over was never recorded (a stop between sending
+      // it and recording it): it evidently has it, so the hand-over happened.
+      const handedOver = await this.#move(job, 'awaiting_response', 'answer for a hand-over not recorded', {
+        session_deadline: new Date(this.#clock.now().getTime() + this.#t.sessionTimeoutMs).toISOString(),
+      });
+      if (!handedOver) return;
+      job = handedOver;
+    }
     const now = this.#clock.now();
     if (report.status === 'NotNow') {
       // A deferral ends the hand-over: the session clock starts again when the device next fetches
