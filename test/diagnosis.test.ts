@@ -799,6 +799,19 @@ describe('diagnose: other mappings', () => {
     expect(checkedOut[0]?.code).toBe('device.unenrolled');
   });
 
+  it('a deactivated device gets nothing from haishin; one whose enrollment never finished cannot be pushed', () => {
+    // The rule pre-flight predicts these with: a planned job has no status yet.
+    const planned = (status: 'deactivated' | 'pending') =>
+      diagnose({ now: NOW, job: { kind: 'install', status: null }, device: { status } })[0];
+    expect(planned('deactivated')).toMatchObject({ code: 'device.unenrolled', confidence: 'confirmed' });
+    expect(planned('pending')).toMatchObject({ code: 'device.unenrolled', confidence: 'likely' });
+    expect(planned('pending')?.evidence).toContainEqual({
+      fact: 'device.status',
+      value: 'pending',
+      source: 'haishin',
+    });
+  });
+
   it('a push unanswered since the last check-in makes the device likely off', () => {
     const causes = diagnose({
       now: NOW,

@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.ts';
-import { CAUSE_PRIORITY, diagnose, toCause } from '../diagnosis/index.ts';
-import type { Cause, Confidence, Evidence, EvidenceItem, LicenceFacts } from '../diagnosis/index.ts';
+import { diagnose, mergeHits, rankHits, toCause } from '../diagnosis/index.ts';
+import type { Cause, Evidence, LicenceFacts } from '../diagnosis/index.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
@@ -28,14 +28,17 @@ export interface PreflightResult {
   summary: { devices: number; withCauses: number; byCode: Record<string, number> };
 }
 
-const CONFIDENCE_RANK: Record<Confidence, number> = { confirmed: 0, likely: 1, possible: 2 };
 const PREFLIGHT_PREFIX = 'preflight:';
 
 /**
  * `POST /distributions/preflight`: what would go wrong, per device, if this distribution were
- * created now. Nothing is written. Each device × app is diagnosed as a planned job with the same
- * evidence and rules as a real one; only the job's own past (status, errors) is absent, and the
- * licence count is the whole distribution's need against what the token has left.
+ * created now. Nothing is written. Each device × app is diagnosed as a planned job by the
+ * troubleshooter itself — `diagnose` over the evidence `gatherEvidence` reads for a job, so the
+ * same rules, tables and ranking as after a failure; only the job's own past (status, reason,
+ * errors, the command sent) is absent, and the licence count is the whole distribution's need
+ * against what the token has left. A device's predictions across the apps are merged and ranked
+ * by the troubleshooter's mergeHits / rankHits, so its first cause is what the diagnosis of the
+ * job that then fails puts first.
  */
 export async function preflight(
   o: { store: Store; clock: Clock; tokens: VppTokens; engine: DistributionEngine },
@@ -109,16 +112,7 @@ export async function preflight(
     }
   }
 
-  const byDevice = new Map<string, PreflightDevice>();
-  for (const device of devices) {
-    byDevice.set(device.id, {
-      deviceId: device.id,
-      deviceNumber: device.device_number,
-      serialNumber: device.serial_number,
-      factsAt: device.facts_at,
-      causes: [],
-    });
-  }
+  const predicted = new Map<string, { adamId: string; causes: Cause[] }[]>();
   for (const p of planned) {
     if (p.needsLicence && p.evidence.licence) {
       const asset = await reads.vpp.asset(token.id, p.adamId);
@@ -126,36 +120,23 @@ export async function preflight(
       p.evidence.licence.availableCount = asset ? asset.available_count : 0;
       p.evidence.licence.neededCount = needed.get(p.adamId) ?? 0;
     }
-    const causes = predictedCauses(p.device, p.evidence);
-    const entry = byDevice.get(p.device.id)!;
-    entry.causes = mergeCauses(entry.causes, causes, p.adamId);
+    const perApp = predicted.get(p.device.id) ?? [];
+    perApp.push({ adamId: p.adamId, causes: diagnose(p.evidence) });
+    predicted.set(p.device.id, perApp);
   }
-  const result = [...byDevice.values()];
+  const result: PreflightDevice[] = devices.map((device) => ({
+    deviceId: device.id,
+    deviceNumber: device.device_number,
+    serialNumber: device.serial_number,
+    factsAt: device.facts_at,
+    causes: rankedAcrossApps(predicted.get(device.id) ?? []),
+  }));
   const byCode: Record<string, number> = {};
-  for (const d of result) {
-    d.causes.sort(
-      (a, b) =>
-        CONFIDENCE_RANK[a.confidence] - CONFIDENCE_RANK[b.confidence] ||
-        CAUSE_PRIORITY[a.code] - CAUSE_PRIORITY[b.code],
-    );
-    for (const c of d.causes) byCode[c.code] = (byCode[c.code] ?? 0) + 1;
-  }
+  for (const d of result) for (const c of d.causes) byCode[c.code] = (byCode[c.code] ?? 0) + 1;
   return {
     devices: result,
     summary: { devices: result.length, withCauses: result.filter((d) => d.causes.length > 0).length, byCode },
   };
-}
-
-/** What the engine would do before any rule applies: a deactivated device gets nothing, a pending one cannot be pushed. */
-function predictedCauses(device: DeviceRow, evidence: Evidence): Cause[] {
-  const status: EvidenceItem = { fact: 'device.status', value: device.status, source: 'haishin' };
-  if (device.status === 'deactivated')
-    return [toCause({ code: 'device.unenrolled', confidence: 'confirmed', evidence: [status] })];
-  const causes = diagnose(evidence);
-  if (device.status === 'pending' && !causes.some((c) => c.code === 'device.unenrolled')) {
-    causes.push(toCause({ code: 'device.unenrolled', confidence: 'likely', evidence: [status] }));
-  }
-  return causes;
 }
 
 /**
@@ -179,25 +160,18 @@ function licenceFacts(
   };
 }
 
-/** One entry per code across the apps of the distribution: strongest confidence, evidence unioned. */
-function mergeCauses(into: PreflightCause[], causes: readonly Cause[], adamId: string): PreflightCause[] {
-  for (const cause of causes) {
-    const existing = into.find((c) => c.code === cause.code);
-    if (!existing) {
-      into.push({ ...cause, adamIds: [adamId] });
-      continue;
-    }
-    if (!existing.adamIds.includes(adamId)) existing.adamIds.push(adamId);
-    if (CONFIDENCE_RANK[cause.confidence] < CONFIDENCE_RANK[existing.confidence])
-      existing.confidence = cause.confidence;
-    for (const ev of cause.evidence) {
-      if (
-        !existing.evidence.some((e) => e.fact === ev.fact && e.value === ev.value && e.source === ev.source)
-      )
-        existing.evidence.push(ev);
-    }
-  }
-  return into;
+/**
+ * One cause per code across the apps of the distribution, as the troubleshooter merges and ranks
+ * the hits of one job (strongest confidence, evidence unioned, then confidence and priority),
+ * each with the apps it concerns.
+ */
+function rankedAcrossApps(perApp: readonly { adamId: string; causes: readonly Cause[] }[]): PreflightCause[] {
+  return rankHits(mergeHits(perApp.flatMap((p) => p.causes))).map((hit) => ({
+    ...toCause(hit),
+    adamIds: [
+      ...new Set(perApp.filter((p) => p.causes.some((c) => c.code === hit.code)).map((p) => p.adamId)),
+    ],
+  }));
 }
 
 function plannedJob(device: DeviceRow, adamId: string, input: DistributionInput, now: Date): JobRow {

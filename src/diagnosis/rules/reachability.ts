@@ -57,13 +57,19 @@ export const pushRule: Rule = (e) => {
   return out;
 };
 
-/** Is the device there? Enrollment state, check-out, and how long it has been silent. */
+/**
+ * Is the device there? Enrollment state, check-out, and how long it has been silent. A device that
+ * left management, or that haishin deactivated, gets nothing more from haishin; one whose
+ * enrollment never finished (Authenticate without TokenUpdate) cannot be woken by a push.
+ */
 export const reachabilityRule: Rule = (e) => {
   const d = e.device;
   if (!d) return [];
   const out: RuleHit[] = [];
-  if (d.status === 'unenrolled')
-    out.push(hit('device.unenrolled', 'confirmed', fact('device.status', 'unenrolled', 'haishin')));
+  if (d.status === 'unenrolled' || d.status === 'deactivated')
+    out.push(hit('device.unenrolled', 'confirmed', fact('device.status', d.status, 'haishin')));
+  if (d.status === 'pending')
+    out.push(hit('device.unenrolled', 'likely', fact('device.status', 'pending', 'haishin')));
   if (d.checkedOutAt)
     out.push(hit('device.unenrolled', 'confirmed', fact('device.checkedOutAt', d.checkedOutAt, 'checkin')));
 
