@@ -280,6 +280,22 @@ describe('fake service on its own timer', () => {
 });
 
 describe('polling fallback', () => {
+  it('an event tracked again after a restart is polled at once (its notification may have come while haishin was down), then 30 s apart', async () => {
+    const w = await world();
+    w.fake.addAsset(w.sToken, { adamId: '6', total: 3 });
+    const submitted = await w.client.associate(['6'], ['A', 'B']);
+    await w.fake.completePending();
+    w.tracker.register(submitted, { missedNotifications: true });
+    expect(await w.tracker.tick()).toMatchObject({ polled: 1, settled: 1 });
+    expect(w.outcomes.map(summary)).toEqual([{ ok: 2 }]);
+
+    const again = await w.client.associate(['6'], ['C']);
+    w.tracker.register(again, { missedNotifications: true });
+    expect(await w.tracker.tick()).toMatchObject({ polled: 1, settled: 0 });
+    w.clock.advance(29_999);
+    expect((await w.tracker.tick()).polled).toBe(0);
+  });
+
   it('polls after 5 quiet minutes, then at least 30 s apart, and settles from status', async () => {
     const w = await world();
     w.fake.addAsset(w.sToken, { adamId: '5', total: 3 });

@@ -192,13 +192,17 @@ export class VppTokens {
     for (const [eventId, ev] of events) {
       const row = await this.#store.vpp.getToken(ev.tokenId);
       if (!row) continue;
-      this.tracker(row).register({
-        eventId,
-        eventType: ev.type,
-        assets: [...ev.assets].map(([adamId, pricingParam]) => ({ adamId, pricingParam })),
-        serialNumbers: ev.serials,
-        raw: '',
-      });
+      // Apple's notifications for these may have come while haishin was stopped: poll at once.
+      this.tracker(row).register(
+        {
+          eventId,
+          eventType: ev.type,
+          assets: [...ev.assets].map(([adamId, pricingParam]) => ({ adamId, pricingParam })),
+          serialNumbers: ev.serials,
+          raw: '',
+        },
+        { missedNotifications: true },
+      );
     }
     return events.size;
   }

@@ -115,6 +115,11 @@ interface Group {
    * many assets a serial held, so a failure may still come. The status call confirms it at once.
    */
   confirmDue: boolean;
+  /**
+   * Tracked again after a restart: notifications may have come while nobody listened, so the
+   * first poll does not wait for the quiet period.
+   */
+  pollAtOnce: boolean;
 }
 
 const ANY_ASSET = '*';
@@ -213,7 +218,10 @@ export class VppEventTracker {
     }
   }
 
-  register(events: VppSubmitResult | VppSubmittedEvent | VppSubmittedEvent[]): void {
+  register(
+    events: VppSubmitResult | VppSubmittedEvent | VppSubmittedEvent[],
+    options: { missedNotifications?: boolean } = {},
+  ): void {
     const list = Array.isArray(events) ? events : 'events' in events ? events.events : [events];
     const now = this.#clock.now().getTime();
     for (const ev of list) {
@@ -231,6 +239,7 @@ export class VppEventTracker {
         finishing: false,
         done: false,
         confirmDue: false,
+        pollAtOnce: options.missedNotifications === true,
       };
       for (const serial of group.serials) {
         if (ev.eventType === 'REVOKE' || ev.assets.length === 0)
@@ -528,9 +537,10 @@ export class VppEventTracker {
           if (tracked.retired) continue;
           const now = this.#clock.now().getTime();
           const quietSince = Math.max(tracked.submittedAt, group.lastNotificationAt ?? 0);
-          if (!group.confirmDue && now - quietSince < this.#pollAfterMs) continue;
+          if (!group.confirmDue && !group.pollAtOnce && now - quietSince < this.#pollAfterMs) continue;
           if (tracked.lastPollAt !== null && now - tracked.lastPollAt < this.#pollEveryMs) continue;
           tracked.lastPollAt = now;
+          group.pollAtOnce = false;
           result.polled++;
           let status: VppEventStatus;
           try {
