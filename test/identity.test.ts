@@ -642,6 +642,44 @@ describe('Mdm-Signature: refusals', () => {
   });
 });
 
+describe('Mdm-Signature: the public-key operation in the thread pool (verifyAsync)', () => {
+  it('answers exactly as verify does, accepted or refused', async () => {
+    const ec = issueDeviceIdentity(ca, { now, commonName: 'p256 async', keyType: 'ec' });
+    const otherCa = createDeviceCa({ now });
+    const stranger = issueDeviceIdentity(otherCa, { now, commonName: 'stranger', keyBits: 1024 });
+    const good = new CmsSigner(device).sign(body);
+    const der = Buffer.from(good, 'base64');
+    const badSignature = Buffer.from(der);
+    badSignature[badSignature.length - 1] = badSignature[badSignature.length - 1]! ^ 1;
+    const tampered = Buffer.from(body);
+    tampered[tampered.length - 10] = tampered[tampered.length - 10]! ^ 1;
+    const cases: [Uint8Array, string | undefined, Date][] = [
+      [body, good, now],
+      [body, new CmsSigner(ec).sign(body), now],
+      [body, badSignature.toString('base64'), now],
+      [tampered, good, now],
+      [body, new CmsSigner(stranger).sign(body), now],
+      [body, good, new Date(device.notAfter.getTime() + DAY)],
+      [body, good, new Date(Number.NaN)],
+      [body, '!!!not base64!!!', now],
+      [body, undefined, now],
+      [body, good.replace(/\+/g, '-'), now],
+    ];
+    // Twice: cold, then with the signer certificates cached.
+    for (let round = 0; round < 2; round++) {
+      const fresh = new MdmSignatureVerifier(ca.certPem);
+      for (const [b, header, at] of cases) {
+        expect(await fresh.verifyAsync(b, header, at)).toEqual(verifier.verify(b, header, at));
+        expect(await verifier.verifyAsync(b, header, at)).toEqual(verifier.verify(b, header, at));
+      }
+    }
+    expect(refusal(await verifier.verifyAsync(body, badSignature.toString('base64'), now))).toBe(
+      'signature does not verify with the signer certificate',
+    );
+    expect((await verifier.verifyAsync(body, good, now)).ok).toBe(true);
+  });
+});
+
 describe('Mdm-Signature: verifier cache', () => {
   it('stays correct when the cache is tiny or disabled', () => {
     const a = issueDeviceIdentity(ca, { now, commonName: 'a', keyBits: 1024 });

@@ -169,9 +169,11 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         ...o.tuning?.engineTimings,
       },
     });
+    const verifier = new MdmSignatureVerifier(deviceCa.certPem);
     const mdm = new MdmService({
       store: store.mdm,
-      verifier: new MdmSignatureVerifier(deviceCa.certPem),
+      // The public-key operation of every check-in runs in the thread pool, off the event loop.
+      verifier: { verify: (body, header, now) => verifier.verifyAsync(body, header, now) },
       clock: o.clock,
       maxBodyBytes: config.maxBodyBytes,
       listener: combineListeners(engine, o.listener),

@@ -43,6 +43,11 @@ export interface KnownDevice {
   status: 'pending' | 'enrolled' | 'unenrolled' | 'deactivated';
 }
 
+/** The device a command report comes from, and whether its channel has a command queued. */
+export interface ReportingDevice extends KnownDevice {
+  queued: boolean;
+}
+
 export interface QueuedCommand {
   uuid: string;
   requestType: string;
@@ -88,6 +93,11 @@ export type DeviceFactKind = 'facts' | 'restrictions' | 'shared_users' | 'instal
 export interface MdmStore {
   findIdentity(fingerprint: string): Promise<IdentityRecord | null>;
   findDeviceByUdid(udid: string): Promise<KnownDevice | null>;
+  /**
+   * {@link findDeviceByUdid} for a command report, in the same query: whether the channel
+   * `enrollmentId` has anything queued (most reports are Idles that find nothing).
+   */
+  findReportingDevice(udid: string, enrollmentId: string): Promise<ReportingDevice | null>;
   /**
    * Creates or refreshes the device, binds the identity, disables its channels until the
    * next TokenUpdate and clears its queue. Returns the commands it removed.

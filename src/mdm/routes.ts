@@ -26,8 +26,12 @@ export async function registerMdmRoutes(app: FastifyInstance, o: MdmRouteOptions
       void reply.code(400).type('text/plain').send('');
     });
 
+    // A fleet polls all day long: Fastify's two lines per request ("incoming request", "request
+    // completed") are written for device traffic only when debug is on; refusals stay warnings.
+    const debug = app.log.level === 'debug' || app.log.level === 'trace';
+    const routeOptions = debug ? {} : { logLevel: 'warn' as const };
     for (const endpoint of ['checkin', 'connect'] as const) {
-      scope.put(`/mdm/${endpoint}`, async (req, reply) => {
+      scope.put(`/mdm/${endpoint}`, routeOptions, async (req, reply) => {
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         const header = req.headers['mdm-signature'];
         const result = await o.service.handle(endpoint, body, Array.isArray(header) ? header[0] : header);

@@ -6,17 +6,16 @@ import type {
   DeviceFactKind,
   KnownDevice,
   MdmListener,
+  ReportingDevice,
   MdmStore,
   TokenUpdateFacts,
 } from './ports.ts';
 
-/** The signature check the service needs; src/mdm/identity implements it. */
+type SignatureCheck = { ok: true; fingerprintSha256: string } | { ok: false; reason: string };
+
+/** The signature check the service needs; src/mdm/identity implements it (in the thread pool or not). */
 export interface SignatureVerifier {
-  verify(
-    body: Uint8Array,
-    header: string | undefined,
-    now: Date,
-  ): { ok: true; fingerprintSha256: string } | { ok: false; reason: string };
+  verify(body: Uint8Array, header: string | undefined, now: Date): SignatureCheck | Promise<SignatureCheck>;
 }
 
 export interface MdmResponse {
@@ -85,17 +84,17 @@ export class MdmService implements MdmHandler {
     let messageType: string | null = null;
     try {
       const at = this.#o.clock.now();
-      const check = this.#o.verifier.verify(body, signature, at);
+      const check = await this.#o.verifier.verify(body, signature, at);
       if (!check.ok) throw new Refusal(`signature refused: ${check.reason}`);
       const message = this.#parse(body);
-      const raw = Buffer.from(body).toString('utf8');
       if (typeof message.MessageType === 'string') {
+        const raw = Buffer.from(body).toString('utf8');
         messageType = message.MessageType;
         return { ...(await this.#checkin(message, raw, check.fingerprintSha256, at)), messageType };
       }
       if (typeof message.Status === 'string') {
         messageType = message.Status;
-        return { ...(await this.#report(message, raw, check.fingerprintSha256, at, endpoint)), messageType };
+        return { ...(await this.#report(message, body, check.fingerprintSha256, at, endpoint)), messageType };
       }
       throw new Refusal('the plist has neither MessageType nor Status');
     } catch (err) {
@@ -177,7 +176,7 @@ export class MdmService implements MdmHandler {
 
   async #report(
     message: PlistDict,
-    raw: string,
+    body: Uint8Array,
     fingerprint: string,
     at: Date,
     endpoint: 'checkin' | 'connect',
@@ -185,14 +184,21 @@ export class MdmService implements MdmHandler {
     const status = message.Status as string;
     if (!REPORT_STATUSES.has(status)) throw new Refusal(`unknown Status "${status}"`);
     const udid = requiredString(message, 'UDID');
-    const device = await this.#boundDevice(udid, fingerprint);
     const enrollmentId = enrollmentIdOf(message, udid);
+    const device = await this.#boundReportingDevice(udid, enrollmentId, fingerprint);
     const commandUuid = typeof message.CommandUUID === 'string' ? message.CommandUUID : null;
     const store = this.#o.store;
-    await store.recordMessage({ udid, enrollmentId, endpoint, messageType: status, commandUuid, raw, at });
-    await store.touch(device.id, enrollmentId, at);
+    // Committed with the other devices' touches of this moment (group commit) and awaited before
+    // answering; an Idle looks up its next command meanwhile, any other report waits for it first.
+    const touched = store.touch(device.id, enrollmentId, at);
+    touched.catch(() => {});
 
     if (status !== 'Idle') {
+      await touched;
+      // An Idle says only "I am here, anything for me?": last_seen_at keeps that, and a raw row per
+      // poll would grow without bound (issue 15). Every other report is kept as received.
+      const raw = Buffer.from(body).toString('utf8');
+      await store.recordMessage({ udid, enrollmentId, endpoint, messageType: status, commandUuid, raw, at });
       if (!commandUuid) throw new Refusal(`Status ${status} without CommandUUID`);
       if (status === 'NotNow') {
         const { known } = await store.markNotNow(enrollmentId, commandUuid, at);
@@ -237,7 +243,9 @@ export class MdmService implements MdmHandler {
       }
     }
 
-    const next = await store.nextCommand(enrollmentId, at);
+    // An Idle whose channel had nothing queued a moment ago gets the empty answer without asking again.
+    const next = status === 'Idle' && !device.queued ? null : await store.nextCommand(enrollmentId, at);
+    await touched;
     if (!next) return { status: 200, body: '', note: `${status}: nothing to do` };
     await this.#o.listener?.onCommandSent?.(device.id, enrollmentId, next.uuid, next.requestType);
     return {
@@ -249,12 +257,15 @@ export class MdmService implements MdmHandler {
   }
 
   async #boundDevice(udid: string, fingerprint: string): Promise<KnownDevice> {
-    const device = await this.#o.store.findDeviceByUdid(udid);
-    if (!device) throw new Refusal(`unknown device ${udid}: it must Authenticate first`);
-    if (device.certFingerprint !== fingerprint) {
-      throw new Refusal(`the signing certificate is not the one device ${udid} authenticated with`);
-    }
-    return device;
+    return checkBinding(udid, fingerprint, await this.#o.store.findDeviceByUdid(udid));
+  }
+
+  async #boundReportingDevice(
+    udid: string,
+    enrollmentId: string,
+    fingerprint: string,
+  ): Promise<ReportingDevice> {
+    return checkBinding(udid, fingerprint, await this.#o.store.findReportingDevice(udid, enrollmentId));
   }
 
   async #keepFacts(deviceId: string, requestType: string, message: PlistDict, at: Date): Promise<void> {
@@ -265,6 +276,15 @@ export class MdmService implements MdmHandler {
     if (value === undefined) return;
     await this.#o.store.saveDeviceFacts(deviceId, fact.kind, toJsonValue(value), at);
   }
+}
+
+/** The binding of DESIGN §6: a device speaks only with the certificate it authenticated with. */
+function checkBinding<D extends KnownDevice>(udid: string, fingerprint: string, device: D | null): D {
+  if (!device) throw new Refusal(`unknown device ${udid}: it must Authenticate first`);
+  if (device.certFingerprint !== fingerprint) {
+    throw new Refusal(`the signing certificate is not the one device ${udid} authenticated with`);
+  }
+  return device;
 }
 
 function requiredString(message: PlistDict, key: string): string {

@@ -56,8 +56,10 @@ export class Store {
     return this.db.kysely;
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    // The last `last_seen_at` batch (see KyselyMdmStore.touch) goes in before the database closes.
+    await this.mdm.flush();
+    await this.db.close();
   }
 
   async getSetting(key: string): Promise<string | null> {

@@ -32,8 +32,12 @@ export type SignatureCheck =
   | { ok: true; fingerprintSha256: string; subject: string; certPem: string; notAfter: Date }
   | { ok: false; reason: string };
 
-/** A signer certificate that chains to the device CA; cached by fingerprint. */
+/** The fields a signer identifier is matched against (copies: nothing keeps a request's buffer). */
+type SignerIds = Pick<CertFields, 'issuer' | 'serial' | 'subjectKeyId'>;
+
+/** A signer certificate that chains to the device CA; cached by its DER bytes. */
 interface TrustedSigner {
+  ids: SignerIds;
   fingerprintSha256: string;
   publicKey: KeyObject;
   keyType: string | undefined;
@@ -80,6 +84,10 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
 export class MdmSignatureVerifier {
   readonly #ca: X509Certificate;
   readonly #cacheSize: number;
+  /**
+   * Keyed by the certificate's DER bytes (as a latin1 string): a device's next message finds its
+   * certificate here without parsing it, hashing it or checking its chain again.
+   */
   readonly #trusted = new Map<string, TrustedSigner>();
 
   constructor(caCertPem: string, options?: { cacheSize?: number }) {
@@ -89,24 +97,51 @@ export class MdmSignatureVerifier {
 
   verify(body: Uint8Array, mdmSignatureHeader: string | undefined, now: Date): SignatureCheck {
     try {
-      return this.#verify(body, mdmSignatureHeader, now);
+      const pending = this.#prepare(body, mdmSignatureHeader);
+      const { hash, signed, signer, signature } = pending;
+      return conclude(pending, cryptoVerify(hash, signed, signer.publicKey, signature), now);
     } catch (err) {
-      if (err instanceof Refused) return { ok: false, reason: err.message };
-      if (err instanceof DerError) return { ok: false, reason: `malformed CMS: ${err.message}` };
-      // node:crypto rejecting a key or signature encoding lands here too: still a refusal.
-      return {
-        ok: false,
-        reason: `unreadable Mdm-Signature (${err instanceof Error ? err.message : String(err)})`,
-      };
+      return refusalOf(err);
     }
   }
 
-  #verify(body: Uint8Array, header: string | undefined, now: Date): SignatureCheck {
+  /**
+   * The same check, with the public-key operation (RSA or ECDSA: most of a check's time) run in
+   * libuv's thread pool, so the event loop serves other requests meanwhile and a second core does
+   * the arithmetic. Parsing and the cached chain check stay on the calling thread.
+   */
+  verifyAsync(body: Uint8Array, mdmSignatureHeader: string | undefined, now: Date): Promise<SignatureCheck> {
+    let pending: Pending;
+    try {
+      pending = this.#prepare(body, mdmSignatureHeader);
+    } catch (err) {
+      return Promise.resolve(refusalOf(err));
+    }
+    return new Promise((resolve) => {
+      try {
+        const { hash, signed, signer, signature } = pending;
+        cryptoVerify(hash, signed, signer.publicKey, signature, (err, valid) => {
+          resolve(err ? refusalOf(err) : conclude(pending, valid, now));
+        });
+      } catch (err) {
+        resolve(refusalOf(err));
+      }
+    });
+  }
+
+  /** Everything but the public-key operation; throws the refusal. */
+  #prepare(body: Uint8Array, header: string | undefined): Pending {
     if (header === undefined || header.trim() === '') return refuse('no Mdm-Signature header');
     if (header.length > MAX_HEADER_LENGTH) return refuse('Mdm-Signature header is too large');
-    const compact = header.replace(/\s+/g, '');
-    if (compact.length % 4 !== 0 || !BASE64.test(compact)) return refuse('Mdm-Signature is not valid base64');
-    const der = Buffer.from(compact, 'base64');
+    // Decoding and encoding again is cheaper than scanning ~3 KB with patterns; a header that does
+    // not come back the same (whitespace, unusual padding bits, not base64 at all) takes the long way.
+    let der = Buffer.from(header, 'base64');
+    if (der.toString('base64') !== header) {
+      const compact = header.replace(/\s+/g, '');
+      if (compact.length % 4 !== 0 || !BASE64.test(compact))
+        return refuse('Mdm-Signature is not valid base64');
+      der = Buffer.from(compact, 'base64');
+    }
     if (der.length === 0) return refuse('Mdm-Signature is not valid base64');
 
     // ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT content }
@@ -200,33 +235,15 @@ export class MdmSignatureVerifier {
         `signature algorithm ${oidToDotted(sigOid)} does not match the signer's ${signer.keyType ?? 'unknown'} key`,
       );
     }
-    const signature = octets(der, signatureValue);
-    if (!cryptoVerify(sigKind.hash ?? digestName, signed, signer.publicKey, signature)) {
-      return refuse('signature does not verify with the signer certificate');
-    }
-
-    if (Number.isNaN(now.getTime())) return refuse('no valid time to check the certificate against');
-    if (now.getTime() < signer.notBefore.getTime()) {
-      return refuse(`signer certificate not valid before ${signer.notBefore.toISOString()}`);
-    }
-    if (now.getTime() > signer.notAfter.getTime()) {
-      return refuse(`signer certificate expired at ${signer.notAfter.toISOString()}`);
-    }
-    return {
-      ok: true,
-      fingerprintSha256: signer.fingerprintSha256,
-      subject: signer.subject,
-      certPem: signer.certPem,
-      notAfter: signer.notAfter,
-    };
+    return { hash: sigKind.hash ?? digestName, signed, signer, signature: octets(der, signatureValue) };
   }
 
   /**
    * The certificate the SignerInfo names (issuerAndSerialNumber or subjectKeyIdentifier) — never
    * simply the first one, since whoever builds the message chooses what else to include.
    */
-  #signerCertificate(der: Buffer, certificates: Tlv | undefined, sid: Tlv): CertFields {
-    let matches: (c: CertFields) => boolean;
+  #signerCertificate(der: Buffer, certificates: Tlv | undefined, sid: Tlv): SignerCandidate {
+    let matches: (c: SignerIds) => boolean;
     if (sid.tag === TAG.SEQUENCE) {
       const [issuer, serial] = children(der, sid);
       if (!issuer || issuer.tag !== TAG.SEQUENCE || !serial || serial.tag !== TAG.INTEGER) {
@@ -241,12 +258,15 @@ export class MdmSignatureVerifier {
     } else {
       return refuse('malformed CMS: unknown signer identifier');
     }
-    const found: CertFields[] = [];
+    const found: SignerCandidate[] = [];
     for (const entry of certificates ? children(der, certificates, 64) : []) {
       // Other CertificateChoices (attribute certificates, [3] other) cannot sign.
       if (entry.tag !== TAG.SEQUENCE) continue;
-      const fields = certFields(der, entry.start, entry.end);
-      if (matches(fields) && !found.some((f) => sameBytes(f.der, fields.der))) found.push(fields);
+      const key = der.toString('latin1', entry.start, entry.end);
+      const trusted = this.#trusted.get(key);
+      const ids = trusted?.ids ?? certFields(der, entry.start, entry.end);
+      if (matches(ids) && !found.some((f) => f.key === key))
+        found.push({ key, der: der.subarray(entry.start, entry.end), trusted });
     }
     if (found.length === 0) return refuse('no certificate in the signature matches the signer');
     if (found.length > 1) return refuse('several certificates in the signature match the signer');
@@ -282,18 +302,20 @@ export class MdmSignatureVerifier {
     if (!sameBytes(messageDigest, digest)) return refuse('message digest does not match the body');
   }
 
-  #trustedSigner(cert: CertFields): TrustedSigner {
-    const fingerprint = createHash('sha256').update(cert.der).digest('hex');
-    const cached = this.#trusted.get(fingerprint);
+  #trustedSigner(cert: SignerCandidate): TrustedSigner {
+    const cached = cert.trusted;
     if (cached) {
       // Re-insert so the map's iteration order is least-recently-used first.
-      this.#trusted.delete(fingerprint);
-      this.#trusted.set(fingerprint, cached);
+      this.#trusted.delete(cert.key);
+      this.#trusted.set(cert.key, cached);
       return cached;
     }
+    const fingerprint = createHash('sha256').update(cert.der).digest('hex');
     let x509: X509Certificate;
+    let fields: CertFields;
     try {
       x509 = new X509Certificate(cert.der);
+      fields = certFields(cert.der);
     } catch {
       return refuse('signer certificate is unreadable');
     }
@@ -309,6 +331,11 @@ export class MdmSignatureVerifier {
       return refuse('signer certificate has unreadable validity dates');
     }
     const trusted: TrustedSigner = {
+      ids: {
+        issuer: Buffer.from(fields.issuer),
+        serial: Buffer.from(fields.serial),
+        subjectKeyId: fields.subjectKeyId && Buffer.from(fields.subjectKeyId),
+      },
       fingerprintSha256: fingerprint,
       publicKey: x509.publicKey,
       keyType: x509.publicKey.asymmetricKeyType,
@@ -323,10 +350,54 @@ export class MdmSignatureVerifier {
         const oldest = this.#trusted.keys().next();
         if (!oldest.done) this.#trusted.delete(oldest.value);
       }
-      this.#trusted.set(fingerprint, trusted);
+      this.#trusted.set(cert.key, trusted);
     }
     return trusted;
   }
+}
+
+/** The certificate a SignerInfo names: its DER, and what the cache knows of it. */
+interface SignerCandidate {
+  key: string;
+  der: Uint8Array;
+  trusted: TrustedSigner | undefined;
+}
+
+/** A parsed message whose signature is still to be checked with the (trusted) signer's key. */
+interface Pending {
+  hash: HashName;
+  signed: Uint8Array;
+  signer: TrustedSigner;
+  signature: Uint8Array;
+}
+
+/** The outcome once the signature is checked: then the certificate's validity window. */
+function conclude(pending: Pending, valid: boolean, now: Date): SignatureCheck {
+  const { signer } = pending;
+  if (!valid) return { ok: false, reason: 'signature does not verify with the signer certificate' };
+  if (Number.isNaN(now.getTime()))
+    return { ok: false, reason: 'no valid time to check the certificate against' };
+  if (now.getTime() < signer.notBefore.getTime())
+    return { ok: false, reason: `signer certificate not valid before ${signer.notBefore.toISOString()}` };
+  if (now.getTime() > signer.notAfter.getTime())
+    return { ok: false, reason: `signer certificate expired at ${signer.notAfter.toISOString()}` };
+  return {
+    ok: true,
+    fingerprintSha256: signer.fingerprintSha256,
+    subject: signer.subject,
+    certPem: signer.certPem,
+    notAfter: signer.notAfter,
+  };
+}
+
+function refusalOf(err: unknown): SignatureCheck {
+  if (err instanceof Refused) return { ok: false, reason: err.message };
+  if (err instanceof DerError) return { ok: false, reason: `malformed CMS: ${err.message}` };
+  // node:crypto rejecting a key or signature encoding lands here too: still a refusal.
+  return {
+    ok: false,
+    reason: `unreadable Mdm-Signature (${err instanceof Error ? err.message : String(err)})`,
+  };
 }
 
 /** The signed attributes re-encoded with the universal SET tag the signature was computed over. */
