@@ -165,7 +165,8 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
             })),
           )
           .execute();
-        expect(await migrate(store.db)).toEqual(['0007_job_step']);
+        // 0007 and whatever came after it (0008 and on come back up too).
+        expect((await migrate(store.db))[0]).toBe('0007_job_step');
         const after = await store.db.kysely
           .selectFrom('jobs')
           .select(['id', 'step', 'reason'])

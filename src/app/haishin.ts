@@ -31,9 +31,15 @@ import { registerMdmRoutes } from '../mdm/routes.ts';
 import { MdmService } from '../mdm/service.ts';
 import { SecretBox } from '../store/secretbox.ts';
 import { Store } from '../store/store.ts';
+import type { CompactionResult } from '../store/queue-compaction.ts';
 
 /** Full asset sync of every token this often, besides ASSET_COUNT notifications (DESIGN §4). */
 const TOKEN_SYNC_EVERY_MS = 6 * 3_600_000;
+
+/** How often the queue's history is compacted: hourly, or four times per retention if shorter. */
+export function queueCompactionPeriodMs(retentionMs: number): number {
+  return Math.min(3_600_000, Math.max(1_000, Math.round(retentionMs / 4)));
+}
 
 /**
  * Pending connections the kernel may queue for us (capped by net.core.somaxconn). A push to a
@@ -71,6 +77,8 @@ export interface Tuning {
   vppEventTiming?: VppTokensOptions['eventTiming'];
   /** Retries of each push. */
   apnsRetry?: RetryPolicy;
+  /** Period of the queue compaction (default {@link queueCompactionPeriodMs}); 0 disables the timer. */
+  queueCompactionMs?: number;
 }
 
 export interface Haishin {
@@ -91,6 +99,11 @@ export interface Haishin {
   events: EventBus;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;
+  /**
+   * One compaction of the queue's history with the configured retention (the timer runs it too);
+   * a call while one runs shares it.
+   */
+  compactQueue(): Promise<CompactionResult>;
   /** Listens on HAISHIN_LISTEN with a backlog for a fleet (see LISTEN_BACKLOG). */
   listen(): Promise<void>;
   close(): Promise<void>;
@@ -221,6 +234,23 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
     const engineTickMs = o.tuning?.engineTickMs ?? 2_000;
     if (engineTickMs !== 0) every(engineTickMs, 'engine tick', () => engine.tick());
+    let compacting: Promise<CompactionResult> | null = null;
+    const compactQueue = () =>
+      (compacting ??= store
+        .compactQueue({
+          before: new Date(o.clock.now().getTime() - config.queue.retentionMs),
+          keepMessagesPerDevice: config.queue.keepMessagesPerDevice,
+        })
+        .then((r) => {
+          if (r.messages + r.results + r.commands > 0)
+            app.log.info({ ...r, ms: Math.round(r.ms) }, 'queue history compacted');
+          return r;
+        })
+        .finally(() => {
+          compacting = null;
+        }));
+    const compactionMs = o.tuning?.queueCompactionMs ?? queueCompactionPeriodMs(config.queue.retentionMs);
+    if (compactionMs !== 0) every(compactionMs, 'queue compaction', compactQueue);
     return {
       app,
       config,
@@ -235,6 +265,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       engine,
       events,
       generatedAdminToken,
+      compactQueue,
       listen: async () => {
         const { host, port } = config.listen;
         try {
@@ -253,6 +284,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         await app.close();
         await engine.close();
         await apns.close();
+        await compacting?.catch(() => {});
         await store.close();
       },
     };

@@ -30,6 +30,12 @@ export interface Config {
   /** How long haishin waits before asking again a device that answered NotNow. */
   notNowRetryMs: number;
   maxBodyBytes: number;
+  /**
+   * HAISHIN_QUEUE_RETENTION and HAISHIN_QUEUE_KEEP_MESSAGES: how long answered commands, their
+   * results and device messages are kept, and how many of each device's newest messages are kept
+   * whatever their age (src/store/queue-compaction.ts says what else always stays).
+   */
+  queue: { retentionMs: number; keepMessagesPerDevice: number };
   deviceKeyBits: number;
   /** `rsa` (default) or `ec` (P-256): the key of issued device identities. */
   deviceKeyType: 'rsa' | 'ec';
@@ -79,6 +85,11 @@ export function parseConfig(env: Env): Config {
   if (deviceKeyType !== 'rsa' && deviceKeyType !== 'ec')
     throw new ConfigError(`HAISHIN_DEVICE_KEY_TYPE="${deviceKeyType}" must be rsa or ec`);
   const pkcs12Iterations = integer('HAISHIN_PKCS12_ITERATIONS', 2048, 1);
+  const queueRetentionMs = duration('HAISHIN_QUEUE_RETENTION', '7d');
+  if (queueRetentionMs <= 0)
+    throw new ConfigError(
+      'HAISHIN_QUEUE_RETENTION must be longer than 0 (e.g. 7d): it is how long answered commands are kept',
+    );
   const tlsCert = optional('HAISHIN_TLS_CERT');
   const tlsKey = optional('HAISHIN_TLS_KEY');
   if ((tlsCert === null) !== (tlsKey === null))
@@ -114,6 +125,10 @@ export function parseConfig(env: Env): Config {
     verifyEveryMs: duration('HAISHIN_VERIFY_EVERY', '60s'),
     notNowRetryMs: duration('HAISHIN_NOTNOW_RETRY', '5m'),
     maxBodyBytes: integer('HAISHIN_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
+    queue: {
+      retentionMs: queueRetentionMs,
+      keepMessagesPerDevice: integer('HAISHIN_QUEUE_KEEP_MESSAGES', 20, 0),
+    },
     deviceKeyBits: deviceKeyBits === 1024 || deviceKeyBits >= 2048 ? deviceKeyBits : 2048,
     deviceKeyType,
     pkcs12Iterations,

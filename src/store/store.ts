@@ -8,6 +8,8 @@ import { DeviceRepo } from './device-repo.ts';
 import { GroupRepo } from './group-repo.ts';
 import { JobRepo } from './job-repo.ts';
 import { KyselyMdmStore } from './mdm-store.ts';
+import { QueueCompaction } from './queue-compaction.ts';
+import type { CompactionOptions, CompactionResult } from './queue-compaction.ts';
 import { VppRepo } from './vpp-repo.ts';
 import type { GroupRow } from './group-repo.ts';
 import type { DeviceRow } from './device-repo.ts';
@@ -27,6 +29,7 @@ export class Store {
   readonly devices: DeviceRepo;
   readonly vpp: VppRepo;
   readonly jobs: JobRepo;
+  readonly #compaction: QueueCompaction;
 
   private constructor(db: Db) {
     this.db = db;
@@ -36,6 +39,12 @@ export class Store {
     this.devices = new DeviceRepo(db.kysely);
     this.vpp = new VppRepo(db.kysely);
     this.jobs = new JobRepo(db.kysely);
+    this.#compaction = new QueueCompaction(db.kysely);
+  }
+
+  /** Removes the queue's history beyond the retention (see src/store/queue-compaction.ts). */
+  compactQueue(options: CompactionOptions): Promise<CompactionResult> {
+    return this.#compaction.run(options);
   }
 
   /** Opens HAISHIN_DB, applies pending migrations and makes sure the root group exists. */

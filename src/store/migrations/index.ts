@@ -6,6 +6,7 @@ import * as m0004 from './0004_engine.ts';
 import * as m0005 from './0005_auto_distribution.ts';
 import * as m0006 from './0006_hot_path_indexes.ts';
 import * as m0007 from './0007_job_step.ts';
+import * as m0008 from './0008_queue_compaction.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_auto_distribution': m0005,
   '0006_hot_path_indexes': m0006,
   '0007_job_step': m0007,
+  '0008_queue_compaction': m0008,
 };
 
 export const migrationProvider: MigrationProvider = {
