@@ -105,20 +105,6 @@ const APPS = [APP, BIG, NEEDS_IOS_26, RATED_17, USER_ONLY, SCARCE, KEYNOTE, FREE
 
 // ---- shared steps -----------------------------------------------------------------------------
 
-/** A school of its own with a token (auto-assign set there) and `count` iPads. */
-async function school(
-  world: World,
-  prefix: string,
-  apps: CatalogApp[],
-  spec: Parameters<World['devices']>[2] = () => ({}),
-  count = 1,
-) {
-  const group = await world.group(`${prefix} 学校`);
-  const token = await world.token(group, apps, prefix);
-  const devices = await world.devices(count, [group], spec, prefix);
-  return { group, token, devices };
-}
-
 /** One school, one iPad, one distribution of `app`: the job once it ended. */
 async function oneIpad(
   world: World,
@@ -126,20 +112,20 @@ async function oneIpad(
   app: CatalogApp,
   spec: Parameters<World['devices']>[2] = () => ({}),
 ): Promise<ApiJob> {
-  const s = await school(world, prefix, [app], spec);
+  const s = await world.school(prefix, [app], spec);
   return onlyJob(world, await distribute(world, s.token.id, app.adamId, { groupIds: [s.group] }));
 }
 
 /** The iPad answers InstallApplication with this ErrorChain. */
 async function errorJob(world: World, prefix: string, app: CatalogApp, chain: ErrorChainItem[]) {
-  const s = await school(world, prefix, [app]);
+  const s = await world.school(prefix, [app]);
   s.devices[0]!.behaviours.set('InstallApplication', { kind: 'error', chain });
   return onlyJob(world, await distribute(world, s.token.id, app.adamId, { groupIds: [s.group] }));
 }
 
 /** Apple answers this token with `mode` from now on. */
 async function deadToken(world: World, prefix: string, mode: 'expired' | 'revoked' | 'invalid') {
-  const s = await school(world, prefix, [APP]);
+  const s = await world.school(prefix, [APP]);
   world.vpp.setMode(s.token.sToken, mode);
   return onlyJob(world, await distribute(world, s.token.id, APP.adamId, { groupIds: [s.group] }));
 }
@@ -151,7 +137,7 @@ async function installedThenRefreshed(
   app: CatalogApp,
   spec: Parameters<World['devices']>[2],
 ) {
-  const s = await school(world, prefix, [app], spec);
+  const s = await world.school(prefix, [app], spec);
   const job = await onlyJob(world, await distribute(world, s.token.id, app.adamId, { groupIds: [s.group] }));
   const id = await deviceIdOf(world, s.devices[0]!);
   const res = await world.api('POST', `/devices/${id}/refresh`);
@@ -217,7 +203,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     story: 'another MDM server claimed the location of the token (Apple’s client/config names it)',
     status: 'license_failed',
     run: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       w.vpp.setMode(s.token.sToken, 'other_mdm', { id: 'mobiconnect-0042', name: 'mobiconnect' });
       // The next sync sees it (haishin syncs on its own schedule; the administrator's button is quicker).
       await w.api('POST', `/vpp-tokens/${s.token.id}/sync`);
@@ -245,7 +231,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     status: 'push_timeout',
     deviceAnswers: false,
     run: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       w.apnsFake.failToken(s.devices[0]!.pushToken.toString('hex'), {
         status: 403,
         reason: 'BadCertificate',
@@ -260,7 +246,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     status: 'push_timeout',
     deviceAnswers: false,
     run: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       s.devices[0]!.online = false;
       return onlyJob(w, await distribute(w, s.token.id, APP.adamId, { groupIds: [s.group] }));
     },
@@ -272,7 +258,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     status: 'push_timeout',
     deviceAnswers: false,
     run: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       const device = s.devices[0]!;
       if ((await device.checkOut()) !== 200) throw new Error('CheckOut refused');
       device.online = false; // without the profile it no longer answers pushes
@@ -307,7 +293,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     story: 'a school network that blocks Apple’s servers: the installs are accepted and never download',
     status: 'session_timeout',
     run: async (w, p) => {
-      const s = await school(w, p, [APP], () => ({ appleReachable: false }), 3);
+      const s = await w.school(p, [APP], () => ({ appleReachable: false }), 3);
       const jobs = await settledJobs(w, await distribute(w, s.token.id, APP.adamId, { groupIds: [s.group] }));
       return jobs[0]!;
     },
@@ -334,7 +320,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     story: 'the school has the token but no auto-assign token, and none above it',
     status: 'license_failed',
     run: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       await w.api('PUT', `/groups/${s.group}/auto-assign-token`, { tokenId: null });
       return onlyJob(w, await distribute(w, s.token.id, APP.adamId, { groupIds: [s.group] }));
     },
@@ -360,7 +346,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     story: 'manual licence mode, and nobody assigned a licence to the iPad’s serial number',
     status: 'license_failed',
     run: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       return onlyJob(w, await distribute(w, s.token.id, APP.adamId, { groupIds: [s.group] }, 'manual'));
     },
   },
@@ -370,7 +356,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     story: 'one licence bought, two iPads: Apple answers 9709 for the second',
     status: 'license_failed',
     run: async (w, p) => {
-      const s = await school(w, p, [SCARCE], () => ({}), 2);
+      const s = await w.school(p, [SCARCE], () => ({}), 2);
       const jobs = await settledJobs(
         w,
         await distribute(w, s.token.id, SCARCE.adamId, { groupIds: [s.group] }),
@@ -386,7 +372,7 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     story: 'Apple refuses the assignment with 9624 (licence refunded)',
     status: 'license_failed',
     run: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       w.vpp.injectFault({
         type: 'refusal',
         errorNumber: 9624,

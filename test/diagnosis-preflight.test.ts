@@ -102,20 +102,6 @@ interface PreflightAnswer {
   devices: { deviceId: string; causes: { code: string; confidence: string; adamIds: string[] }[] }[];
 }
 
-/** A school of its own with a token (auto-assign set there) and `count` iPads. */
-async function school(
-  world: World,
-  prefix: string,
-  apps: CatalogApp[],
-  spec: Parameters<World['devices']>[2] = () => ({}),
-  count = 1,
-) {
-  const group = await world.group(`${prefix} 学校`);
-  const token = await world.token(group, apps, prefix);
-  const devices = await world.devices(count, [group], spec, prefix);
-  return { group, token, devices };
-}
-
 /** One school, one iPad, `app`. */
 async function oneIpad(
   world: World,
@@ -123,7 +109,7 @@ async function oneIpad(
   app: CatalogApp,
   spec: Parameters<World['devices']>[2] = () => ({}),
 ): Promise<Plan> {
-  const s = await school(world, prefix, [app], spec);
+  const s = await world.school(prefix, [app], spec);
   return { tokenId: s.token.id, adamId: app.adamId, devices: s.devices };
 }
 
@@ -219,7 +205,7 @@ const CASES: PreflightCase[] = [
     world: 'fast',
     story: 'Apple revoked the token during an earlier distribution (9625); the next one is planned',
     arrange: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       w.vpp.setMode(s.token.sToken, 'revoked');
       await onlyJob(w, await distribute(w, s.token.id, APP.adamId, { groupIds: [s.group] }));
       return { tokenId: s.token.id, adamId: APP.adamId, devices: s.devices };
@@ -230,7 +216,7 @@ const CASES: PreflightCase[] = [
     world: 'fast',
     story: 'another MDM server claimed the location of the token (seen at the last sync)',
     arrange: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       w.vpp.setMode(s.token.sToken, 'other_mdm', { id: 'mobiconnect-0042', name: 'mobiconnect' });
       await w.api('POST', `/vpp-tokens/${s.token.id}/sync`);
       return { tokenId: s.token.id, adamId: APP.adamId, devices: s.devices };
@@ -253,7 +239,7 @@ const CASES: PreflightCase[] = [
     world: 'fast',
     story: 'the school has the token but no auto-assign token, and none above it',
     arrange: async (w, p) => {
-      const s = await school(w, p, [APP]);
+      const s = await w.school(p, [APP]);
       await w.api('PUT', `/groups/${s.group}/auto-assign-token`, { tokenId: null });
       return { tokenId: s.token.id, adamId: APP.adamId, devices: s.devices };
     },
@@ -282,7 +268,7 @@ const CASES: PreflightCase[] = [
     world: 'fast',
     story: 'one licence bought, two iPads',
     arrange: async (w, p) => {
-      const s = await school(w, p, [SCARCE], () => ({}), 2);
+      const s = await w.school(p, [SCARCE], () => ({}), 2);
       return { tokenId: s.token.id, adamId: SCARCE.adamId, devices: s.devices };
     },
   },

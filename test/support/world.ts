@@ -148,6 +148,19 @@ export class World {
     return { id: res.body.id, sToken };
   }
 
+  /** A school of its own with a token (auto-assign set there) and `count` iPads. */
+  async school(
+    prefix: string,
+    apps: CatalogApp[],
+    spec: (i: number) => SimDeviceSpec = () => ({}),
+    count = 1,
+  ): Promise<{ group: string; token: { id: string; sToken: string }; devices: SimDevice[] }> {
+    const group = await this.group(`${prefix} 学校`);
+    const token = await this.token(group, apps, prefix);
+    const devices = await this.devices(count, [group], spec, prefix);
+    return { group, token, devices };
+  }
+
   async devices(
     count: number,
     groupIds: string[],
