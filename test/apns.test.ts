@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import forge from 'node-forge';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApnsClient } from '../src/apple/apns/client.ts';
@@ -11,7 +14,7 @@ import {
 } from '../src/apple/apns/pushcert.ts';
 import type { PushIdentity } from '../src/apple/apns/pushcert.ts';
 import { ManualClock, systemClock } from '../src/core/clock.ts';
-import { FakeApns } from '../src/sim/apns/server.ts';
+import { FakeApns, createLocalhostCertificate } from '../src/sim/apns/server.ts';
 import type { FakeApnsOptions } from '../src/sim/apns/server.ts';
 
 // TLS checks certificate validity against the real time, so identities are made from it.
@@ -234,6 +237,30 @@ describe('ApnsClient against the fake APNs', () => {
     expect(client.stats().sessionsOpened).toBe(FAST_RETRY.attempts);
     expect(client.stats().requests).toBe(0);
     expect(fake.stats.requests).toBe(0);
+  });
+
+  it('takes a reset between the TLS handshake and SETTINGS for the same refusal (the reset can overtake the alert)', async () => {
+    const fake = await startFake();
+    // Every connection is reset as soon as the handshake is done, before any HTTP/2 byte is read.
+    const serverTls = createLocalhostCertificate();
+    const resetter = net.createServer((raw) => {
+      const secure = new tls.TLSSocket(raw, {
+        isServer: true,
+        key: serverTls.keyPem,
+        cert: serverTls.certPem,
+        ALPNProtocols: ['h2'],
+      });
+      secure.on('error', () => {});
+      secure.once('secure', () => raw.resetAndDestroy());
+    });
+    await new Promise<void>((done) => resetter.listen(0, '127.0.0.1', done));
+    closers.push(() => new Promise<void>((done) => resetter.close(() => done())));
+    const port = (resetter.address() as AddressInfo).port;
+    const client = clientFor(fake, { url: `https://127.0.0.1:${port}`, ca: serverTls.certPem });
+    const check = await client.check();
+    expect(check).toMatchObject({ ok: false, kind: 'certificate_refused' });
+    const result = await client.push({ deviceId: 'd', token: token(), pushMagic: 'm' });
+    expect(result.outcome.kind).toBe('certificate_problem');
   });
 
   it('reconnects after a GOAWAY in the middle of a burst and still completes every push', async () => {

@@ -138,9 +138,10 @@ describe('haishin serve refuses configurations that cannot work', () => {
       if (change().HAISHIN_APNS_CA?.endsWith('refusing-ca.pem'))
         writeFileSync(join(dir, 'apple', 'refusing-ca.pem'), refusingApns.caPem);
       const result = await serveWith(change());
-      expect(result.code).not.toBe(0);
-      expect(result.code).not.toBeNull();
-      expect(result.lines).toHaveLength(1);
+      const said = `stderr: ${result.lines.join(' | ')}`;
+      expect(result.code, said).not.toBe(0);
+      expect(result.code, said).not.toBeNull();
+      expect(result.lines, said).toHaveLength(1);
       expect(result.lines[0]).toMatch(/^haishin: /);
       expect(result.lines[0]).toMatch(line);
       expect(result.lines[0]).not.toContain('s3cret');

@@ -83,8 +83,7 @@ export interface ApnsClientStats {
 }
 
 export type ApnsCheck =
-  | { ok: true }
-  | { ok: false; kind: 'untrusted_server' | 'certificate_refused' | 'network'; reason: string };
+  { ok: true } | { ok: false; kind: 'untrusted_server' | 'certificate_refused' | 'network'; reason: string };
 
 /** Node's codes for a server certificate that does not verify against the trusted CAs. */
 const UNTRUSTED_SERVER =
@@ -534,14 +533,25 @@ export class ApnsClient implements Apns {
       if (connection.usable) this.#stats.goaways++;
       retire();
     });
-    session.on('error', (error) => {
-      connection.lastError = error;
-      retire();
-    });
     let secure = false;
     let ready = false;
     session.once('connect', () => (secure = true));
     session.once('remoteSettings', () => (ready = true));
+    session.on('error', (error: Error & { code?: string }) => {
+      // TLS 1.3 refuses a client certificate after the client's handshake is done; when our first
+      // HTTP/2 bytes are still unread on the server as it closes, the kernel answers with a reset
+      // that can overtake the alert. Reset between handshake and SETTINGS means the same refusal.
+      connection.lastError =
+        secure && !ready && (error.code === 'ECONNRESET' || error.code === 'EPIPE')
+          ? Object.assign(
+              new Error(`the server reset the connection right after the TLS handshake (${error.code})`),
+              {
+                code: CLOSED_AT_HANDSHAKE,
+              },
+            )
+          : error;
+      retire();
+    });
     session.on('close', () => {
       clearTimeout(timer);
       retire();
