@@ -1,0 +1,149 @@
+import { VppEventTracker } from '../../apple/vpp/events.ts';
+import type { VppEventOutcome } from '../../apple/vpp/events.ts';
+import type { VppTokenRow } from '../../store/vpp-repo.ts';
+import type { TokenContext } from './context.ts';
+
+/**
+ * Apps and Books events of every token: associate and disassociate complete later, by Apple's
+ * notification or by polling. One tracker per token, held in memory; after a restart the
+ * licences still `assigning`/`reclaiming` register their events again (`recover`). An event's
+ * outcome settles its licences (`assigned`, `reclaimed` or `failed`); ASSET_COUNT moves an
+ * asset's counts; a TEST_NOTIFICATION is audited.
+ */
+export class TokenEvents {
+  readonly #ctx: TokenContext;
+  readonly #trackers = new Map<string, VppEventTracker>();
+
+  constructor(ctx: TokenContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * The asynchronous-event tracker of a token: associate/disassociate complete later, by
+   * notification or by polling. Held in memory; a full sync reconciles after a restart.
+   */
+  tracker(row: VppTokenRow): VppEventTracker {
+    let tracker = this.#trackers.get(row.id);
+    if (!tracker) {
+      const ctx = this.#ctx;
+      const tokenId = row.id;
+      tracker = new VppEventTracker({
+        clock: ctx.o.clock,
+        client: ctx.client(row),
+        notificationAuthToken: row.notification_auth_token,
+        onOutcome: (outcome) => this.#settle(tokenId, outcome),
+        onAssetCount: async (change) => {
+          const asset = await ctx.store.vpp.asset(tokenId, change.adamId);
+          if (!asset) return;
+          // ASSET_COUNT reports licences bought or transferred: the total moves, and with it what is free.
+          await ctx.store.vpp.setAssetCounts(
+            tokenId,
+            change.adamId,
+            {
+              total: asset.total_count + change.countDelta,
+              available: Math.max(0, asset.available_count + change.countDelta),
+            },
+            ctx.now(),
+          );
+        },
+        // Apple tried the notification URL (as it was set): evidence that notifications reach us.
+        onTestNotification: ({ notificationId }) =>
+          ctx.store.admin.audit({
+            actor: 'apple',
+            source: null,
+            action: 'token.notification_test',
+            objectType: 'vpp_token',
+            objectId: tokenId,
+            details: { notificationId },
+            at: ctx.now(),
+          }),
+        ...(ctx.o.onError ? { onError: (e: Error) => ctx.o.onError!(e) } : {}),
+        ...(ctx.o.eventTiming ?? {}),
+      });
+      this.#trackers.set(row.id, tracker);
+    }
+    return tracker;
+  }
+
+  /** Drops the tracker of a token that is gone (deleted, or its registration refused). */
+  forget(tokenId: string): void {
+    this.#trackers.delete(tokenId);
+  }
+
+  /** The tracker Apple's notification is for, found by its bearer. */
+  async trackerForNotification(bearer: string): Promise<VppEventTracker | undefined> {
+    const row = await this.#ctx.store.vpp.tokenByNotificationAuth(bearer);
+    return row ? this.tracker(row) : undefined;
+  }
+
+  /**
+   * After a restart the trackers are empty: licences still `assigning`/`reclaiming` name their
+   * Apple event, so their events are registered again and settle by notification or polling.
+   */
+  async recover(): Promise<number> {
+    const store = this.#ctx.store;
+    const open = await store.vpp.licenses({ states: ['assigning', 'reclaiming'] });
+    interface OpenEvent {
+      tokenId: string;
+      type: 'ASSOCIATE' | 'DISASSOCIATE';
+      assets: Map<string, string>;
+      serials: string[];
+    }
+    const events = new Map<string, OpenEvent>();
+    for (const l of open) {
+      if (!l.event_id) continue;
+      const ev: OpenEvent = events.get(l.event_id) ?? {
+        tokenId: l.token_id,
+        type: l.state === 'assigning' ? 'ASSOCIATE' : 'DISASSOCIATE',
+        assets: new Map<string, string>(),
+        serials: [],
+      };
+      ev.assets.set(l.adam_id, l.pricing_param);
+      ev.serials.push(l.serial_number);
+      events.set(l.event_id, ev);
+    }
+    for (const [eventId, ev] of events) {
+      const row = await store.vpp.getToken(ev.tokenId);
+      if (!row) continue;
+      // Apple's notifications for these may have come while haishin was stopped: poll at once.
+      this.tracker(row).register(
+        {
+          eventId,
+          eventType: ev.type,
+          assets: [...ev.assets].map(([adamId, pricingParam]) => ({ adamId, pricingParam })),
+          serialNumbers: ev.serials,
+          raw: '',
+        },
+        { missedNotifications: true },
+      );
+    }
+    return events.size;
+  }
+
+  /** Polls overdue events of every token (the fallback when notifications do not arrive). */
+  async tick(): Promise<void> {
+    for (const tracker of this.#trackers.values()) await tracker.tick();
+  }
+
+  /** An event's outcome, serial by serial, on the licences it concerns. */
+  async #settle(tokenId: string, outcome: VppEventOutcome): Promise<void> {
+    const store = this.#ctx.store;
+    const at = this.#ctx.now();
+    const licences = await store.vpp.licenses({ tokenId, states: ['assigning', 'reclaiming'] });
+    const byEvent = licences.filter((l) => l.event_id !== null && outcome.eventIds.includes(l.event_id));
+    const rows =
+      byEvent.length > 0 ? byEvent : licences.filter((l) => outcome.perSerial.has(l.serial_number));
+    for (const licence of rows) {
+      const result = outcome.perSerial.get(licence.serial_number);
+      if (!result) continue;
+      const assigning = licence.state === 'assigning';
+      const state = result.ok ? (assigning ? 'assigned' : 'reclaimed') : assigning ? 'failed' : 'assigned';
+      await store.vpp.setLicenseState(
+        { tokenId, adamId: licence.adam_id, serials: [licence.serial_number] },
+        state,
+        result.ok ? null : result.errorNumber,
+        at,
+      );
+    }
+  }
+}
