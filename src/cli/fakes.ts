@@ -5,13 +5,15 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { startFakes } from '../sim/fakes.ts';
 import type { Fakes } from '../sim/fakes.ts';
-import { lookupSeedOf, SCENARIO_APPS } from '../sim/scenario.ts';
+import { extraApps, lookupSeedOf, SCENARIO_APPS } from '../sim/scenario.ts';
+import type { ScenarioApp } from '../sim/scenario.ts';
 import { FakeVppService } from '../sim/vpp/server.ts';
 
 interface FakesCommandOptions {
   dir: string;
   control: string;
   licences: string;
+  apps: string;
 }
 
 const DAY_MS = 86_400_000;
@@ -27,10 +29,15 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   const dir = resolve(options.dir);
   const licences = Number(options.licences);
   if (!Number.isInteger(licences) || licences < 0) throw new Error('--licences must be a whole number ≥ 0');
+  const extra = Number(options.apps);
+  if (!Number.isInteger(extra) || extra < 0 || extra > 999)
+    throw new Error('--apps must be a whole number from 0 to 999');
+  // The demo's apps, then the extra ones a benchmark asked for.
+  const apps = [...SCENARIO_APPS, ...extraApps(extra)];
   const listeners = new Set<ServerResponse>();
   const fakes = await startFakes({
     dir,
-    apps: SCENARIO_APPS.map(lookupSeedOf),
+    apps: apps.map(lookupSeedOf),
     onPush: (token, pushMagic) => {
       const event = `data: ${JSON.stringify({ token, pushMagic })}\n\n`;
       for (const res of listeners) res.write(event);
@@ -43,10 +50,10 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   }, 15_000);
   keepAlive.unref();
   const tokenFile = join(dir, 'school.vpptoken');
-  writeFileSync(tokenFile, addToken(fakes, 'school', licences, 365), { mode: 0o600 });
+  writeFileSync(tokenFile, addToken(fakes, apps, 'school', licences, 365), { mode: 0o600 });
 
   const control = http.createServer((req, res) => {
-    handleControl(fakes, listeners, req, res).catch((err: unknown) => {
+    handleControl(fakes, apps, listeners, req, res).catch((err: unknown) => {
       if (!res.headersSent) json(res, 500, { error: (err as Error).message });
     });
   });
@@ -67,7 +74,9 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   console.log(`haishin fakes: Apple's services on 127.0.0.1 (push topic ${fakes.push.topic})`);
   for (const [k, v] of Object.entries(fakes.env)) console.log(`export ${k}=${v}`);
   console.log(`VPP token to register with haishin: ${tokenFile}`);
-  console.log(`control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats)`);
+  console.log(
+    `control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats, GET /pushes/by-token, GET /catalog)`,
+  );
   console.log('fakes ready');
 
   const stop = async () => {
@@ -82,20 +91,27 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   process.once('SIGTERM', () => void stop());
 }
 
-/** A token with every scenario app, `licences` each; returns the .vpptoken file text. */
-function addToken(fakes: Fakes, name: string, licences: number, expiresInDays: number): string {
+/** A token with every app of the catalogue, `licences` each; returns the .vpptoken file text. */
+function addToken(
+  fakes: Fakes,
+  apps: readonly ScenarioApp[],
+  name: string,
+  licences: number,
+  expiresInDays: number,
+): string {
   const sToken = FakeVppService.tokenFile(
     `fakes-${name}-${Date.now()}`,
     '教育委員会',
     new Date(Date.now() + expiresInDays * DAY_MS),
   );
   fakes.vpp.addToken({ sToken, orgName: '教育委員会', locationName: name });
-  for (const app of SCENARIO_APPS) fakes.vpp.addAsset(sToken, { adamId: app.adamId, total: licences });
+  for (const app of apps) fakes.vpp.addAsset(sToken, { adamId: app.adamId, total: licences });
   return sToken;
 }
 
 async function handleControl(
   fakes: Fakes,
+  apps: readonly ScenarioApp[],
   listeners: Set<ServerResponse>,
   req: IncomingMessage,
   res: ServerResponse,
@@ -120,8 +136,11 @@ async function handleControl(
         },
         appMeta: { calls: fakes.appMeta.calls },
       });
+    case 'GET /control/pushes/by-token':
+      // Push requests per device token (hex): what a benchmark counts pushes per device with.
+      return json(res, 200, { tokens: fakes.apns.countsByToken() });
     case 'GET /control/catalog':
-      return json(res, 200, { apps: SCENARIO_APPS });
+      return json(res, 200, { apps });
     case 'POST /control/apns/fail': {
       const body = (await readJson(req)) as { status?: unknown; reason?: unknown };
       if (typeof body.status !== 'number' || typeof body.reason !== 'string')
@@ -137,7 +156,7 @@ async function handleControl(
       const name = typeof body.name === 'string' ? body.name : 'extra';
       const licences = typeof body.licences === 'number' ? body.licences : 100;
       const days = typeof body.expiresInDays === 'number' ? body.expiresInDays : 365;
-      return json(res, 201, { sToken: addToken(fakes, name, licences, days) });
+      return json(res, 201, { sToken: addToken(fakes, apps, name, licences, days) });
     }
     default:
       return json(res, 404, { error: `no such control route: ${route}` });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseDuration } from '../core/duration.ts';
 import { SimDevice } from '../sim/device/device.ts';
 import type { SimApp } from '../sim/device/device.ts';
 import { mapLimit, relayPushes, SimFleet } from '../sim/fleet.ts';
@@ -8,6 +9,9 @@ interface FleetCommandOptions {
   fakes: string;
   enroll: string;
   devices: string;
+  /** `20s`, `1500ms`; `0`: installed at once. */
+  downloadTime?: string;
+  downloadConcurrency?: string;
 }
 
 const MAX_DEVICES = 10_000;
@@ -20,7 +24,9 @@ type Catalog = Map<number, Omit<SimApp, 'managedAdamId' | 'managedStatus'>>;
  * `haishin fleet`: simulated iPads for a `haishin serve` that runs against `haishin fakes`. They
  * enroll from the link the server printed (real profile, real CMS signatures), wake on the pushes
  * the fake APNs receives (its control API's server-sent events) and install what haishin asks from
- * the fakes' app catalogue. The devices live in this process: stopping it switches them all off.
+ * the fakes' app catalogue — at once, or after `--download-time` (Installing meanwhile; the server
+ * sees the end at its next ManagedApplicationList). The devices live in this process: stopping it
+ * switches them all off.
  */
 export async function runFleet(options: FleetCommandOptions): Promise<void> {
   const count = Number(options.devices);
@@ -34,6 +40,7 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
       `--enroll ${options.enroll} is not a URL: give the enrollment link haishin serve printed (…/mdm/enroll?group=…)`,
     );
   }
+  const download = downloadSpec(options);
   const dir = resolve(options.fakes);
   const control = controlUrl(dir);
   const catalog = await fetchCatalog(control, dir);
@@ -53,7 +60,9 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
       `the fakes at ${control} do not answer (${describe(err)}): start \`haishin fakes --dir ${options.fakes}\` first`,
     );
   }
-  const devices = Array.from({ length: count }, () => fleet.add(new SimDevice({ catalog })));
+  const devices = Array.from({ length: count }, () =>
+    fleet.add(new SimDevice({ spec: { ...download }, catalog })),
+  );
 
   let enrolled = 0;
   const failures: string[] = [];
@@ -71,6 +80,10 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
     relay.close();
     throw new Error(`no iPad enrolled from ${enrollUrl.href}: ${failures[0] ?? 'unknown error'}`);
   }
+  if (download.downloadMs > 0)
+    console.log(
+      `each app downloads for ${download.downloadMs} ms once accepted, ${download.downloadConcurrency ?? 'all'} at once per iPad`,
+    );
   console.log(
     `fleet ready: ${enrolled} of ${count} iPads enrolled, waking on the pushes of the fakes at ${control} (Ctrl-C to stop)`,
   );
@@ -83,6 +96,22 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/** --download-time and --download-concurrency as the simulated iPads' spec. */
+function downloadSpec(options: FleetCommandOptions): { downloadMs: number; downloadConcurrency?: number } {
+  const text = (options.downloadTime ?? '0').trim();
+  let downloadMs: number;
+  try {
+    downloadMs = /^0+$/.test(text) ? 0 : parseDuration(text);
+  } catch {
+    throw new Error(`--download-time ${text} is not a duration: use e.g. 20s, 1500ms, 2m (or 0)`);
+  }
+  if (options.downloadConcurrency === undefined) return { downloadMs };
+  const concurrency = Number(options.downloadConcurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new Error('--download-concurrency must be a whole number ≥ 1');
+  return { downloadMs, downloadConcurrency: concurrency };
 }
 
 /** The control API of `haishin fakes`, from the fakes.json it writes into its --dir. */

@@ -51,7 +51,8 @@ export async function main(argv: string[]): Promise<void> {
       '127.0.0.1:0',
     )
     .option('--licences <n>', 'licences of each app on the VPP token written to the dir', '1000')
-    .action(async (options: { dir: string; control: string; licences: string }) => {
+    .option('--apps <n>', 'more apps in the catalogue and on the VPP token, for benchmarks (0 to 999)', '0')
+    .action(async (options: { dir: string; control: string; licences: string; apps: string }) => {
       const { runFakes } = await import('./fakes.ts');
       await runFakes(options);
     });
@@ -68,10 +69,24 @@ export async function main(argv: string[]): Promise<void> {
     )
     .requiredOption('--enroll <url>', 'the enrollment link `haishin serve` printed (…/mdm/enroll?group=…)')
     .option('--devices <n>', 'number of simulated iPads (1 to 10000)', '10')
-    .action(async (options: { fakes: string; enroll: string; devices: string }) => {
-      const { runFleet } = await import('./fleet.ts');
-      await runFleet(options);
-    });
+    .option(
+      '--download-time <duration>',
+      'how long each app takes to download once an iPad accepted the install (e.g. 20s; default 0: at once)',
+      '0',
+    )
+    .option('--download-concurrency <n>', 'downloads at once on one iPad (default: no limit)')
+    .action(
+      async (options: {
+        fakes: string;
+        enroll: string;
+        devices: string;
+        downloadTime: string;
+        downloadConcurrency?: string;
+      }) => {
+        const { runFleet } = await import('./fleet.ts');
+        await runFleet(options);
+      },
+    );
 
   registerAdminCommands(program, langFromArgv(argv.slice(2)));
 

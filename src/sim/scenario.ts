@@ -43,6 +43,25 @@ export const SCENARIO_APPS: ScenarioApp[] = [
   },
 ];
 
+/**
+ * `count` more apps for benchmarks (`haishin fakes --apps N`): distinct, installable on any iPad of
+ * the demo (iOS 15, 4+), 50–200 MB. adamIds 1460000001 onwards.
+ */
+export function extraApps(count: number): ScenarioApp[] {
+  return Array.from({ length: count }, (_, i) => {
+    const n = String(i + 1).padStart(3, '0');
+    return {
+      adamId: String(1_460_000_001 + i),
+      name: `教材アプリ ${n}`,
+      bundleId: `jp.example.kyozai-${n}`,
+      sizeBytes: (50 + ((i * 37) % 151)) * 1_000_000,
+      minimumOsVersion: '15.0',
+      contentRating: '4+',
+      licences: (fleet: number) => fleet + 50,
+    };
+  });
+}
+
 /** What the fake app look-up answers for a scenario app. */
 export function lookupSeedOf(app: ScenarioApp): FakeAppSeed {
   const { adamId, name, bundleId, sizeBytes, minimumOsVersion, contentRating } = app;

@@ -201,6 +201,11 @@ export class FakeApns {
     return this.#perToken.get(tokenHex.toLowerCase()) ?? 0;
   }
 
+  /** Requests seen per token (hex), whatever their answer: every token pushed so far. */
+  countsByToken(): Record<string, number> {
+    return Object.fromEntries(this.#perToken);
+  }
+
   /** The last requests, oldest first (bounded by `keepRecent`). */
   recent(): SeenRequest[] {
     return [...this.#recent];

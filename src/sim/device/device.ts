@@ -1,4 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { systemClock } from '../../core/clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import { pkcs12ToIdentity } from '../../mdm/identity/ca.ts';
 import { buildPlist, parsePlistDict, real } from '../../mdm/plist.ts';
 import type { PlistDict, PlistValue } from '../../mdm/plist.ts';
@@ -28,6 +30,26 @@ export interface SimDeviceSpec {
    * never downloaded — while MDM and push, on haishin's own host, keep working.
    */
   appleReachable?: boolean;
+  /**
+   * What the iPad does with InstallApplication for an app it already manages at another version
+   * than the store's (an update): `apply` (default) installs the store's version; `ignore` keeps
+   * the old one and goes on reporting it `Managed` (an app in use, an update iOS did not start);
+   * `reject` reports `UpdateRejected` once (the user declined the update), then `Managed` at the
+   * old version. A new version that needs a newer iOS is never installed: the old one stays.
+   */
+  updates?: 'apply' | 'ignore' | 'reject';
+  /**
+   * How long an app takes to download and install once the iPad acknowledged InstallApplication,
+   * by the device's clock (default 0: `Managed` at once). Meanwhile the app is `Installing` in the
+   * managed and installed lists. A real iPad does not check in when a download ends: the server
+   * sees it at its next ManagedApplicationList.
+   */
+  downloadMs?: number;
+  /**
+   * Downloads running at once (default: no limit, every acknowledged app downloads in parallel).
+   * The others wait their turn, `Installing`, in the order they were acknowledged.
+   */
+  downloadConcurrency?: number;
   supervised?: boolean;
   sharedIpad?: boolean;
   users?: { shortName: string; loggedIn: boolean }[];
@@ -47,6 +69,8 @@ export interface SimApp {
   minimumOsVersion?: string;
   /** Accepted but waiting to download (too large for cellular data, no Wi-Fi). */
   downloadWaiting?: boolean;
+  /** Downloading: installed (`Managed`) at this time by the device's clock, ms since the epoch. */
+  downloadEndsAt?: number;
 }
 
 /** Apple's cellular download limit (DESIGN §4), in decimal bytes as Apple states it. */
@@ -95,6 +119,8 @@ export interface SimDeviceOptions {
   /** adamId → the app the store would install. */
   catalog?: ReadonlyMap<number, Omit<SimApp, 'managedAdamId' | 'managedStatus'>>;
   fetch?: typeof fetch;
+  /** The device's clock (default: the real one): download times and the signing time of its messages. */
+  clock?: Clock;
 }
 
 interface Enrolled {
@@ -132,6 +158,9 @@ export class SimDevice {
   #enrolled: Enrolled | null = null;
   readonly #catalog: ReadonlyMap<number, Omit<SimApp, 'managedAdamId' | 'managedStatus'>>;
   readonly #fetch: typeof fetch;
+  readonly #clock: Clock;
+  /** When each download lane is free again (ms), with a `downloadConcurrency` limit. */
+  readonly #lanes: number[] = [];
 
   constructor(options: SimDeviceOptions = {}) {
     const s = options.spec ?? {};
@@ -151,6 +180,9 @@ export class SimDevice {
       cellular: s.cellular ?? false,
       wifi: s.wifi ?? true,
       appleReachable: s.appleReachable ?? true,
+      updates: s.updates ?? 'apply',
+      downloadMs: s.downloadMs ?? 0,
+      downloadConcurrency: s.downloadConcurrency ?? Infinity,
       supervised: s.supervised ?? true,
       sharedIpad: s.sharedIpad ?? false,
       restrictions: s.restrictions,
@@ -159,6 +191,7 @@ export class SimDevice {
     this.apps = new Map((s.installedApps ?? []).map((a) => [a.bundleId, a]));
     this.#catalog = options.catalog ?? new Map();
     this.#fetch = options.fetch ?? fetch;
+    this.#clock = options.clock ?? systemClock;
   }
 
   get enrolled(): boolean {
@@ -187,7 +220,7 @@ export class SimDevice {
       checkInUrl: String(mdm.CheckInURL),
       serverUrl: String(mdm.ServerURL),
       topic: String(mdm.Topic),
-      signer: new CmsSigner(keys),
+      signer: new CmsSigner(keys, { now: () => this.#clock.now() }),
     };
   }
 
@@ -291,6 +324,7 @@ export class SimDevice {
     const command = (envelope.Command ?? {}) as PlistDict;
     const type = String(command.RequestType);
     this.received.push(type);
+    this.settleDownloads();
     const base: PlistDict = { UDID: this.udid, CommandUUID: uuid };
     const behaviour = this.behaviours.get(type) ?? this.#naturalBehaviour(type, command);
     switch (behaviour.kind) {
@@ -380,6 +414,8 @@ export class SimDevice {
             ExternalVersionIdentifier: externalVersionId(app),
           };
           if (ONE_SHOT_STATUSES.has(app.managedStatus)) this.apps.delete(app.bundleId);
+          // A declined update is reported once; the old version stays, managed.
+          else if (app.managedStatus === 'UpdateRejected') app.managedStatus = 'Managed';
         }
         return { ManagedApplicationList: list };
       }
@@ -419,6 +455,9 @@ export class SimDevice {
     // does not bring back; it must be deleted on the device first (DESIGN §4).
     if (this.apps.get(app.bundleId)?.managedStatus === 'ManagedButUninstalled')
       return { Identifier: app.bundleId, State: 'Queued' };
+    const present = this.apps.get(app.bundleId);
+    if (present?.managedAdamId !== undefined && present.managedStatus === 'Managed' && present.version !== app.version)
+      return this.#update(present, app);
     // Apple's servers out of reach: accepted, and the download never starts.
     if (!this.spec.appleReachable) {
       this.apps.set(app.bundleId, { ...app, managedAdamId: adamId, managedStatus: 'Installing' });
@@ -434,15 +473,72 @@ export class SimDevice {
       this.spec.cellular &&
       !this.spec.wifi &&
       app.sizeBytes >= cellularLimitBytes(this.spec.osVersion);
+    // Otherwise it downloads for `downloadMs` (its space is taken from the start, as iOS reserves it).
+    const downloads = !tooOld && !tooBig && !waits && this.spec.downloadMs > 0;
     const installed: SimApp = {
       ...app,
       managedAdamId: adamId,
-      managedStatus: tooOld || tooBig ? 'Failed' : waits ? 'Installing' : 'Managed',
+      managedStatus: tooOld || tooBig ? 'Failed' : waits || downloads ? 'Installing' : 'Managed',
       ...(waits ? { downloadWaiting: true } : {}),
+      ...(downloads ? { downloadEndsAt: this.#downloadEnd() } : {}),
     };
     this.apps.set(app.bundleId, installed);
     if (!tooOld && !tooBig && !waits) this.spec.availableGb -= app.sizeBytes / 1e9;
     return { Identifier: app.bundleId, State: 'Queued' };
+  }
+
+  /**
+   * InstallApplication for an app the iPad manages at another version: the store's version
+   * replaces it (over the same download time as an install), unless `updates` says otherwise or
+   * the new version needs a newer iOS. The space it already takes is not taken again.
+   */
+  #update(present: SimApp, app: Omit<SimApp, 'managedAdamId' | 'managedStatus'>): PlistDict {
+    const queued = { Identifier: app.bundleId, State: 'Queued' };
+    const tooOld = app.minimumOsVersion !== undefined && olderThan(this.spec.osVersion, app.minimumOsVersion);
+    if (tooOld || this.spec.updates === 'ignore') return queued;
+    if (this.spec.updates === 'reject') {
+      present.managedStatus = 'UpdateRejected';
+      return queued;
+    }
+    const downloads = this.spec.downloadMs > 0;
+    this.apps.set(app.bundleId, {
+      ...app,
+      managedAdamId: present.managedAdamId,
+      managedStatus: downloads ? 'Installing' : 'Managed',
+      ...(downloads ? { downloadEndsAt: this.#downloadEnd() } : {}),
+    });
+    return queued;
+  }
+
+  /**
+   * When a download acknowledged now ends: `downloadMs` after it starts, which is now, or with a
+   * concurrency limit when the first lane is free (first come, first served).
+   */
+  #downloadEnd(): number {
+    const now = this.#clock.now().getTime();
+    const limit = this.spec.downloadConcurrency;
+    if (!Number.isFinite(limit)) return now + this.spec.downloadMs;
+    let lane = 0;
+    if (this.#lanes.length < Math.max(1, limit)) lane = this.#lanes.push(now) - 1;
+    else for (let i = 1; i < this.#lanes.length; i++) if (this.#lanes[i]! < this.#lanes[lane]!) lane = i;
+    const end = Math.max(now, this.#lanes[lane]!) + this.spec.downloadMs;
+    this.#lanes[lane] = end;
+    return end;
+  }
+
+  /**
+   * Downloads that ended by the device's clock are installed (`Managed`). Done lazily — before each
+   * command is answered — so a fleet of downloading iPads needs no timers.
+   */
+  settleDownloads(): void {
+    let now: number | undefined;
+    for (const app of this.apps.values()) {
+      if (app.downloadEndsAt === undefined) continue;
+      now ??= this.#clock.now().getTime();
+      if (app.downloadEndsAt > now) continue;
+      delete app.downloadEndsAt;
+      if (app.managedStatus === 'Installing') app.managedStatus = 'Managed';
+    }
   }
 
   /** Wi-Fi came back: a download that waited for it finishes. */
