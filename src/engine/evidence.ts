@@ -42,12 +42,8 @@ const VPP_PURCHASE_METHOD = 1;
 async function sentAsVpp(store: Store, job: JobRow): Promise<boolean | null | undefined> {
   if (job.kind !== 'install') return undefined;
   if (!job.command_uuid) return null;
-  const command = await store.db.kysely
-    .selectFrom('commands')
-    .select(['request_type', 'payload'])
-    .where('uuid', '=', job.command_uuid)
-    .executeTakeFirst();
-  if (command?.request_type !== 'InstallApplication') return undefined;
+  const command = await store.mdm.storedCommand(job.command_uuid);
+  if (command?.requestType !== 'InstallApplication') return undefined;
   try {
     return obj(obj(parsePlistDict(command.payload).Command).Options).PurchaseMethod === VPP_PURCHASE_METHOD;
   } catch {

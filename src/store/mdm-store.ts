@@ -408,6 +408,16 @@ export class KyselyMdmStore implements MdmStore {
     return { known: Number(result.numUpdatedRows) > 0 };
   }
 
+  /** A command as stored and handed to the device, queued or answered; null once compacted away. */
+  async storedCommand(uuid: string): Promise<{ requestType: string; payload: string } | null> {
+    const row = await this.#db
+      .selectFrom('commands')
+      .select(['request_type', 'payload'])
+      .where('uuid', '=', uuid)
+      .executeTakeFirst();
+    return row ? { requestType: row.request_type, payload: row.payload } : null;
+  }
+
   async saveResult(r: ResultRecord): Promise<{ requestType: string | null; duplicate: boolean }> {
     return this.#db.transaction().execute(async (tx) => {
       const command = await tx
