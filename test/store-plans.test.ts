@@ -51,7 +51,7 @@ describe('query plans of the engine hot path (SQLite)', () => {
 
   it("activation reads a window of waiting jobs in order, and each one's device from an index", async () => {
     const query = store.jobs
-      .nextToActivateQuery({ active: IN_FLIGHT, afterSeq: 10, throughSeq: 10_010, limit: 500 })
+      .nextToActivateQuery({ active: IN_FLIGHT, slots: 1, afterSeq: 10, throughSeq: 10_010, limit: 500 })
       .compile();
     expect(await planOf(query)).toBe(
       `SEARCH j USING INDEX jobs_status_seq (status=? AND seq>? AND seq<?) | ${perDevice}`,
@@ -60,7 +60,7 @@ describe('query plans of the engine hot path (SQLite)', () => {
 
   it('activation of devices that just finished a job starts from those devices', async () => {
     const query = store.jobs
-      .nextToActivateQuery({ active: IN_FLIGHT, deviceIds: ['a', 'b', 'c'], limit: 500 })
+      .nextToActivateQuery({ active: IN_FLIGHT, slots: 1, deviceIds: ['a', 'b', 'c'], limit: 500 })
       .compile();
     expect(await planOf(query)).toBe(
       `SEARCH j USING INDEX jobs_device (device_id=? AND status=?) | ${perDevice}`,

@@ -173,6 +173,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       timings: {
         ...DEFAULT_TIMINGS,
         verifyEveryMs: config.verifyEveryMs,
+        installsPerDevice: config.installsPerDevice,
         notNowRetryMs: config.notNowRetryMs,
         pushTimeoutMs: config.timeouts.pushMs,
         requestTimeoutMs: config.timeouts.requestMs,

@@ -27,6 +27,8 @@ export interface Config {
   unenrolledAfterMs: number;
   /** How often haishin asks a device whether an install it acknowledged has finished. */
   verifyEveryMs: number;
+  /** HAISHIN_INSTALLS_PER_DEVICE: jobs of one device in flight at once. */
+  installsPerDevice: number;
   /** How long haishin waits before asking again a device that answered NotNow. */
   notNowRetryMs: number;
   maxBodyBytes: number;
@@ -123,6 +125,7 @@ export function parseConfig(env: Env): Config {
     offlineAfterMs: duration('HAISHIN_OFFLINE_AFTER', '1d'),
     unenrolledAfterMs: duration('HAISHIN_UNENROLLED_AFTER', '30d'),
     verifyEveryMs: duration('HAISHIN_VERIFY_EVERY', '60s'),
+    installsPerDevice: integer('HAISHIN_INSTALLS_PER_DEVICE', 5, 1),
     notNowRetryMs: duration('HAISHIN_NOTNOW_RETRY', '5m'),
     maxBodyBytes: integer('HAISHIN_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
     queue: {

@@ -6,13 +6,14 @@ import type { JobStatus } from '../core/jobs.ts';
 import { Refusal } from '../core/refusal.ts';
 import { effectiveAutoAssign, tokenReachGap } from '../core/tokens.ts';
 import { VppError, isTokenKind } from '../apple/vpp/errors.ts';
-import { installVppApplication, managedApplicationList, removeApplication } from '../mdm/commands.ts';
+import { installVppApplication, removeApplication } from '../mdm/commands.ts';
 import { parsePlistDict } from '../mdm/plist.ts';
-import type { CommandReport, MdmListener, QueueEntry } from '../mdm/ports.ts';
+import type { CommandReport, MdmListener } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
-import type { JobPatch, JobRow } from '../store/job-repo.ts';
+import type { JobPatch, JobRow, LicenceRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
 import type { Pusher } from './push.ts';
+import { Commander, PRIORITY, newCommandUuid } from './commander.ts';
 import type { DeviceChange, EventBus } from './events.ts';
 import type { VppTokens } from './vpp-tokens.ts';
 import { causeOfVppErrorKind, diagnose } from '../diagnosis/index.ts';
@@ -36,6 +37,8 @@ export interface EngineTimings {
   unenrolledAfterMs: number;
   /** Jobs started per tick by the activation (default 500; tests use a handful). */
   activationBatch?: number;
+  /** HAISHIN_INSTALLS_PER_DEVICE: jobs of one device in flight at once (default 5). */
+  installsPerDevice?: number;
 }
 
 export const DEFAULT_TIMINGS: Omit<
@@ -57,7 +60,7 @@ export interface DistributionInput {
   scheduledAt?: Date | null;
 }
 
-/** Statuses in which a job occupies its device: the next one waits. */
+/** Statuses in which a job takes one of its device's slots: beyond them, the next one waits. */
 const IN_FLIGHT: JobStatus[] = [
   'license_assigning',
   'push_sending',
@@ -69,9 +72,7 @@ const PUSH_STATES: readonly JobStatus[] = DEADLINE_WATCH.push_deadline;
 const BATCH = 500;
 /** Waiting jobs read per activation pass, in batches: bounded work per tick, see `#toActivate`. */
 const ACTIVATION_WINDOW = 20;
-/** Install commands go out at 10; the check whether an install finished comes before the next one. */
-const INSTALL_PRIORITY = 10;
-const VERIFY_PRIORITY = 20;
+export const DEFAULT_INSTALLS_PER_DEVICE = 5;
 /** Background diagnoses at once: each is a dozen queries, and MDM requests share the database. */
 const DIAGNOSIS_CONCURRENCY = 4;
 /** Error codes a retry can cure (DESIGN §6): duplicate request, store busy. */
@@ -102,11 +103,15 @@ export class DistributionEngine implements MdmListener {
   readonly #pusher: Pusher;
   readonly #t: EngineTimings;
   readonly #events: EventBus | null;
+  readonly #commander: Commander;
+  readonly #slots: number;
   #ticking: Promise<void> | null = null;
   /** Devices whose job left the in-flight statuses here: their next job is looked at first. */
   readonly #freed = new Set<string>();
   /** Where the activation's round-robin over the waiting jobs goes on (a job seq; 0: the start). */
   #activationCursor = 0;
+  /** Where the taking of licences ahead for waiting jobs goes on (a job seq; 0: the start). */
+  #licenceAheadCursor = 0;
   #recovered = false;
   #closed = false;
   readonly #diagnosisQueue = new Set<string>();
@@ -126,6 +131,8 @@ export class DistributionEngine implements MdmListener {
     this.#pusher = o.pusher;
     this.#t = o.timings;
     this.#events = o.events ?? null;
+    this.#commander = new Commander({ queue: o.store.mdm, pusher: o.pusher });
+    this.#slots = Math.max(1, o.timings.installsPerDevice ?? DEFAULT_INSTALLS_PER_DEVICE);
   }
 
   #deviceChanged(deviceId: string, change: DeviceChange): void {
@@ -459,7 +466,7 @@ export class DistributionEngine implements MdmListener {
           ...new Set(page.filter((j) => j.command_uuid && !pushed.has(j.device_id)).map((j) => j.device_id)),
         ];
         for (const d of devices) pushed.add(d);
-        if (devices.length > 0) await this.#pusher.push(devices);
+        await this.#commander.push(devices);
         if (page.length < BATCH) break;
       }
     }
@@ -472,6 +479,7 @@ export class DistributionEngine implements MdmListener {
     for (const job of await this.#store.jobs.byStatus(['scheduled'], BATCH, now))
       await this.#move(job, 'waiting', 'schedule reached', { next_at: null });
     await this.#activate();
+    await this.#licenceAhead();
     await this.#licensePhase();
     for (const job of await this.#store.jobs.byStatus(['retry_waiting'], BATCH, now)) {
       await this.#move(job, 'push_sending', 'retry', { next_at: null, step: 'push_due' });
@@ -481,12 +489,12 @@ export class DistributionEngine implements MdmListener {
   }
 
   /**
-   * The jobs to start now: the oldest waiting job of idle devices, a bounded batch. First those of
-   * devices whose job just ended here (their next app starts at once), then a window of the
-   * round-robin over all waiting jobs: each pass reads the next `ACTIVATION_WINDOW × batch` of
-   * them after where the last stopped, so a device whose jobs come after thousands of busy
-   * devices' jobs is reached within a few passes, and after a restart (or another node's work)
-   * nothing waits for a hint.
+   * The jobs to start now: the oldest waiting jobs of devices with free slots (up to
+   * HAISHIN_INSTALLS_PER_DEVICE in flight each), a bounded batch. First those of devices whose
+   * job just ended here (their next apps start at once), then a window of the round-robin over
+   * all waiting jobs: each pass reads the next `ACTIVATION_WINDOW × batch` of them after where the
+   * last stopped, so a device whose jobs come after thousands of busy devices' jobs is reached
+   * within a few passes, and after a restart (or another node's work) nothing waits for a hint.
    */
   async #toActivate(): Promise<JobRow[]> {
     const batch = this.#t.activationBatch ?? BATCH;
@@ -496,21 +504,23 @@ export class DistributionEngine implements MdmListener {
     if (freed.length > 0)
       for (const job of await this.#store.jobs.nextToActivate({
         active: IN_FLIGHT,
+        slots: this.#slots,
         deviceIds: freed,
         limit: batch,
       }))
-        picked.set(job.device_id, job);
+        picked.set(job.id, job);
     if (picked.size < batch) {
       const after = this.#activationCursor;
       const through = await this.#store.jobs.waitingSeqAt(after, batch * ACTIVATION_WINDOW);
       const limit = batch - picked.size;
       const found = await this.#store.jobs.nextToActivate({
         active: IN_FLIGHT,
+        slots: this.#slots,
         afterSeq: after,
         throughSeq: through,
         limit,
       });
-      for (const job of found) if (!picked.has(job.device_id)) picked.set(job.device_id, job);
+      for (const job of found) picked.set(job.id, job);
       // A full batch stops at its last job; otherwise the window was read to its end (or to the
       // last waiting job: the next pass starts from the oldest again).
       this.#activationCursor = found.length === limit ? found.at(-1)!.seq : (through ?? 0);
@@ -518,15 +528,31 @@ export class DistributionEngine implements MdmListener {
     return [...picked.values()].sort((a, b) => a.seq - b.seq);
   }
 
-  /** Starts the oldest waiting job of idle devices (one per device, see {@link #toActivate}). */
+  /** Starts the oldest waiting jobs of devices with free slots (see {@link #toActivate}). */
   async #activate(): Promise<void> {
-    const waiting = await this.#toActivate();
+    await this.#start(await this.#toActivate());
+  }
+
+  /**
+   * Moves waiting jobs on: an uninstall to its command; a manual licence checked against Apple's
+   * list; an auto licence checked against the group's auto-assign token, then straight to its
+   * command when the licence is already held (taken ahead, or left from an earlier job), else to
+   * the licence phase.
+   */
+  async #start(waiting: readonly JobRow[]): Promise<void> {
     if (waiting.length === 0) return;
     const manualChecks = new Map<string, Set<string> | LicenceFailure>();
     const manualListsReadAt = this.#clock.now();
     const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
     const autoAssign = await this.#store.vpp.autoAssignSettings();
     const devices = await this.#store.devices.briefs(waiting.map((j) => j.device_id));
+    const licences = new Map(
+      (
+        await this.#store.jobs.licencePhase(waiting.length, {
+          jobIds: waiting.filter((j) => j.kind === 'install' && j.license_mode === 'auto').map((j) => j.id),
+        })
+      ).map((row) => [row.id, row.licence_state]),
+    );
     for (const job of waiting) {
       const device = devices.get(job.device_id);
       if (!device) continue;
@@ -576,8 +602,30 @@ export class DistributionEngine implements MdmListener {
         );
         continue;
       }
-      await this.#move(job, 'license_assigning', null);
+      if (licences.get(job.id) === 'assigned') await this.#move(job, 'push_sending', 'licence assigned');
+      else await this.#move(job, 'license_assigning', null);
     }
+  }
+
+  /**
+   * Takes the licences of waiting auto-mode installs ahead, while the jobs wait for a slot on
+   * their device: a device with twenty apps to install gets its twenty licences in the same few
+   * batched calls, and each job goes to its install command as soon as a slot frees — in the
+   * same session when the device just reported others finished. A job whose licence Apple
+   * refuses fails now; one outside its group's auto-assign token is left to the activation,
+   * which says why. Bounded per tick, resumed where it stopped.
+   */
+  async #licenceAhead(): Promise<void> {
+    const limit = BATCH * 4;
+    const rows = await this.#store.jobs.licenceAhead(this.#licenceAheadCursor, limit);
+    this.#licenceAheadCursor = rows.length === limit ? rows.at(-1)!.seq : 0;
+    if (rows.length === 0) return;
+    const groups = (await this.#store.groups.all()).map((g) => ({ id: g.id, parentId: g.parent_id }));
+    const autoAssign = await this.#store.vpp.autoAssignSettings();
+    const eligible = rows.filter(
+      (row) => effectiveAutoAssign(groups, autoAssign, row.device_group_id).tokenId === row.token_id,
+    );
+    await this.#requestLicences(eligible);
   }
 
   /**
@@ -597,12 +645,21 @@ export class DistributionEngine implements MdmListener {
 
   /** Batches licence assignment per (token, app); jobs whose serial already holds one skip ahead. */
   async #licensePhase(): Promise<void> {
-    const rows = await this.#store.jobs.licencePhase(BATCH * 4);
+    await this.#requestLicences(await this.#store.jobs.licencePhase(BATCH * 4));
+  }
+
+  /**
+   * For jobs in `license_assigning`, and waiting jobs whose licence is taken ahead: a licence
+   * held moves the job on (a waiting one stays waiting for its slot), one Apple refused fails
+   * it, the others are asked of Apple in one call per (token, app) and marked `licence_requested`.
+   */
+  async #requestLicences(rows: readonly LicenceRow[]): Promise<void> {
     const submit = new Map<
       string,
       { tokenId: string; adamId: string; items: { job: JobRow; serial: string; groupId: string }[] }
     >();
     const now = this.#clock.now();
+    const requested: string[] = [];
     for (const row of rows) {
       const {
         serial,
@@ -611,27 +668,30 @@ export class DistributionEngine implements MdmListener {
         licence_error: errorCode,
         ...job
       } = row;
+      const ahead = job.status === 'waiting';
       if (!serial) {
-        await this.#move(job, 'license_failed', 'device has no serial number');
+        // A waiting job is failed by its activation, with the same words.
+        if (!ahead) await this.#move(job, 'license_failed', 'device has no serial number');
         continue;
       }
       if (state === 'assigned') {
-        await this.#move(job, 'push_sending', 'licence assigned');
+        if (ahead) requested.push(job.id);
+        else await this.#move(job, 'push_sending', 'licence assigned');
         continue;
       }
-      const requested = job.step === 'licence_requested';
-      if (state === 'failed' && requested) {
+      const wasRequested = job.step === 'licence_requested';
+      if (state === 'failed' && wasRequested) {
         await this.#move(job, 'license_failed', `license ${errorCode ?? 'refused'}`, {
           error: JSON.stringify({ errorNumber: errorCode }),
         });
         continue;
       }
-      if (requested) continue;
+      if (wasRequested) continue;
       // A reclaim still in flight (reclaim_and_reassign): a new assignment sent now could cross it at Apple.
       if (state === 'reclaiming') continue;
       if (state === 'assigning') {
         // Already asked for (a previous pass or process got this far): wait for Apple's answer.
-        await this.#store.jobs.patch(job.id, { step: 'licence_requested' }, now);
+        requested.push(job.id);
         continue;
       }
       const key = `${job.token_id}\u0000${job.adam_id}`;
@@ -639,6 +699,7 @@ export class DistributionEngine implements MdmListener {
       entry.items.push({ job, serial, groupId });
       submit.set(key, entry);
     }
+    await this.#store.jobs.patchMany(requested, { step: 'licence_requested' }, now);
     for (const entry of submit.values()) {
       // One call for the whole batch (the client splits at Apple's limits); each licence remembers its group.
       const via = new Map(entry.items.map((i) => [i.serial, i.groupId]));
@@ -665,6 +726,7 @@ export class DistributionEngine implements MdmListener {
         failedSerials = new Map(entry.items.map((i) => [i.serial, failure]));
       }
       const now = this.#clock.now();
+      const asked: string[] = [];
       for (const item of entry.items) {
         const failure = failedSerials.get(item.serial);
         if (failure)
@@ -674,23 +736,44 @@ export class DistributionEngine implements MdmListener {
             failure.reason,
             failure.error ? { error: failure.error } : {},
           );
-        else await this.#store.jobs.patch(item.job.id, { step: 'licence_requested' }, now);
+        else asked.push(item.job.id);
       }
+      await this.#store.jobs.patchMany(asked, { step: 'licence_requested' }, now);
     }
   }
 
   /** Queues the install/remove command of each job that has none yet, then pushes the devices once. */
   async #pushPhase(now: Date): Promise<void> {
     const jobs = await this.#store.jobs.byStatus(['push_sending'], BATCH * 2);
-    const toPush = new Set<string>();
+    const toPush = await this.#queueCommands(jobs, now);
+    // Jobs back from retry_waiting keep their queued command: the device only needs a push —
+    // one per retry, so the step is cleared once it is sent (else every tick would push again).
+    // (A job that had to queue a new command above was pushed with it: attachCommand cleared it.)
+    const due = jobs.filter((job) => job.step === 'push_due' && job.command_uuid);
+    for (const job of due) toPush.add(job.device_id);
+    await this.#store.jobs.patchMany(
+      due.map((j) => j.id),
+      { step: null },
+      now,
+    );
+    await this.#commander.push(toPush);
+  }
+
+  /**
+   * Queues the install or remove command of each job in `push_sending` that has none yet, bound to
+   * the job in one transaction; the devices that got one. The caller pushes (or not: a device in
+   * session fetches them next).
+   */
+  async #queueCommands(jobs: readonly JobRow[], now: Date): Promise<Set<string>> {
+    const queued = new Set<string>();
     const devices = await this.#store.devices.briefs(
       jobs.filter((j) => !j.command_uuid).map((j) => j.device_id),
     );
     for (const job of jobs) {
-      if (job.command_uuid) continue;
+      if (job.command_uuid || job.status !== 'push_sending') continue;
       const device = devices.get(job.device_id);
       if (!device) continue;
-      const uuid = randomUUID().toUpperCase();
+      const uuid = newCommandUuid();
       let command;
       if (job.kind === 'install') {
         command = installVppApplication(uuid, { adamId: Number(job.adam_id) });
@@ -704,48 +787,28 @@ export class DistributionEngine implements MdmListener {
         command = removeApplication(uuid, bundleId);
       }
       const deadline = job.push_deadline ?? new Date(now.getTime() + this.#t.pushTimeoutMs).toISOString();
-      if (!(await this.#store.jobs.attachCommand(job, device.udid, command, INSTALL_PRIORITY, deadline, now)))
+      if (!(await this.#store.jobs.attachCommand(job, device.udid, command, PRIORITY.install, deadline, now)))
         continue;
-      toPush.add(device.id);
+      queued.add(device.id);
     }
-    // Jobs back from retry_waiting keep their queued command: the device only needs a push —
-    // one per retry, so the step is cleared once it is sent (else every tick would push again).
-    // (A job that had to queue a new command above was pushed with it: attachCommand cleared it.)
-    for (const job of jobs) {
-      if (job.step !== 'push_due' || !job.command_uuid) continue;
-      toPush.add(job.device_id);
-      await this.#store.jobs.patch(job.id, { step: null }, now);
-    }
-    if (toPush.size > 0) await this.#pusher.push([...toPush]);
+    return queued;
   }
 
+  /**
+   * Asks each device with installs to check whether they finished: one ManagedApplicationList per
+   * device for all its executing jobs (none queued while one is pending), and a push.
+   */
   async #verify(now: Date): Promise<void> {
     const due = await this.#store.jobs.byStatus(['executing'], BATCH, now);
-    const checks: QueueEntry[] = [];
-    const devices = new Set<string>();
     const briefs = await this.#store.devices.briefs(due.map((j) => j.device_id));
-    for (const job of due) {
-      if (devices.has(job.device_id)) continue;
-      devices.add(job.device_id);
-      const device = briefs.get(job.device_id);
-      if (!device) continue;
-      const bundleIds = due
-        .filter((j) => j.device_id === job.device_id && j.bundle_id)
-        .map((j) => j.bundle_id!);
-      checks.push({
-        enrollmentId: device.udid,
-        command: managedApplicationList(randomUUID().toUpperCase(), bundleIds),
-        priority: VERIFY_PRIORITY,
-      });
-    }
-    await this.#store.mdm.enqueue(checks, now);
-    for (const job of due)
-      await this.#store.jobs.patch(
-        job.id,
-        { next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString() },
-        now,
-      );
-    if (devices.size > 0) await this.#pusher.push([...devices]);
+    const recipients = [...briefs.values()].map((d) => ({ deviceId: d.id, enrollmentId: d.udid }));
+    await this.#commander.verify(recipients, now);
+    await this.#store.jobs.patchMany(
+      due.map((j) => j.id),
+      { next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString() },
+      now,
+    );
+    await this.#commander.push(recipients.map((r) => r.deviceId));
   }
 
   async #timeouts(now: Date): Promise<void> {
@@ -764,11 +827,7 @@ export class DistributionEngine implements MdmListener {
   }
 
   async #dropCommand(job: JobRow): Promise<void> {
-    if (!job.command_uuid) return;
-    await this.#store.db.kysely
-      .deleteFrom('command_queue')
-      .where('command_uuid', '=', job.command_uuid)
-      .execute();
+    await this.#commander.drop([job.command_uuid]);
   }
 
   // ---- what devices say ----------------------------------------------------------------
@@ -839,6 +898,32 @@ export class DistributionEngine implements MdmListener {
   }
 
   async onCommandReport(report: CommandReport): Promise<void> {
+    await this.#onReport(report);
+    await this.#continueDevice(report.deviceId);
+  }
+
+  /**
+   * A device in session whose jobs just ended here (verified, failed): its next jobs start now,
+   * and the commands of those whose licence is held ride this session — the device fetches them
+   * after this answer, no push needed.
+   */
+  async #continueDevice(deviceId: string): Promise<void> {
+    if (this.#closed || !this.#freed.delete(deviceId)) return;
+    const next = await this.#store.jobs.nextToActivate({
+      active: IN_FLIGHT,
+      slots: this.#slots,
+      deviceIds: [deviceId],
+      limit: this.#slots,
+    });
+    if (next.length === 0) return;
+    await this.#start(next);
+    await this.#queueCommands(
+      await this.#store.jobs.forDevice(deviceId, ['push_sending']),
+      this.#clock.now(),
+    );
+  }
+
+  async #onReport(report: CommandReport): Promise<void> {
     if (report.requestType && FACT_QUERIES.has(report.requestType)) {
       const now = this.#clock.now();
       const answered = { store: this.#store, pusher: this.#pusher, now };
@@ -891,21 +976,10 @@ export class DistributionEngine implements MdmListener {
           next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString(),
         },
       );
-      // Queued now, the check rides the same session: the device gets it as the answer to this report.
-      if (moved && bundleId) {
-        const device = (await this.#store.devices.briefs([job.device_id])).get(job.device_id);
-        if (device)
-          await this.#store.mdm.enqueue(
-            [
-              {
-                enrollmentId: device.udid,
-                command: managedApplicationList(randomUUID().toUpperCase(), [bundleId]),
-                priority: VERIFY_PRIORITY,
-              },
-            ],
-            now,
-          );
-      }
+      // Queued now, the check rides the same session: the device gets it after the installs
+      // queued with this one, and one list answers for all of them.
+      if (moved && bundleId)
+        await this.#commander.verify([{ deviceId: job.device_id, enrollmentId: report.enrollmentId }], now);
       return;
     }
     const chain = parseChain(report.report.ErrorChain);

@@ -4,9 +4,16 @@ import type { Kysely, Selectable } from 'kysely';
 import { DEADLINE_WATCH, JOB_STATUSES } from '../core/jobs.ts';
 import type { Deadline, JobStatus, StatusChange } from '../core/jobs.ts';
 import { nextCounter, queueCommands } from './mdm-store.ts';
-import type { Database, DistributionsTable, JobsTable } from './schema.ts';
+import type { Database, DistributionsTable, JobsTable, LicenseState } from './schema.ts';
 
 export type JobRow = Selectable<JobsTable>;
+/** A job with what the licence phase needs: the device's serial and group, the licence's state. */
+export interface LicenceRow extends JobRow {
+  serial: string | null;
+  device_group_id: string;
+  licence_state: LicenseState | null;
+  licence_error: number | null;
+}
 /** A job with what people recognise it by: the device's number (端末番号) and the app's name. */
 export type LabelledJobRow = JobRow & { device_number: number | null; app_name: string | null };
 export type DistributionRow = Selectable<DistributionsTable>;
@@ -20,8 +27,10 @@ export interface JobFilter {
 }
 /** Which waiting jobs {@link JobRepo.nextToActivate} looks at: of these devices, or a window of seqs. */
 export interface ActivationQuery {
-  /** A device with a job in one of these is busy. */
+  /** The jobs of a device in one of these take its slots. */
   active: readonly JobStatus[];
+  /** Jobs a device may have in `active` at once: its oldest waiting jobs fill the free slots. */
+  slots: number;
   limit: number;
   deviceIds?: readonly string[];
   afterSeq?: number;
@@ -86,7 +95,36 @@ export class JobRepo {
    * Jobs in the licence phase with everything the phase needs in one query: the device's serial
    * and group, and the licence record for that serial (if any). Keeps a pass O(batch), not O(jobs × queries).
    */
-  licencePhase(limit: number) {
+  /**
+   * Jobs with the device's serial and group and the state of the licence they need (token, app,
+   * serial): those in `license_assigning` (oldest first, `limit`), or the given ones.
+   */
+  async licencePhase(limit: number, o: { jobIds?: readonly string[] } = {}): Promise<LicenceRow[]> {
+    let q = this.#withLicence();
+    if (o.jobIds) {
+      if (o.jobIds.length === 0) return [];
+      q = q.where('jobs.id', 'in', [...o.jobIds]);
+    } else q = q.where('jobs.status', '=', 'license_assigning');
+    return q.orderBy('jobs.seq').limit(limit).execute();
+  }
+
+  /**
+   * Waiting install jobs in auto mode whose licence was not asked for yet, after `afterSeq` in job
+   * order: their licences are taken ahead, while the jobs wait for a slot on their device.
+   */
+  licenceAhead(afterSeq: number, limit: number): Promise<LicenceRow[]> {
+    return this.#withLicence()
+      .where('jobs.status', '=', 'waiting')
+      .where('jobs.seq', '>', afterSeq)
+      .where('jobs.step', 'is', null)
+      .where('jobs.kind', '=', 'install')
+      .where('jobs.license_mode', '=', 'auto')
+      .orderBy('jobs.seq')
+      .limit(limit)
+      .execute();
+  }
+
+  #withLicence() {
     return this.#db
       .selectFrom('jobs')
       .innerJoin('devices', 'devices.id', 'jobs.device_id')
@@ -102,11 +140,7 @@ export class JobRepo {
         'devices.group_id as device_group_id',
         'licenses.state as licence_state',
         'licenses.error_code as licence_error',
-      ])
-      .where('jobs.status', '=', 'license_assigning')
-      .orderBy('jobs.seq')
-      .limit(limit)
-      .execute();
+      ]);
   }
 
   getDistribution(id: string): Promise<DistributionRow | undefined> {
@@ -215,7 +249,7 @@ export class JobRepo {
    */
   async nextToActivate(o: ActivationQuery): Promise<JobRow[]> {
     if (o.deviceIds) {
-      // At most one row per device: sorted here, so that the planner starts from the devices
+      // A few rows per device: sorted here, so that the planner starts from the devices
       // (jobs_device) rather than walk every waiting job in order to avoid a sort.
       if (o.deviceIds.length === 0) return [];
       const rows = await this.nextToActivateQuery(o).execute();
@@ -226,30 +260,22 @@ export class JobRepo {
 
   /** The query of {@link nextToActivate} (test/store-plans.test.ts reads its plan). */
   nextToActivateQuery(o: ActivationQuery) {
+    // A waiting job starts when the device's busy jobs and the waiting jobs older than it leave a
+    // slot: both counted from jobs_device, a few rows per device.
     let q = this.#db
       .selectFrom('jobs as j')
       .selectAll('j')
       .where('j.status', '=', 'waiting')
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('jobs as e')
-              .select(sql<number>`1`.as('one'))
-              .whereRef('e.device_id', '=', 'j.device_id')
-              .where('e.status', '=', 'waiting')
-              .whereRef('e.seq', '<', 'j.seq'),
-          ),
-        ),
-      )
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('jobs as a')
-              .select(sql<number>`1`.as('one'))
-              .whereRef('a.device_id', '=', 'j.device_id')
-              .where('a.status', 'in', [...o.active]),
-          ),
-        ),
+      .where(
+        ({ selectFrom }) =>
+          sql<boolean>`${selectFrom('jobs as e')
+            .select(sql<number>`count(*)`.as('n'))
+            .whereRef('e.device_id', '=', 'j.device_id')
+            .where('e.status', '=', 'waiting')
+            .whereRef('e.seq', '<', 'j.seq')} + ${selectFrom('jobs as a')
+            .select(sql<number>`count(*)`.as('n'))
+            .whereRef('a.device_id', '=', 'j.device_id')
+            .where('a.status', 'in', [...o.active])} < ${o.slots}`,
       );
     if (o.deviceIds) return q.where('j.device_id', 'in', [...o.deviceIds]);
     if (o.afterSeq !== undefined) q = q.where('j.seq', '>', o.afterSeq);
@@ -342,6 +368,16 @@ export class JobRepo {
       await queueCommands(tx, [{ enrollmentId, command, priority }], at);
       return true;
     });
+  }
+
+  /** {@link patch} for many jobs at once, a statement per 500. */
+  async patchMany(ids: readonly string[], patch: JobPatch, at: Date): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500)
+      await this.#db
+        .updateTable('jobs')
+        .set({ ...patch, updated_at: at.toISOString() })
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute();
   }
 
   async patch(id: string, patch: JobPatch, at: Date): Promise<void> {

@@ -389,6 +389,42 @@ export class KyselyMdmStore implements MdmStore {
     await this.#db.transaction().execute((tx) => queueCommands(tx, entries, at));
   }
 
+  /**
+   * For each channel, the request types among `requestTypes` it has queued and not answered yet
+   * (handed out or not): what the commander must not queue twice.
+   */
+  async pendingRequestTypes(
+    enrollmentIds: readonly string[],
+    requestTypes: readonly string[],
+  ): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    if (enrollmentIds.length === 0 || requestTypes.length === 0) return out;
+    for (let i = 0; i < enrollmentIds.length; i += INSERT_CHUNK) {
+      const rows = await this.#db
+        .selectFrom('command_queue')
+        .innerJoin('commands', 'commands.uuid', 'command_queue.command_uuid')
+        .select(['command_queue.enrollment_id', 'commands.request_type'])
+        .where('command_queue.enrollment_id', 'in', enrollmentIds.slice(i, i + INSERT_CHUNK))
+        .where('commands.request_type', 'in', [...requestTypes])
+        .execute();
+      for (const row of rows) {
+        const types = out.get(row.enrollment_id) ?? new Set<string>();
+        types.add(row.request_type);
+        out.set(row.enrollment_id, types);
+      }
+    }
+    return out;
+  }
+
+  /** Takes commands off every queue (a job that ended before its command was fetched). */
+  async dequeue(commandUuids: readonly string[]): Promise<void> {
+    if (commandUuids.length === 0) return;
+    await this.#db
+      .deleteFrom('command_queue')
+      .where('command_uuid', 'in', [...commandUuids])
+      .execute();
+  }
+
   async nextCommand(enrollmentId: string, at: Date): Promise<QueuedCommand | null> {
     const [queued] = await this.#q.anyQueued.rows(this.#db, enrollmentId);
     if (!queued) return null;
