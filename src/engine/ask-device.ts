@@ -87,14 +87,8 @@ export function questionsOf(text: string | null): DeviceQuestions {
 
 /** Fact queries queued for the device and not answered yet. */
 export async function pendingFactQueries(store: Store, udid: string): Promise<string[]> {
-  const rows = await store.db.kysely
-    .selectFrom('command_queue')
-    .innerJoin('commands', 'commands.uuid', 'command_queue.command_uuid')
-    .select('commands.request_type')
-    .where('command_queue.enrollment_id', '=', udid)
-    .where('commands.request_type', 'in', [...FACT_QUERIES])
-    .execute();
-  return [...new Set(rows.map((r) => r.request_type))];
+  const pending = await store.mdm.pendingRequestTypes([udid], [...FACT_QUERIES]);
+  return [...(pending.get(udid) ?? [])];
 }
 
 async function patchQuestions(
