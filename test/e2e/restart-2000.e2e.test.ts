@@ -21,6 +21,15 @@ const APP = {
   bundleId: 'jp.example.restart',
   sizeBytes: 20_000_000,
 };
+/** A second app: each iPad has two installs in flight when the plug is pulled. */
+const APP2 = {
+  adamId: '1450004445',
+  name: '再起動テスト2',
+  bundleId: 'jp.example.restart2',
+  sizeBytes: 30_000_000,
+};
+const APPS = [APP, APP2];
+const JOBS = DEVICES * APPS.length;
 
 describe('durability', () => {
   const fleet = new SimFleet();
@@ -50,7 +59,7 @@ describe('durability', () => {
     fakes = await startFakes({
       dir: join(dir, 'apple'),
       vpp: { eventDelayMs: 30 },
-      apps: [{ ...APP, minimumOsVersion: '15.0', contentRating: '4+' }],
+      apps: APPS.map((a) => ({ ...a, minimumOsVersion: '15.0', contentRating: '4+' })),
       onPush: (token) => void fleet.wake(token),
     });
     port = await freePort();
@@ -77,7 +86,7 @@ describe('durability', () => {
   });
 
   it(
-    `kill -9 in the middle of a ${DEVICES}-device distribution: after a restart every job finishes, no serial is associated twice, no job attempt gets two commands`,
+    `kill -9 in the middle of a ${DEVICES}-device distribution of two apps (both in flight per iPad): after a restart every job finishes, no serial is associated twice, no job attempt gets two commands`,
     { timeout: 420_000 },
     async () => {
       const root = (
@@ -89,12 +98,12 @@ describe('durability', () => {
         new Date(Date.now() + 200 * 86_400_000),
       );
       fakes.vpp.addToken({ sToken, orgName: '教育委員会', locationName: 'restart' });
-      fakes.vpp.addAsset(sToken, { adamId: APP.adamId, total: DEVICES + 10 });
+      for (const app of APPS) fakes.vpp.addAsset(sToken, { adamId: app.adamId, total: DEVICES + 10 });
       const token = await api<{ id: string }>('POST', '/vpp-tokens', { groupId: root, sToken });
       expect(token.status).toBe(201);
       await api('PUT', `/groups/${root}/auto-assign-token`, { tokenId: token.body.id });
 
-      const catalog = new Map([[Number(APP.adamId), { ...APP, version: '1.0' }]]);
+      const catalog = new Map(APPS.map((a) => [Number(a.adamId), { ...a, version: '1.0' }] as const));
       const devices = Array.from({ length: DEVICES }, (_, i) =>
         fleet.add(new SimDevice({ spec: { serialNumber: `RS${String(i).padStart(10, '0')}` }, catalog })),
       );
@@ -103,11 +112,11 @@ describe('durability', () => {
       const created = await api<{ id: string; jobCount: number }>('POST', '/distributions', {
         kind: 'install',
         tokenId: token.body.id,
-        adamIds: [APP.adamId],
+        adamIds: APPS.map((a) => a.adamId),
         targets: { groupIds: [root] },
         licenseMode: 'auto',
       });
-      expect(created.body.jobCount).toBe(DEVICES);
+      expect(created.body.jobCount).toBe(JOBS);
 
       // Let it get going, then pull the plug.
       const progress = async () =>
@@ -115,11 +124,11 @@ describe('durability', () => {
           .counts;
       for (let i = 0; i < 600; i++) {
         const c = await progress();
-        if ((c.success ?? 0) >= DEVICES * 0.2) break;
+        if ((c.success ?? 0) >= JOBS * 0.2) break;
         await new Promise((r) => setTimeout(r, 50));
       }
       const before = await progress();
-      expect(before.success ?? 0).toBeLessThan(DEVICES);
+      expect(before.success ?? 0).toBeLessThan(JOBS);
       await serve!.kill('SIGKILL');
       await fleet.idle();
       serve = await startServer();
@@ -127,13 +136,16 @@ describe('durability', () => {
       let counts: Record<string, number> = {};
       for (let i = 0; i < 2400; i++) {
         counts = await progress();
-        if ((counts.success ?? 0) === DEVICES) break;
+        if ((counts.success ?? 0) === JOBS) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      expect(counts).toEqual({ success: DEVICES });
-      const associated = fakes.vpp.submittedSerials('ASSOCIATE');
-      expect(new Set(associated).size).toBe(DEVICES);
-      expect(associated.length).toBe(DEVICES);
+      expect(counts).toEqual({ success: JOBS });
+      // Every (app, serial) associated exactly once.
+      const associated = fakes.vpp
+        .submittedRequests('ASSOCIATE')
+        .flatMap((r) => r.adamIds.flatMap((a) => r.serials.map((serial) => `${a}:${serial}`)));
+      expect(new Set(associated).size).toBe(JOBS);
+      expect(associated.length).toBe(JOBS);
 
       const db = new Database(join(dir, 'haishin.db'), { readonly: true });
       try {
@@ -143,12 +155,13 @@ describe('durability', () => {
         const attempts = db
           .prepare('select count(*) as n, count(distinct command_uuid) as d from jobs')
           .get() as { n: number; d: number };
-        expect(installs.n).toBe(DEVICES);
-        expect(attempts).toEqual({ n: DEVICES, d: DEVICES });
+        expect(installs.n).toBe(JOBS);
+        expect(attempts).toEqual({ n: JOBS, d: JOBS });
       } finally {
         db.close();
       }
-      expect(devices.every((d) => d.apps.get(APP.bundleId)?.managedStatus === 'Managed')).toBe(true);
+      for (const app of APPS)
+        expect(devices.every((d) => d.apps.get(app.bundleId)?.managedStatus === 'Managed')).toBe(true);
     },
   );
 });

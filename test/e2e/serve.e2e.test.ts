@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
 import { mapLimit, relayPushes, SimFleet } from '../../src/sim/fleet.ts';
-import { SCENARIO_APPS } from '../../src/sim/scenario.ts';
+import { extraApps, SCENARIO_APPS } from '../../src/sim/scenario.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from '../support/pg.ts';
 import type { ThrowawayPostgres } from '../support/pg.ts';
 import { adminApi, control, eventually, settled, startFakesProcess, startServe } from './support.ts';
@@ -19,6 +19,8 @@ if (!postgresAvailable) console.warn(`[serve.e2e.test] ${postgresSkipReason}`);
 
 const DEVICES = 50;
 const ADMIN = 'e2e-admin-token-0123456789abcdef';
+/** Three apps of the fakes' catalogue beyond the demo's (`haishin fakes --apps 3`). */
+const EXTRA = extraApps(3);
 const [NOTE, KEYNOTE, MATH] = SCENARIO_APPS as [
   (typeof SCENARIO_APPS)[number],
   (typeof SCENARIO_APPS)[number],
@@ -45,16 +47,16 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     let rootId: string;
     const api = () => adminApi(baseUrl, ADMIN);
 
-    const distribute = async (adamId: string): Promise<string> => {
+    const distribute = async (...adamIds: string[]): Promise<string> => {
       const created = await api()<{ id: string; jobCount: number }>('POST', '/distributions', {
         kind: 'install',
         tokenId,
-        adamIds: [adamId],
+        adamIds,
         targets: { groupIds: [rootId] },
         licenseMode: 'auto',
       });
       expect(created.status).toBe(201);
-      expect(created.body.jobCount).toBe(DEVICES);
+      expect(created.body.jobCount).toBe(DEVICES * adamIds.length);
       return created.body.id;
     };
     const counts = async (id: string) =>
@@ -92,7 +94,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     };
 
     beforeAll(async () => {
-      fakes = await startFakesProcess(join(dir, 'apple'));
+      fakes = await startFakesProcess(join(dir, 'apple'), ['--apps', String(EXTRA.length)]);
       relay = await relayPushes(fakes.info.control, fleet);
       if (backend === 'postgres') postgres = await startPostgres();
       const port = await freePort();
@@ -121,7 +123,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       tokenId = registered.body.id;
       expect((await api()('PUT', `/groups/${rootId}/auto-assign-token`, { tokenId })).status).toBe(200);
       const catalog = new Map(
-        SCENARIO_APPS.map((a) => [Number(a.adamId), { ...a, version: '1.0' }] as const),
+        [...SCENARIO_APPS, ...EXTRA].map((a) => [Number(a.adamId), { ...a, version: '1.0' }] as const),
       );
       devices = Array.from({ length: DEVICES }, (_, i) =>
         fleet.add(
@@ -166,35 +168,42 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     );
 
     it(
-      'kill -9 of the server mid-distribution and a restart with the same environment lose and duplicate nothing',
+      'kill -9 of the server mid-distribution, four installs in flight per iPad, and a restart with the same environment lose and duplicate nothing',
       { timeout: 240_000 },
       async () => {
         const before = await control(`${fakes.info.control}/stats`);
-        const id = await distribute(KEYNOTE.adamId);
+        const apps = [KEYNOTE, ...EXTRA];
+        const id = await distribute(...apps.map((a) => a.adamId));
         // Pull the plug once the distribution is under way but not done.
         const seen = await eventually(
           'the distribution gets under way',
           async () => {
             const c = await counts(id);
-            const moving = DEVICES - (c.waiting ?? 0) - (c.license_assigning ?? 0);
+            const moving = apps.length * DEVICES - (c.waiting ?? 0) - (c.license_assigning ?? 0);
             return moving > 0 ? c : undefined;
           },
           120_000,
           20,
         );
         await serve!.proc.kill('SIGKILL');
-        expect(seen.success ?? 0).toBeLessThan(DEVICES);
+        expect(seen.success ?? 0).toBeLessThan(apps.length * DEVICES);
         await fleet.idle();
         serve = await startServe(env);
 
-        expect(await settle(id)).toEqual({ success: DEVICES });
+        expect(await settle(id)).toEqual({ success: apps.length * DEVICES });
         const after = await control(`${fakes.info.control}/stats`);
-        const serials = after.vpp.associate.slice(before.vpp.associate.length).flatMap((r) => r.serials);
-        expect(serials.sort()).toEqual(devices.map((d) => d.serialNumber).sort());
+        const associated = after.vpp.associate.slice(before.vpp.associate.length);
+        // Every (app, serial) associated exactly once.
+        const pairs = associated.flatMap((r) => r.adamIds.flatMap((a) => r.serials.map((s) => `${a}:${s}`)));
+        expect(pairs.sort()).toEqual(
+          apps.flatMap((a) => devices.map((d) => `${a.adamId}:${d.serialNumber}`)).sort(),
+        );
         const stored = await storedCommands();
-        // Two distributions so far, one install command per job attempt, none issued twice.
-        expect(stored).toEqual({ installs: 2 * DEVICES, jobs: 2 * DEVICES, distinctCommands: 2 * DEVICES });
-        expect(devices.every((d) => d.apps.get(KEYNOTE.bundleId)?.managedStatus === 'Managed')).toBe(true);
+        // The first distribution's jobs and these, one install command per job attempt, none issued twice.
+        const jobs = DEVICES + apps.length * DEVICES;
+        expect(stored).toEqual({ installs: jobs, jobs, distinctCommands: jobs });
+        for (const app of apps)
+          expect(devices.every((d) => d.apps.get(app.bundleId)?.managedStatus === 'Managed')).toBe(true);
       },
     );
 

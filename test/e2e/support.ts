@@ -91,8 +91,11 @@ export interface FakesInfo {
 }
 
 /** `haishin fakes --dir <dir>`: Apple's services in their own process. */
-export async function startFakesProcess(dir: string): Promise<{ proc: HaishinProcess; info: FakesInfo }> {
-  const proc = new HaishinProcess(['fakes', '--dir', dir], {});
+export async function startFakesProcess(
+  dir: string,
+  args: readonly string[] = [],
+): Promise<{ proc: HaishinProcess; info: FakesInfo }> {
+  const proc = new HaishinProcess(['fakes', '--dir', dir, ...args], {});
   await proc.waitForLine(/^fakes ready$/);
   const info = JSON.parse(readFileSync(join(dir, 'fakes.json'), 'utf8')) as FakesInfo;
   return { proc, info };
@@ -152,8 +155,8 @@ export interface FakesStats {
   apns: { requests: number; accepted: number };
   vpp: {
     calls: Record<string, number>;
-    associate: { eventId: string; serials: string[] }[];
-    disassociate: { eventId: string; serials: string[] }[];
+    associate: { eventId: string; serials: string[]; adamIds: string[] }[];
+    disassociate: { eventId: string; serials: string[]; adamIds: string[] }[];
   };
 }
 

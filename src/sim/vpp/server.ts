@@ -226,7 +226,7 @@ export class FakeVppService {
   #log: FakeCall[] = [];
   readonly #notifications: FakeNotificationRecord[] = [];
   /** Every serial of every accepted submission, in order: duplicates show as repeats. */
-  readonly #submitted: { type: string; serial: string; eventId: string }[] = [];
+  readonly #submitted: { type: string; serial: string; eventId: string; adamIds: string[] }[] = [];
   #eventSeq = 0;
   #locations = 0;
   #url: string | null = null;
@@ -440,15 +440,17 @@ export class FakeVppService {
   }
 
   /** The accepted associate/disassociate/revoke requests, each with its serials, oldest first. */
-  submittedRequests(type: 'ASSOCIATE' | 'DISASSOCIATE' | 'REVOKE'): { eventId: string; serials: string[] }[] {
-    const byEvent = new Map<string, string[]>();
+  submittedRequests(
+    type: 'ASSOCIATE' | 'DISASSOCIATE' | 'REVOKE',
+  ): { eventId: string; serials: string[]; adamIds: string[] }[] {
+    const byEvent = new Map<string, { serials: string[]; adamIds: string[] }>();
     for (const s of this.#submitted) {
       if (s.type !== type) continue;
-      const serials = byEvent.get(s.eventId) ?? [];
-      serials.push(s.serial);
-      byEvent.set(s.eventId, serials);
+      const request = byEvent.get(s.eventId) ?? { serials: [], adamIds: s.adamIds };
+      request.serials.push(s.serial);
+      byEvent.set(s.eventId, request);
     }
-    return [...byEvent].map(([eventId, serials]) => ({ eventId, serials }));
+    return [...byEvent].map(([eventId, request]) => ({ eventId, ...request }));
   }
 
   /** Notifications sent (each copy of a duplicate is one), oldest first; optionally of one type. */
@@ -803,7 +805,8 @@ export class FakeVppService {
       timer: null,
     };
     token.loc.events.set(eventId, ev);
-    for (const serial of ev.serials) this.#submitted.push({ type, serial, eventId });
+    const adamIds = assets.map((a) => a.adamId);
+    for (const serial of ev.serials) this.#submitted.push({ type, serial, eventId, adamIds });
     if (this.#eventDelayMs !== null) {
       ev.timer = setTimeout(() => {
         ev.timer = null;
