@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildPlist } from '../src/mdm/plist.ts';
+import { parseCommandResult } from '../src/mdm/results.ts';
 import type { SimDevice } from '../src/sim/device/device.ts';
 import { startTestServer } from './support/server.ts';
 import { ADMIN, World } from './support/world.ts';
@@ -464,14 +465,16 @@ describe('an answer for a command whose hand-over was not recorded', () => {
       expect(row?.command_uuid).toBeTruthy();
       const device = (await haishin.store.devices.briefs([row!.device_id])).get(row!.device_id)!;
       // The device's answer arrives as if the hand-over had happened before a crash.
+      const answer = { Status: 'Acknowledged', CommandUUID: row!.command_uuid!, UDID: device.udid };
       await haishin.engine.onCommandReport({
         deviceId: device.id,
         enrollmentId: device.udid,
         commandUuid: row!.command_uuid!,
         requestType: 'InstallApplication',
         status: 'Acknowledged',
-        report: { Status: 'Acknowledged', CommandUUID: row!.command_uuid!, UDID: device.udid },
-        raw: buildPlist({ Status: 'Acknowledged', CommandUUID: row!.command_uuid!, UDID: device.udid }),
+        result: parseCommandResult(answer)!,
+        report: answer,
+        raw: buildPlist(answer),
         at: new Date(),
       });
       const steps = (await history(world, pending.id)).map((h) => h.to);

@@ -7,7 +7,7 @@ import { Refusal } from '../core/refusal.ts';
 import { effectiveAutoAssign, tokenReachGap } from '../core/tokens.ts';
 import { VppError, isTokenKind } from '../apple/vpp/errors.ts';
 import { installVppApplication, removeApplication } from '../mdm/commands.ts';
-import { parsePlistDict } from '../mdm/plist.ts';
+import { parseStoredAnswer } from '../mdm/results.ts';
 import type { CommandReport, MdmListener } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobPatch, JobRow, LicenceRow } from '../store/job-repo.ts';
@@ -84,12 +84,6 @@ const FAILED_MANAGED_STATES = new Set([
   'UserInstalledApp',
   'ManagedButUninstalled',
 ]);
-
-interface ChainItem {
-  code: number | null;
-  domain: string | null;
-  description: string | null;
-}
 
 /**
  * The distribution engine: one job per device × app, moved through the DESIGN §3 state machine
@@ -451,13 +445,16 @@ export class DistributionEngine implements MdmListener {
           const { answer_enrollment_id: enrollmentId, answer_status, answer_raw, answer_at, ...job } = row;
           if (!job.command_uuid || job.status === 'executing') continue;
           if (!enrollmentId || !answer_status || answer_raw === null || !answer_at) continue;
+          const answer = parseStoredAnswer(answer_raw);
+          if (!answer) continue;
           await this.onCommandReport({
             deviceId: job.device_id,
             enrollmentId,
             commandUuid: job.command_uuid,
             requestType: job.kind === 'install' ? 'InstallApplication' : 'RemoveApplication',
-            status: answer_status as CommandReport['status'],
-            report: parsePlistDict(answer_raw) as Record<string, unknown>,
+            status: answer.result.status,
+            result: answer.result,
+            report: answer.report,
             raw: answer_raw,
             at: new Date(answer_at),
           });
@@ -964,13 +961,13 @@ export class DistributionEngine implements MdmListener {
         return;
       }
       const bundleId =
-        typeof report.report.Identifier === 'string'
-          ? report.report.Identifier
+        report.result.identifier !== null
+          ? report.result.identifier
           : (job.bundle_id ?? (await this.#store.vpp.asset(job.token_id, job.adam_id))?.bundle_id ?? null);
       const moved = await this.#move(
         job,
         'executing',
-        typeof report.report.State === 'string' ? `State ${report.report.State}` : 'acknowledged',
+        report.result.state !== null ? `State ${report.result.state}` : 'acknowledged',
         {
           bundle_id: bundleId,
           next_at: new Date(now.getTime() + this.#t.verifyEveryMs).toISOString(),
@@ -982,9 +979,8 @@ export class DistributionEngine implements MdmListener {
         await this.#commander.verify([{ deviceId: job.device_id, enrollmentId: report.enrollmentId }], now);
       return;
     }
-    const chain = parseChain(report.report.ErrorChain);
-    const rejectionReason =
-      typeof report.report.RejectionReason === 'string' ? report.report.RejectionReason : null;
+    const chain = report.result.errorChain;
+    const rejectionReason = report.result.rejectionReason;
     const error = JSON.stringify({ chain, rejectionReason, status: report.status, raw: report.raw });
     const top = chain[0];
     const transient = chain.some((c) => TRANSIENT.has(`${c.domain}:${c.code}`));
@@ -1166,26 +1162,4 @@ function licenceFailure(err: unknown): LicenceFailure {
       httpStatus: err.httpStatus,
     }),
   };
-}
-
-function parseChain(value: unknown): ChainItem[] {
-  if (!Array.isArray(value)) return [];
-  return value.map((item) => {
-    const o = (item ?? {}) as Record<string, unknown>;
-    return {
-      code:
-        typeof o.ErrorCode === 'number'
-          ? o.ErrorCode
-          : Number.isFinite(Number(o.ErrorCode))
-            ? Number(o.ErrorCode)
-            : null,
-      domain: typeof o.ErrorDomain === 'string' ? o.ErrorDomain : null,
-      description:
-        typeof o.LocalizedDescription === 'string'
-          ? o.LocalizedDescription
-          : typeof o.USEnglishDescription === 'string'
-            ? o.USEnglishDescription
-            : null,
-    };
-  });
 }

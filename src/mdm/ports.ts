@@ -2,6 +2,7 @@
  * What the MDM protocol layer needs from storage and tells the rest of haishin.
  * Declared here, implemented in src/store — dependencies point inward.
  */
+import type { CommandResult } from './results.ts';
 
 export interface AuthenticateFacts {
   udid: string;
@@ -128,6 +129,9 @@ export interface CommandReport {
   commandUuid: string;
   requestType: string | null;
   status: 'Acknowledged' | 'Error' | 'CommandFormatError' | 'NotNow';
+  /** The answer as typed values (src/mdm/results.ts): what the engine reads. */
+  result: CommandResult;
+  /** The answer as received, for evidence and support bundles. */
   report: Record<string, unknown>;
   raw: string;
   at: Date;

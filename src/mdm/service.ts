@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.ts';
 import { parsePlistDict, PlistError, PlistReal } from './plist.ts';
 import type { PlistDict, PlistValue } from './plist.ts';
+import { parseCommandResult } from './results.ts';
 import type {
   AuthenticateFacts,
   DeviceFactKind,
@@ -200,6 +201,9 @@ export class MdmService implements MdmHandler {
       const raw = Buffer.from(body).toString('utf8');
       await store.recordMessage({ udid, enrollmentId, endpoint, messageType: status, commandUuid, raw, at });
       if (!commandUuid) throw new Refusal(`Status ${status} without CommandUUID`);
+      // Parsed once: the engine reads these typed values, never the plist's field names.
+      const parsed = parseCommandResult(message);
+      if (!parsed) throw new Refusal(`Status ${status} is not an answer to a command`);
       if (status === 'NotNow') {
         const { known } = await store.markNotNow(enrollmentId, commandUuid, at);
         if (known) {
@@ -209,6 +213,7 @@ export class MdmService implements MdmHandler {
             commandUuid,
             requestType: null,
             status,
+            result: parsed,
             report: message,
             raw,
             at,
@@ -236,6 +241,7 @@ export class MdmService implements MdmHandler {
           commandUuid,
           requestType: saved.requestType,
           status: result,
+          result: parsed,
           report: message,
           raw,
           at,
