@@ -101,7 +101,15 @@ const FREEFORM: CatalogApp = {
   sizeBytes: 30_000_000,
   licences: 20,
 };
-const APPS = [APP, BIG, NEEDS_IOS_26, RATED_17, USER_ONLY, SCARCE, KEYNOTE, FREEFORM, REFUNDED];
+/** Gets a new version in its world (app updates, decision 0018); no other world installs it. */
+const UPDATED: CatalogApp = {
+  adamId: '1450031008',
+  name: '更新される教材',
+  bundleId: 'jp.example.matrix.updated',
+  sizeBytes: 20_000_000,
+  licences: 20,
+};
+const APPS = [APP, BIG, NEEDS_IOS_26, RATED_17, USER_ONLY, SCARCE, KEYNOTE, FREEFORM, REFUNDED, UPDATED];
 
 // ---- shared steps -----------------------------------------------------------------------------
 
@@ -531,6 +539,28 @@ const PROTOCOL_CASES: ProtocolCase[] = [
           USEnglishDescription: 'The file doesn’t exist.',
         },
       ]),
+  },
+  {
+    code: 'app.update_not_applied',
+    world: 'timed',
+    story:
+      'a new version is published and distributed as an update; the iPad takes the command and keeps running the old version',
+    status: 'session_timeout',
+    run: async (w, p) => {
+      const s = await w.school(p, [UPDATED], () => ({ updates: 'ignore' }));
+      await onlyJob(w, await distribute(w, s.token.id, UPDATED.adamId, { groupIds: [s.group] }));
+      w.publishVersion(UPDATED.adamId, '2.0');
+      const check = await w.api('POST', '/apps/check', { adamIds: [UPDATED.adamId] });
+      if (check.status !== 200) throw new Error(`check: ${check.status} ${JSON.stringify(check.body)}`);
+      const update = await w.api<{ distributions: { id: string }[] }>(
+        'POST',
+        `/apps/${UPDATED.adamId}/update`,
+        { groupIds: [s.group] },
+      );
+      const id = update.body.distributions[0]?.id;
+      if (!id) throw new Error(`update: ${update.status} ${JSON.stringify(update.body)}`);
+      return onlyJob(w, id);
+    },
   },
 ];
 

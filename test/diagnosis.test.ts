@@ -67,13 +67,21 @@ function codes(e: Evidence): CauseCode[] {
 
 // -------------------------------------------------------------------------------------------------
 
+/** Causes added after DESIGN §5's table, each with the decision that added it. */
+const ADDED_SINCE_DESIGN: readonly CauseCode[] = [
+  // docs/decisions/0018-app-updates.md
+  'app.update_not_applied',
+];
+
 describe('cause catalogue', () => {
-  it('has exactly the codes of DESIGN §5', () => {
+  it('has exactly the codes of DESIGN §5, and those added since by a decision', () => {
     const designCodes = designTableRows('5.').map((cells) => /^`([^`]+)`$/.exec(cells[0]!)?.[1]);
     expect(designCodes.every((c) => typeof c === 'string')).toBe(true);
     expect(designCodes).toHaveLength(32);
     expect(new Set(CAUSE_CODES).size).toBe(CAUSE_CODES.length);
-    expect([...CAUSE_CODES].sort()).toEqual([...(designCodes as string[])].sort());
+    expect([...CAUSE_CODES].sort()).toEqual([...(designCodes as string[]), ...ADDED_SINCE_DESIGN].sort());
+    // Codes only ever grow: the added ones come after the design's, in the order they were added.
+    expect(CAUSE_CODES.slice(-ADDED_SINCE_DESIGN.length)).toEqual(ADDED_SINCE_DESIGN);
     expect(Object.keys(CATALOGUE).sort()).toEqual([...CAUSE_CODES].sort());
   });
 
@@ -557,6 +565,17 @@ const TOP_CAUSE: Record<CauseCode, Evidence> = {
     job: failed({
       errorChain: [{ code: 4711, domain: 'com.example.UnheardOfDomain', description: 'something odd' }],
     }),
+  },
+  'app.update_not_applied': {
+    now: NOW,
+    job: {
+      kind: 'install',
+      status: 'session_timeout',
+      isUpdate: true,
+      expectedVersion: '2.1',
+      installedVersion: '2.0.3',
+      ackAt: new Date(NOW.getTime() - 20 * 60_000),
+    },
   },
 };
 

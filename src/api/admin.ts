@@ -13,6 +13,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Pusher } from '../engine/push.ts';
 import type { VppTokens } from '../engine/vpp-tokens.ts';
 import type { DistributionEngine } from '../engine/engine.ts';
+import type { AppUpdates } from '../engine/app-updates.ts';
 import type { DeviceChange, EventBus } from '../engine/events.ts';
 import type { Store } from '../store/store.ts';
 import { Refusal } from '../core/refusal.ts';
@@ -23,6 +24,7 @@ import { registerVppRoutes } from './routes/vpp.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerStatusRoutes } from './routes/status.ts';
+import { registerAppRoutes } from './routes/apps.ts';
 import type { ServerFacts } from './routes/status.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -79,6 +81,8 @@ export async function registerAdminApi(
     pusher: Pusher;
     tokens: VppTokens;
     engine: DistributionEngine;
+    /** App versions and updates (GET /apps, …); without it those routes are not served. */
+    appUpdates?: AppUpdates;
     events?: EventBus;
     /** Facts for GET /status; without them the route is not served. */
     server?: ServerFacts;
@@ -135,10 +139,11 @@ export async function registerAdminApi(
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
       await registerGroupRoutes(typed, ctx);
       await registerDeviceRoutes(typed, ctx, o.tokens, o.engine);
-      await registerVppRoutes(typed, ctx, o.tokens, o.engine);
+      await registerVppRoutes(typed, ctx, o.tokens, o.engine, o.appUpdates);
       await registerJobRoutes(typed, ctx, o.engine, o.tokens);
       if (o.events) await registerEventRoutes(typed, ctx, o.events);
       if (o.server) await registerStatusRoutes(typed, ctx, o.tokens, o.server);
+      if (o.appUpdates) await registerAppRoutes(typed, ctx, o.appUpdates);
     },
     { prefix: API_PREFIX },
   );

@@ -21,6 +21,7 @@ import { DEFAULT_TIMINGS, DistributionEngine } from '../engine/engine.ts';
 import { EventBus } from '../engine/events.ts';
 import type { EngineTimings } from '../engine/engine.ts';
 import { AppMetaClient } from '../apple/appmeta/client.ts';
+import { AppUpdates } from '../engine/app-updates.ts';
 import type { VppTokensOptions } from '../engine/vpp-tokens.ts';
 import { randomUUID } from 'node:crypto';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
@@ -35,6 +36,8 @@ import type { CompactionResult } from '../store/queue-compaction.ts';
 
 /** Full asset sync of every token this often, besides ASSET_COUNT notifications (DESIGN §4). */
 const TOKEN_SYNC_EVERY_MS = 6 * 3_600_000;
+/** The app look-up asked for new versions this often (decision 0018), besides after a sync. */
+const APP_UPDATE_CHECK_EVERY_MS = 6 * 3_600_000;
 
 /** How often the queue's history is compacted: hourly, or four times per retention if shorter. */
 export function queueCompactionPeriodMs(retentionMs: number): number {
@@ -95,6 +98,8 @@ export interface Haishin {
   pusher: Pusher;
   tokens: VppTokens;
   engine: DistributionEngine;
+  /** App versions, update distributions and "keep apps up to date" (decision 0018). */
+  appUpdates: AppUpdates;
   /** Job, distribution and device changes of this process (GET /api/v1/events). */
   events: EventBus;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
@@ -150,6 +155,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const pusher = metrics.observePusher(new DevicePusher({ store, apns, clock: o.clock }));
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
+    // One look-up client (and cache) for the token syncs and the update checks.
+    const appMeta = new AppMetaClient({ baseUrl: config.appMetaUrl, clock: o.clock });
     const tokens = new VppTokens({
       store,
       clock: o.clock,
@@ -157,7 +164,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       vppUrl: config.vppUrl,
       publicUrl: config.publicUrl,
       mdmInfo: { id: instanceId, name: 'haishin', metadata: config.publicUrl },
-      appMeta: new AppMetaClient({ baseUrl: config.appMetaUrl, clock: o.clock }),
+      appMeta,
       onError: (err) => app.log.warn({ err }, 'Apps and Books background work failed'),
       clientOptions: { ...o.tuning?.vppClientOptions, onCall: (call) => metrics.vppCall(call) },
       ...(o.tuning?.vppEventTiming ? { eventTiming: o.tuning.vppEventTiming } : {}),
@@ -183,6 +190,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         ...o.tuning?.engineTimings,
       },
     });
+    const appUpdates = new AppUpdates({ store, clock: o.clock, engine, appMeta });
     const verifier = new MdmSignatureVerifier(deviceCa.certPem);
     const mdm = new MdmService({
       store: store.mdm,
@@ -215,6 +223,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       pusher,
       tokens,
       engine,
+      appUpdates,
       events,
       server: {
         instanceId,
@@ -233,6 +242,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     };
     every(o.tuning?.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick());
     every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
+    every(60_000, 'app update check', () => appUpdates.maintenance(APP_UPDATE_CHECK_EVERY_MS));
     const engineTickMs = o.tuning?.engineTickMs ?? 2_000;
     if (engineTickMs !== 0) every(engineTickMs, 'engine tick', () => engine.tick());
     let compacting: Promise<CompactionResult> | null = null;
@@ -264,6 +274,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       pusher,
       tokens,
       engine,
+      appUpdates,
       events,
       generatedAdminToken,
       compactQueue,

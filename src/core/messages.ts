@@ -132,6 +132,18 @@ export const API_MESSAGES = {
     en: 'Device {id} is deactivated: no commands are sent to it.',
     ja: '端末 {id} は無効化されています。コマンドは送信されません。',
   },
+  'app.not_found': {
+    en: 'App {adamId} is not among the apps of haishin’s VPP tokens; sync the tokens or check the Adam ID.',
+    ja: 'アプリ {adamId} は haishin の VPPトークンのアプリにありません。トークンを同期するか Adam ID を確認してください。',
+  },
+  'app.version_unknown': {
+    en: 'haishin does not know the newest version of app {adamId} yet: check for updates first (POST /api/v1/apps/check).',
+    ja: 'アプリ {adamId} の最新バージョンがまだ分かりません。先にアップデートを確認してください（POST /api/v1/apps/check）。',
+  },
+  'app.lookup_failed': {
+    en: 'The App Store look-up did not answer, so no versions were checked: {detail}. Try again later.',
+    ja: 'App Store の照会が応答しなかったため、バージョンを確認できませんでした: {detail}。しばらくしてからやり直してください。',
+  },
   'app.bundle_unknown': {
     en: 'haishin does not know the bundle id of app {adamId} on this device (no licence or metadata): it cannot ask the device to remove it.',
     ja: 'この端末のアプリ {adamId} のバンドルIDが分からないため（ライセンスまたはアプリ情報がありません）、削除を指示できません。',

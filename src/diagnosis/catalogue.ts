@@ -38,6 +38,7 @@ export const CAUSE_CODES = [
   'shared_ipad.users_logged_in',
   'device.restored_from_backup',
   'device.error_unknown',
+  'app.update_not_applied',
 ] as const;
 
 export type CauseCode = (typeof CAUSE_CODES)[number];
@@ -422,6 +423,18 @@ const ENTRIES: Record<CauseCode, Entry> = {
       en: 'The device returned an error that is not in haishin\'s list of causes; its raw ErrorChain is in the evidence. Try, in this order: (1) Jobs → Cancel, switch the device and its Wi-Fi off and on again, then Jobs → Retry (API: POST /api/v1/jobs/:id/cancel, POST /api/v1/jobs/:id/retry); (2) Jobs → Reclaim and reassign the licence, then retry (POST /api/v1/jobs/:id/remediate with {"action": "reclaim_and_reassign"}). If that does not help, contact support with the support bundle (GET /api/v1/jobs/:id/support-bundle).',
     },
     actions: ['cancel', 'retry', 'reclaim_and_reassign'],
+    automatic: false,
+  },
+  'app.update_not_applied': {
+    title: {
+      ja: '端末にアプリのアップデートが適用されていません',
+      en: 'The device did not apply the app update',
+    },
+    remedy: {
+      ja: '端末はアップデートの指示を受け取りましたが、アプリは管理されたまま古いバージョンのままです（根拠欄に期待したバージョンと端末が報告したバージョンがあります）。利用者がアップデートを断った（UpdateRejected）、アプリが使用中だった、空き容量が足りない、新しいバージョンが端末の iOS / iPadOS に対応していない、などが考えられます。アプリを閉じて端末を Wi-Fi と電源につなぎ、空き容量と OS のバージョンを確認してから「ジョブ → 再実行」を押してください（API: POST /api/v1/jobs/:id/retry）。OS が古い場合は先に端末をアップデートしてください。端末の情報は「端末 → 情報を更新」で取り直せます（POST /api/v1/devices/:id/refresh）。アプリごとの古いバージョンの台数は「アプリ」画面で確認できます（GET /api/v1/apps）。',
+      en: 'The device took the update command, but the app is still managed at an older version (the evidence shows the version expected and the one the device reported). The user may have declined the update (UpdateRejected), the app may have been in use, storage may be short, or the new version may not support the device’s iOS / iPadOS. Close the app, connect the device to Wi-Fi and power, check its free storage and OS version, then press Jobs → Retry (API: POST /api/v1/jobs/:id/retry). If the OS is too old, update the device first. Devices → Refresh information reads the device facts again (POST /api/v1/devices/:id/refresh). The Apps page shows how many devices still run an older version of each app (GET /api/v1/apps).',
+    },
+    actions: ['refresh_device_info', 'retry', 'cancel'],
     automatic: false,
   },
 };

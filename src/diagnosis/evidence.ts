@@ -58,6 +58,12 @@ export interface JobFacts {
    * established before the job failed, so the diagnosis takes it as confirmed.
    */
   reason?: string | null;
+  /** The job updates an app the device already has (an app update, decision 0018). */
+  isUpdate?: boolean | null;
+  /** The version the job must reach: the look-up's when the job was made. */
+  expectedVersion?: string | null;
+  /** The version the device reported for the app after the install command (its InstalledApplicationList). */
+  installedVersion?: string | null;
   /** A transient error was not retried because the retry could not finish before this deadline. */
   retryWouldMiss?: { deadline: 'request' | 'session'; at: Date; retryAt: Date } | null;
 }

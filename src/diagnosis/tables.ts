@@ -54,7 +54,10 @@ export const CAUSE_PRIORITY: Readonly<Record<CauseCode, number>> = {
   'restriction.content_rating': 29,
   'policy.app_status_blocks': 30,
   'device.store_transient': 31,
-  'device.error_unknown': 32,
+  // After the causes that keep an update from applying (requirements, storage, Shared iPad users):
+  // the symptom, confirmed by the version the device reported.
+  'app.update_not_applied': 32,
+  'device.error_unknown': 33,
 };
 
 /** After a success only what can hide an installed app is worth reporting (DESIGN §7, diagnosis). */
@@ -346,6 +349,8 @@ export const MANAGED_STATUS_MAP: ReadonlyMap<string, CodeMapping['causes']> = ne
   ['UserInstalledApp', [['app.installed_unmanaged', 'confirmed']]],
   ['ManagementRejected', [['app.installed_unmanaged', 'likely']]],
   ['UserRejected', [['device.error_unknown', 'likely']]],
+  // The user declined an update of a managed app: reported once, the old version stays.
+  ['UpdateRejected', [['app.update_not_applied', 'confirmed']]],
   ['NeedsRedemption', [['app.distributed_as_store_app', 'likely']]],
   ['ManagedButUninstalled', [['device.restored_from_backup', 'possible']]],
 ]);

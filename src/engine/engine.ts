@@ -19,6 +19,7 @@ import type { VppTokens } from './vpp-tokens.ts';
 import { causeOfVppErrorKind, diagnose } from '../diagnosis/index.ts';
 import type { Cause } from '../diagnosis/index.ts';
 import { gatherEvidence } from './evidence.ts';
+import { askInstalledVersions, checkVersion, versionFacts } from './app-verify.ts';
 import { askDeviceForJob, FACT_QUERIES, factsAnswered, questionsOf } from './ask-device.ts';
 
 export interface EngineTimings {
@@ -135,9 +136,23 @@ export class DistributionEngine implements MdmListener {
 
   // ---- creating work -------------------------------------------------------------------
 
-  async create(input: DistributionInput, createdBy: string): Promise<{ id: string; jobCount: number }> {
+  async create(
+    input: DistributionInput & {
+      /** An app update (decision 0018): the devices already have the apps. */
+      update?: boolean;
+    },
+    createdBy: string,
+  ): Promise<{ id: string; jobCount: number }> {
     const token = await this.#tokens.mustGet(input.tokenId);
     const now = this.#clock.now();
+    // App updates (decision 0018): an install expects the version the look-up knows now; an update
+    // succeeds only at that version, a first install records the version it got.
+    const isUpdate = input.kind === 'install' && input.update === true ? 1 : 0;
+    const expected = new Map(
+      input.kind === 'install'
+        ? (await this.#store.appUpdates.versions(input.adamIds)).map((v) => [v.adam_id, v.version])
+        : [],
+    );
     const groups = await this.#store.groups.all();
     const nodes = groups.map((g) => ({ id: g.id, parentId: g.parent_id }));
     const devices = await this.#targetDevices(input.targets, nodes);
@@ -189,6 +204,9 @@ export class DistributionEngine implements MdmListener {
           scheduled_at: scheduled ? scheduled.toISOString() : null,
           created_at: now.toISOString(),
           updated_at: now.toISOString(),
+          expected_version: expected.get(adamId) ?? null,
+          installed_version: null,
+          is_update: isUpdate,
         });
       }
     }
@@ -204,6 +222,7 @@ export class DistributionEngine implements MdmListener {
         created_by: createdBy,
         created_at: now.toISOString(),
         cancelled_at: null,
+        is_update: isUpdate,
       },
       jobs,
       now,
@@ -1022,16 +1041,36 @@ export class DistributionEngine implements MdmListener {
 
   async #onManagedList(report: CommandReport): Promise<void> {
     const list = (report.report.ManagedApplicationList ?? {}) as Record<string, { Status?: unknown }>;
-    for (const job of await this.#store.jobs.forDevice(report.deviceId, ['executing'])) {
+    const jobs = await this.#store.jobs.forDevice(report.deviceId, ['executing']);
+    // `Managed` is judged with the version the device reports too (decision 0018, app-verify.ts).
+    const versions = await versionFacts(this.#store, report.deviceId, report.commandUuid, jobs);
+    let askVersions = false;
+    for (const job of jobs) {
       if (!job.bundle_id) continue;
       const status = list[job.bundle_id]?.Status;
-      if (status === 'Managed') await this.#move(job, 'success', 'Managed');
-      else if (typeof status === 'string' && FAILED_MANAGED_STATES.has(status)) {
+      if (status === 'Managed') {
+        const check = checkVersion(job, versions);
+        if (check.kind === 'ask') askVersions = true;
+        else if (check.kind === 'older') {
+          // Still the old version: verified again next round, until the session or request deadline.
+          if (check.installed !== job.installed_version)
+            await this.#store.jobs.patch(job.id, { installed_version: check.installed }, this.#clock.now());
+        } else await this.#move(job, 'success', 'Managed', { installed_version: check.installed });
+      } else if (
+        typeof status === 'string' &&
+        (FAILED_MANAGED_STATES.has(status) || (status === 'UpdateRejected' && job.is_update === 1))
+      ) {
         await this.#move(job, 'device_error', status, {
           error: JSON.stringify({ chain: [], managedStatus: status, raw: report.raw }),
         });
       }
     }
+    if (askVersions)
+      await askInstalledVersions(
+        this.#commander,
+        { deviceId: report.deviceId, enrollmentId: report.enrollmentId },
+        this.#clock.now(),
+      );
   }
 
   async #reclaimAfterUninstall(job: JobRow): Promise<void> {

@@ -87,6 +87,9 @@ export async function gatherEvidence(
       ackAt: date(history.find((h) => h.to_status === 'executing')?.at),
       reason: job.reason,
       retryWouldMiss: retryWouldMiss(error.retryWouldMiss),
+      isUpdate: job.is_update === 1,
+      expectedVersion: job.expected_version,
+      installedVersion: job.installed_version,
     },
   };
 

@@ -201,6 +201,9 @@ function plannedJob(device: DeviceRow, adamId: string, input: DistributionInput,
     scheduled_at: null,
     created_at: at,
     updated_at: at,
+    expected_version: null,
+    installed_version: null,
+    is_update: 0,
   };
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import { DEADLINE_WATCH, JOB_STATUSES } from '../core/jobs.ts';
 import type { Deadline, JobStatus, StatusChange } from '../core/jobs.ts';
 import { nextCounter, queueCommands } from './mdm-store.ts';
@@ -17,6 +17,9 @@ export interface LicenceRow extends JobRow {
 /** A job with what people recognise it by: the device's number (端末番号) and the app's name. */
 export type LabelledJobRow = JobRow & { device_number: number | null; app_name: string | null };
 export type DistributionRow = Selectable<DistributionsTable>;
+/** A new distribution and its jobs: the columns with a default may be left out. */
+export type NewDistribution = Insertable<DistributionsTable>;
+export type NewJob = Omit<Insertable<JobsTable>, 'seq'>;
 /** A page of jobs, in job order (`seq`), narrowed by any of these. */
 export interface JobFilter {
   distributionId?: string;
@@ -59,11 +62,7 @@ export class JobRepo {
     this.#db = db;
   }
 
-  async createDistribution(
-    row: DistributionRow,
-    jobs: readonly Omit<JobRow, 'seq'>[],
-    at: Date,
-  ): Promise<void> {
+  async createDistribution(row: NewDistribution, jobs: readonly NewJob[], at: Date): Promise<void> {
     await this.#db.transaction().execute(async (tx) => {
       await tx.insertInto('distributions').values(row).execute();
       if (jobs.length === 0) return;

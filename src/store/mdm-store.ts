@@ -14,6 +14,8 @@ import type {
   TokenUpdateFacts,
 } from '../mdm/ports.ts';
 import type { Db } from './db.ts';
+import { installedVersions } from '../core/app-versions.ts';
+import { replaceDeviceApps } from './app-update-repo.ts';
 import { prepare } from './prepared.ts';
 import type { Database } from './schema.ts';
 
@@ -501,7 +503,15 @@ export class KyselyMdmStore implements MdmStore {
       if (typeof facts.IsSupervised === 'boolean') set.is_supervised = facts.IsSupervised ? 1 : 0;
       if (facts.IsMultiUser === true) set.is_shared_ipad = 1;
     }
-    await this.#db.updateTable('devices').set(set).where('id', '=', deviceId).execute();
+    if (kind !== 'installed_apps') {
+      await this.#db.updateTable('devices').set(set).where('id', '=', deviceId).execute();
+      return;
+    }
+    // The list as rows too, for the fleet-wide version counts of app updates (decision 0018).
+    await this.#db.transaction().execute(async (tx) => {
+      await tx.updateTable('devices').set(set).where('id', '=', deviceId).execute();
+      await replaceDeviceApps(tx, deviceId, installedVersions(value), at);
+    });
   }
 }
 

@@ -1,3 +1,4 @@
+import type { ColumnType } from 'kysely';
 import type { JobStep } from '../core/jobs.ts';
 
 /**
@@ -27,6 +28,9 @@ export interface Database {
   jobs: JobsTable;
   job_history: JobHistoryTable;
   auto_distributions: AutoDistributionsTable;
+  app_versions: AppVersionsTable;
+  device_apps: DeviceAppsTable;
+  group_app_updates: GroupAppUpdatesTable;
 }
 
 export interface SettingsTable {
@@ -274,6 +278,8 @@ export interface DistributionsTable {
   created_by: string;
   created_at: string;
   cancelled_at: string | null;
+  /** 1: an app update (decision 0018): its jobs install a newer version over the one the device has. */
+  is_update: ColumnType<number, number | undefined, number>;
 }
 
 export interface JobsTable {
@@ -310,6 +316,15 @@ export interface JobsTable {
   scheduled_at: string | null;
   created_at: string;
   updated_at: string;
+  /**
+   * The app version the look-up knew when the job was made (decision 0018): an update succeeds only
+   * when the device reports at least this version; a first install records what it got.
+   */
+  expected_version: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The version the device reported for the app (ShortVersion) when the job was verified. */
+  installed_version: ColumnType<string | null, string | null | undefined, string | null>;
+  /** 1: the device already had the app; the job installs the newer version over it. */
+  is_update: ColumnType<number, number | undefined, number>;
 }
 
 export interface JobHistoryTable {
@@ -327,4 +342,36 @@ export interface AutoDistributionsTable {
   adam_id: string;
   token_id: string;
   created_at: string;
+}
+
+/** The newest version of an app the look-up reported (decision 0018). */
+export interface AppVersionsTable {
+  adam_id: string;
+  bundle_id: string | null;
+  name: string | null;
+  version: string;
+  /** The version seen before `version`; null until the look-up saw a change. */
+  previous_version: string | null;
+  minimum_os_version: string | null;
+  checked_at: string;
+  /** When `version` was first seen. */
+  changed_at: string;
+}
+
+/** One app of a device's last InstalledApplicationList. */
+export interface DeviceAppsTable {
+  device_id: string;
+  bundle_id: string;
+  /** ShortVersion (else Version) as the device reported it. */
+  version: string | null;
+  /** 1 while the app was still downloading (its version is not the one being installed yet). */
+  installing: number;
+  reported_at: string;
+}
+
+/** A group's own "keep apps up to date" setting; descendants without one inherit it. */
+export interface GroupAppUpdatesTable {
+  group_id: string;
+  keep_updated: number;
+  updated_at: string;
 }

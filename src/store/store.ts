@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { migrate, openDb } from './db.ts';
 import type { Db } from './db.ts';
 import { AdminRepo } from './admin-repo.ts';
+import { AppUpdateRepo } from './app-update-repo.ts';
 import { DeviceRepo } from './device-repo.ts';
 import { GroupRepo } from './group-repo.ts';
 import { JobRepo } from './job-repo.ts';
@@ -29,6 +30,8 @@ export class Store {
   readonly devices: DeviceRepo;
   readonly vpp: VppRepo;
   readonly jobs: JobRepo;
+  /** App versions, devices' installed versions, "keep apps up to date" (decision 0018). */
+  readonly appUpdates: AppUpdateRepo;
   readonly #compaction: QueueCompaction;
 
   private constructor(db: Db) {
@@ -39,6 +42,7 @@ export class Store {
     this.devices = new DeviceRepo(db.kysely);
     this.vpp = new VppRepo(db.kysely);
     this.jobs = new JobRepo(db.kysely);
+    this.appUpdates = new AppUpdateRepo(db.kysely);
     this.#compaction = new QueueCompaction(db.kysely);
   }
 

@@ -89,6 +89,7 @@ export class World {
         sizeBytes: app.sizeBytes,
         minimumOsVersion: app.minimumOsVersion ?? '15.0',
         contentRating: app.contentRating ?? '4+',
+        version: '1.0',
       })),
       onPush: (token) => void w.fleet.wake(token),
     });
@@ -109,6 +110,17 @@ export class World {
       },
     });
     return w;
+  }
+
+  /**
+   * The developer releases `version` of an app: the look-up answers it and the simulated App Store
+   * installs it from now on (an iPad that manages the app gets it with the next InstallApplication).
+   */
+  publishVersion(adamId: string, version: string, changes: { minimumOsVersion?: string } = {}): void {
+    this.appMeta.publishVersion(adamId, version, changes);
+    const app = this.catalog.get(Number(adamId));
+    if (!app) throw new Error(`publishVersion: ${adamId} is not in the world's catalogue`);
+    this.catalog.set(Number(adamId), { ...app, ...changes, version });
   }
 
   async api<T = Record<string, unknown>>(

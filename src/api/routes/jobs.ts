@@ -40,6 +40,14 @@ export const Job = Type.Object({
   attempt: Type.Integer(),
   updatedAt: Type.String(),
   error: JobError,
+  isUpdate: Type.Boolean({ description: 'an app update: the device already had the app (decision 0018)' }),
+  expectedVersion: Type.Union([Type.String(), Type.Null()], {
+    description:
+      'the app version the look-up knew when the job was made; an update succeeds only at this version or newer',
+  }),
+  installedVersion: Type.Union([Type.String(), Type.Null()], {
+    description: 'the version the device reported when the job was verified (or last checked, for an update)',
+  }),
 });
 
 /** A job as listed for people: the device's number and the app's name next to the ids. */
@@ -171,6 +179,9 @@ export function jobToApi(j: JobRow) {
           rejectionReason: error.rejectionReason ?? null,
         }
       : null,
+    isUpdate: j.is_update === 1,
+    expectedVersion: j.expected_version,
+    installedVersion: j.installed_version,
   };
 }
 
@@ -262,6 +273,7 @@ export async function registerJobRoutes(
               adamIds: Type.Array(Type.String()),
               apps: DistributionApps,
               licenseMode: Type.String(),
+              isUpdate: Type.Boolean({ description: 'an app update (POST /apps/:adamId/update)' }),
               createdAt: Type.String(),
               counts: Type.Record(Type.String(), Type.Integer()),
             }),
@@ -287,6 +299,7 @@ export async function registerJobRoutes(
           adamIds: JSON.parse(d.adam_ids) as string[],
           apps: apps[i]!,
           licenseMode: d.license_mode,
+          isUpdate: d.is_update === 1,
           createdAt: d.created_at,
           counts: counts.get(d.id) ?? {},
         })),
@@ -329,6 +342,7 @@ export async function registerJobRoutes(
             adamIds: Type.Array(Type.String()),
             apps: DistributionApps,
             licenseMode: Type.String(),
+            isUpdate: Type.Boolean({ description: 'an app update (POST /apps/:adamId/update)' }),
             createdAt: Type.String(),
             counts: Type.Record(Type.String(), Type.Integer()),
           }),
@@ -344,6 +358,7 @@ export async function registerJobRoutes(
         adamIds: JSON.parse(d.adam_ids) as string[],
         apps: (await appsOf([d]))[0]!,
         licenseMode: d.license_mode,
+        isUpdate: d.is_update === 1,
         createdAt: d.created_at,
         counts: await store.jobs.counts(d.id),
       };

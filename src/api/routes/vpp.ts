@@ -1,4 +1,6 @@
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
+import type { AppUpdates } from '../../engine/app-updates.ts';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { DistributionEngine } from '../../engine/engine.ts';
 import { Refusal } from '../../core/refusal.ts';
@@ -104,9 +106,23 @@ export async function registerVppRoutes(
   ctx: AdminContext,
   tokens: VppTokens,
   engine: DistributionEngine,
+  appUpdates?: AppUpdates,
 ): Promise<void> {
   const { store } = ctx;
   const view = async (id: string) => tokens.view(await tokens.mustGet(id));
+  /**
+   * After a sync, the token's apps are checked for new versions (decision 0018); a look-up that
+   * fails leaves the sync done and is logged, the next scheduled check tries again.
+   */
+  const checkVersions = async (req: FastifyRequest, tokenId: string) => {
+    if (!appUpdates) return [];
+    try {
+      return (await appUpdates.afterSync(tokenId)).changes;
+    } catch (err) {
+      req.log.warn({ err }, 'app update check after the token sync failed');
+      return [];
+    }
+  };
 
   app.post(
     '/vpp-tokens',
@@ -128,6 +144,7 @@ export async function registerVppRoutes(
         orgName: row.org_name,
         location: row.location_name,
       });
+      await checkVersions(req, row.id);
       return reply.code(201).send(await tokens.view(row));
     },
   );
@@ -189,15 +206,25 @@ export async function registerVppRoutes(
     {
       schema: {
         tags,
-        summary: 'Sync assets and licence counts from Apple',
+        summary:
+          'Sync assets and licence counts from Apple, then look the apps up for new versions (GET /apps shows which devices run an older one)',
         params: IdParams,
-        response: { 200: Type.Object({ assets: Type.Integer(), syncedAt: Type.String() }) },
+        response: {
+          200: Type.Object({
+            assets: Type.Integer(),
+            syncedAt: Type.String(),
+            newVersions: Type.Array(
+              Type.Object({ adamId: Type.String(), from: Type.String(), to: Type.String() }),
+              { description: 'apps whose App Store version changed since haishin last looked' },
+            ),
+          }),
+        },
       },
     },
     async (req) => {
       const result = await tokens.sync(req.params.id);
       await ctx.audit(req, 'token.sync', 'vpp_token', req.params.id, result);
-      return result;
+      return { ...result, newVersions: await checkVersions(req, req.params.id) };
     },
   );
 

@@ -1,4 +1,5 @@
 import { isAppleBuiltinBundle } from '../../core/apple-apps.ts';
+import { isOlderVersion } from '../../core/app-versions.ts';
 import { fact, hit, isIWork } from './facts.ts';
 import type { Rule } from './facts.ts';
 
@@ -74,4 +75,24 @@ export const distributedAsStoreAppRule: Rule = (e) => {
     ];
   }
   return [];
+};
+
+/**
+ * An app update the device did not apply (decision 0018): after the install command, the device
+ * reported the app managed at a version older than the one the job expects. (A declined update,
+ * `UpdateRejected`, is read through the status table by the device-error rule.)
+ */
+export const updateNotAppliedRule: Rule = (e) => {
+  const j = e.job;
+  if (!j || j.status === 'success') return [];
+  if (!isOlderVersion(j.installedVersion, j.expectedVersion)) return [];
+  return [
+    hit(
+      'app.update_not_applied',
+      'confirmed',
+      fact('job.expectedVersion', j.expectedVersion!, 'job'),
+      fact('installedApp.version', j.installedVersion!, 'installed_application_list'),
+      ...(j.isUpdate ? [fact('job.isUpdate', true, 'job')] : []),
+    ),
+  ];
 };

@@ -1,6 +1,12 @@
 import { engineVerdictRule } from '../verdict.ts';
 import { appPolicyRule, contentRatingRule, restoredFromBackupRule } from './visibility.ts';
-import { builtinAppRule, distributedAsStoreAppRule, installedUnmanagedRule, iworkRule } from './app.ts';
+import {
+  builtinAppRule,
+  distributedAsStoreAppRule,
+  installedUnmanagedRule,
+  iworkRule,
+  updateNotAppliedRule,
+} from './app.ts';
 import { installFailedRule, requirementsRule, sharedIpadRule, storageRule } from './device.ts';
 import { deviceErrorRule } from './device-error.ts';
 import { autoAssignRule, licenceRule, vppErrorRule } from './licence.ts';
@@ -32,6 +38,7 @@ export {
   storageRule,
   tokenPlacementRule,
   tokenStateRule,
+  updateNotAppliedRule,
   vppErrorRule,
   wifiSizeRule,
 };
@@ -70,5 +77,6 @@ export const RULES: readonly NamedRule[] = [
   { name: 'installed_unmanaged', installOnly: true, run: installedUnmanagedRule },
   { name: 'restored_from_backup', installOnly: true, run: restoredFromBackupRule },
   { name: 'distributed_as_store_app', installOnly: true, run: distributedAsStoreAppRule },
+  { name: 'update_not_applied', installOnly: true, run: updateNotAppliedRule },
   { name: 'device_error', installOnly: false, run: deviceErrorRule },
 ];

@@ -85,6 +85,28 @@ export class FakeAppMeta {
     this.#apps.delete(adamId);
   }
 
+  /** The app as the look-up answers it now, or undefined. */
+  get(adamId: string): FakeAppSeed | undefined {
+    const app = this.#apps.get(adamId);
+    return app ? { ...app } : undefined;
+  }
+
+  /**
+   * The developer publishes a new version: the look-up answers `version` (and the new requirements
+   * or size given) from now on. Returns the app as it is now; throws for an unknown id.
+   */
+  publishVersion(
+    adamId: string,
+    version: string,
+    changes: Partial<Pick<FakeAppSeed, 'minimumOsVersion' | 'sizeBytes'>> = {},
+  ): FakeAppSeed {
+    const app = this.#apps.get(adamId);
+    if (!app) throw new Error(`FakeAppMeta: no app ${adamId} to publish a version of`);
+    const next = { ...app, ...changes, version };
+    this.#apps.set(adamId, next);
+    return { ...next };
+  }
+
   /** Requests to /lookup so far, failed ones included. */
   get calls(): number {
     return this.#calls;

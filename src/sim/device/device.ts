@@ -456,7 +456,11 @@ export class SimDevice {
     if (this.apps.get(app.bundleId)?.managedStatus === 'ManagedButUninstalled')
       return { Identifier: app.bundleId, State: 'Queued' };
     const present = this.apps.get(app.bundleId);
-    if (present?.managedAdamId !== undefined && present.managedStatus === 'Managed' && present.version !== app.version)
+    if (
+      present?.managedAdamId !== undefined &&
+      present.managedStatus === 'Managed' &&
+      present.version !== app.version
+    )
       return this.#update(present, app);
     // Apple's servers out of reach: accepted, and the download never starts.
     if (!this.spec.appleReachable) {
