@@ -13,6 +13,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Pusher } from '../engine/push.ts';
 import type { VppTokens } from '../engine/vpp-tokens.ts';
 import type { DistributionEngine } from '../engine/engine.ts';
+import type { DeviceActions } from '../engine/device-actions.ts';
 import type { AppUpdates } from '../engine/app-updates.ts';
 import type { DeviceChange, EventBus } from '../engine/events.ts';
 import type { Store } from '../store/store.ts';
@@ -81,6 +82,7 @@ export async function registerAdminApi(
     pusher: Pusher;
     tokens: VppTokens;
     engine: DistributionEngine;
+    deviceActions: DeviceActions;
     /** App versions and updates (GET /apps, …); without it those routes are not served. */
     appUpdates?: AppUpdates;
     events?: EventBus;
@@ -138,7 +140,7 @@ export async function registerAdminApi(
       );
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
       await registerGroupRoutes(typed, ctx);
-      await registerDeviceRoutes(typed, ctx, o.tokens, o.engine);
+      await registerDeviceRoutes(typed, ctx, o.deviceActions);
       await registerVppRoutes(typed, ctx, o.tokens, o.engine, o.appUpdates);
       await registerJobRoutes(typed, ctx, o.engine, o.tokens);
       if (o.events) await registerEventRoutes(typed, ctx, o.events);

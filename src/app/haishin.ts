@@ -4,6 +4,8 @@ import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from '../api/admin.ts';
+import { Commander } from '../engine/commander.ts';
+import { DeviceActions } from '../engine/device-actions.ts';
 import { registerConsole } from '../api/console.ts';
 import { registerVppNotify } from '../api/vpp-notify.ts';
 import { registerOpsRoutes } from '../api/ops.ts';
@@ -171,11 +173,13 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     });
     const events = new EventBus();
     metrics.watch(events);
+    const commander = new Commander({ queue: store.mdm, pusher });
     const engine = new DistributionEngine({
       store,
       clock: o.clock,
       tokens,
       pusher,
+      commander,
       events,
       timings: {
         ...DEFAULT_TIMINGS,
@@ -190,6 +194,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         ...o.tuning?.engineTimings,
       },
     });
+    const deviceActions = new DeviceActions({ store, clock: o.clock, tokens, engine, commander });
     const appUpdates = new AppUpdates({ store, clock: o.clock, engine, appMeta });
     const verifier = new MdmSignatureVerifier(deviceCa.certPem);
     const mdm = new MdmService({
@@ -223,6 +228,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       pusher,
       tokens,
       engine,
+      deviceActions,
       appUpdates,
       events,
       server: {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { managedApplicationList } from '../mdm/commands.ts';
 import type { BuiltCommand } from '../mdm/commands.ts';
 import type { QueueEntry } from '../mdm/ports.ts';
-import type { Pusher } from './push.ts';
+import type { Pusher, PushSummary } from './push.ts';
 
 /**
  * Why a command is queued, in the order a device gets them: the one priority table. Within a
@@ -119,6 +119,19 @@ export class Commander {
     const unique = [...new Set(deviceIds)];
     if (unique.length > 0) await this.#pusher.push(unique);
   }
+
+  /** Wakes one device and says in one word what APNs did: sent, not_pushable, unregistered or failed. */
+  async pushOne(deviceId: string): Promise<PushWord> {
+    return pushWord(await this.#pusher.push([deviceId]));
+  }
+}
+
+export type PushWord = 'sent' | 'not_pushable' | 'unregistered' | 'failed';
+
+function pushWord(summary: PushSummary): PushWord {
+  if (summary.sent > 0) return 'sent';
+  if (summary.notPushable > 0) return 'not_pushable';
+  return summary.unregistered > 0 ? 'unregistered' : 'failed';
 }
 
 export function newCommandUuid(): string {

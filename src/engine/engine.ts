@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.ts';
 import { ancestry, subtreeIds } from '../core/groups.ts';
-import { DEADLINE_WATCH, isTerminal, transition } from '../core/jobs.ts';
+import { DEADLINE_WATCH, isTerminal, JOB_STATUSES, transition } from '../core/jobs.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import { Refusal } from '../core/refusal.ts';
 import { effectiveAutoAssign, tokenReachGap } from '../core/tokens.ts';
@@ -117,6 +117,8 @@ export class DistributionEngine implements MdmListener {
     clock: Clock;
     tokens: VppTokens;
     pusher: Pusher;
+    /** The one that queues and pushes (shared with the device actions); one of its own if absent. */
+    commander?: Commander;
     timings: EngineTimings;
     events?: EventBus;
   }) {
@@ -126,7 +128,7 @@ export class DistributionEngine implements MdmListener {
     this.#pusher = o.pusher;
     this.#t = o.timings;
     this.#events = o.events ?? null;
-    this.#commander = new Commander({ queue: o.store.mdm, pusher: o.pusher });
+    this.#commander = o.commander ?? new Commander({ queue: o.store.mdm, pusher: o.pusher });
     this.#slots = Math.max(1, o.timings.installsPerDevice ?? DEFAULT_INSTALLS_PER_DEVICE);
   }
 
@@ -1139,6 +1141,17 @@ export class DistributionEngine implements MdmListener {
     if (!job || isTerminal(job.status as JobStatus)) return job ?? null;
     await this.#dropCommand(job);
     return this.#move(job, 'cancelled', 'admin');
+  }
+
+  /** Ends every unfinished job of a device (deactivated, wiped) with `reason`; how many. */
+  async cancelDeviceJobs(deviceId: string, reason: string): Promise<number> {
+    const open = JOB_STATUSES.filter((s) => !isTerminal(s));
+    let cancelled = 0;
+    for (const job of await this.#store.jobs.forDevice(deviceId, open)) {
+      await this.#dropCommand(job);
+      if (await this.#move(job, 'cancelled', reason)) cancelled++;
+    }
+    return cancelled;
   }
 
   async retryJob(id: string): Promise<JobRow | null> {

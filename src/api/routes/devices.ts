@@ -1,12 +1,7 @@
 import { Type } from 'typebox';
 import { subtreeIds } from '../../core/groups.ts';
-import { randomUUID } from 'node:crypto';
-import { enqueueRefresh } from '../../engine/refresh.ts';
-import { eraseDevice } from '../../mdm/commands.ts';
-import { Refusal } from '../../core/refusal.ts';
+import type { DeviceActions } from '../../engine/device-actions.ts';
 import type { DeviceRow } from '../../store/device-repo.ts';
-import type { DistributionEngine } from '../../engine/engine.ts';
-import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
@@ -65,8 +60,7 @@ const json = (text: string | null): unknown => (text === null ? null : JSON.pars
 export async function registerDeviceRoutes(
   app: AdminApp,
   ctx: AdminContext,
-  tokens: VppTokens,
-  engine: DistributionEngine,
+  actions: DeviceActions,
 ): Promise<void> {
   const { store, clock } = ctx;
 
@@ -74,14 +68,6 @@ export async function registerDeviceRoutes(
     const device = await store.devices.get(id);
     if (!device) throw ApiError.of(404, 'device.not_found', { id });
     return device;
-  }
-
-  /** Pushes one device; the outcome in one word for the answer. */
-  async function pushOne(device: DeviceRow): Promise<string> {
-    const summary = await ctx.pusher.push([device.id]);
-    if (summary.sent > 0) return 'sent';
-    if (summary.notPushable > 0) return 'not_pushable';
-    return summary.unregistered > 0 ? 'unregistered' : 'failed';
   }
 
   app.get(
@@ -206,15 +192,12 @@ export async function registerDeviceRoutes(
     },
     async (req, reply) => {
       const device = await mustGet(req.params.id);
-      const commands = await enqueueRefresh(store, device.id, clock.now());
-      const push = await pushOne(device);
+      const { commands, push } = await actions.refresh(device.id);
       await ctx.audit(req, 'device.refresh', 'device', device.id, {
         commands: commands.map((c) => c.requestType),
         push,
       });
-      return reply
-        .code(202)
-        .send({ commands: commands.map((c) => ({ uuid: c.uuid, requestType: c.requestType })), push });
+      return reply.code(202).send({ commands, push });
     },
   );
 
@@ -225,27 +208,24 @@ export async function registerDeviceRoutes(
         tags,
         summary: 'Deactivate a device: its licences are reclaimed and no further commands are sent',
         params: IdParams,
-        response: { 200: Type.Object({ device: Device, reclaimedLicenses: Type.Integer() }) },
+        response: {
+          200: Type.Object({
+            device: Device,
+            reclaimedLicenses: Type.Integer(),
+            cancelledJobs: Type.Integer({
+              description: 'its unfinished jobs, cancelled (reason device.deactivated)',
+            }),
+          }),
+        },
       },
     },
     async (req) => {
       const device = await mustGet(req.params.id);
-      await store.devices.deactivate(device.id, clock.now());
-      const changes = device.serial_number ? await tokens.reclaimForSerial(device.serial_number) : [];
-      const reclaimedLicenses = changes.reduce((n, c) => n + c.serials.length, 0);
-      await ctx.audit(req, 'device.deactivate', 'device', device.id, { reclaimedLicenses });
-      return { device: deviceToApi(await mustGet(device.id)), reclaimedLicenses };
+      const done = await actions.deactivate(device.id);
+      await ctx.audit(req, 'device.deactivate', 'device', device.id, done);
+      return { device: deviceToApi(await mustGet(device.id)), ...done };
     },
   );
-
-  /** Queues a command at high priority and pushes; answers what the push did. */
-  async function sendNow(
-    device: DeviceRow,
-    command: { uuid: string; requestType: string; payload: string },
-  ): Promise<string> {
-    await store.mdm.enqueue([{ enrollmentId: device.udid, command, priority: 60 }], clock.now());
-    return pushOne(device);
-  }
 
   app.post(
     '/devices/:id/wipe',
@@ -259,22 +239,22 @@ export async function registerDeviceRoutes(
             commandUuid: Type.String(),
             push: Type.String(),
             reclaimedLicenses: Type.Integer(),
+            cancelledJobs: Type.Integer({
+              description: 'its unfinished jobs, cancelled (reason device.wiped)',
+            }),
           }),
         },
       },
     },
     async (req, reply) => {
       const device = await mustGet(req.params.id);
-      if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
-      const command = eraseDevice(randomUUID().toUpperCase());
-      const push = await sendNow(device, command);
-      const changes = device.serial_number ? await tokens.reclaimForSerial(device.serial_number) : [];
-      const reclaimedLicenses = changes.reduce((n, c) => n + c.serials.length, 0);
+      const done = await actions.wipe(device.id);
       await ctx.audit(req, 'device.wipe', 'device', device.id, {
-        commandUuid: command.uuid,
-        reclaimedLicenses,
+        commandUuid: done.commandUuid,
+        reclaimedLicenses: done.reclaimedLicenses,
+        cancelledJobs: done.cancelledJobs,
       });
-      return reply.code(202).send({ commandUuid: command.uuid, push, reclaimedLicenses });
+      return reply.code(202).send(done);
     },
   );
 
@@ -300,11 +280,7 @@ export async function registerDeviceRoutes(
     },
     async (req, reply) => {
       const device = await mustGet(req.params.id);
-      const created = await engine.uninstallFromDevice(
-        device.id,
-        req.body.adamId,
-        req.adminTokenId ?? 'unknown',
-      );
+      const created = await actions.uninstall(device.id, req.body.adamId, req.adminTokenId ?? 'unknown');
       await ctx.audit(req, 'device.uninstall', 'device', device.id, {
         adamId: req.body.adamId,
         ...created,
