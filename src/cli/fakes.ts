@@ -75,7 +75,7 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   for (const [k, v] of Object.entries(fakes.env)) console.log(`export ${k}=${v}`);
   console.log(`VPP token to register with haishin: ${tokenFile}`);
   console.log(
-    `control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats, GET /pushes/by-token, GET /catalog)`,
+    `control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats, GET /pushes/by-token, GET /catalog, POST /apps/<adamId>/version)`,
   );
   console.log('fakes ready');
 
@@ -111,12 +111,14 @@ function addToken(
 
 async function handleControl(
   fakes: Fakes,
-  apps: readonly ScenarioApp[],
+  apps: ScenarioApp[],
   listeners: Set<ServerResponse>,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
   const route = `${req.method} ${new URL(req.url ?? '/', 'http://fakes').pathname}`;
+  const publish = /^POST \/control\/apps\/(\d+)\/version$/.exec(route);
+  if (publish) return publishVersion(fakes, apps, listeners, publish[1]!, req, res);
   switch (route) {
     case 'GET /control/pushes': {
       // Simulated devices wake on these, as real ones do on APNs's notification.
@@ -161,6 +163,40 @@ async function handleControl(
     default:
       return json(res, 404, { error: `no such control route: ${route}` });
   }
+}
+
+/**
+ * `POST /control/apps/:adamId/version {"version": "1.1", "minimumOsVersion"?: "17.0"}`: the
+ * developer publishes a new version. The look-up answers it from now on, `GET /control/catalog`
+ * lists it, and the push stream tells the simulated iPads (`event: catalog`), whose App Store then
+ * installs it — on an InstallApplication for an app they manage, as an update.
+ */
+async function publishVersion(
+  fakes: Fakes,
+  apps: ScenarioApp[],
+  listeners: Set<ServerResponse>,
+  adamId: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const body = (await readJson(req)) as { version?: unknown; minimumOsVersion?: unknown };
+  if (typeof body.version !== 'string' || !/^\d+(\.\d+)*$/.test(body.version))
+    return json(res, 400, {
+      error: 'body must be {"version": "<dotted numbers>", "minimumOsVersion"?: "<version>"}',
+    });
+  const i = apps.findIndex((a) => a.adamId === adamId);
+  if (i < 0) return json(res, 404, { error: `no app ${adamId} in the catalogue` });
+  const minimumOsVersion = typeof body.minimumOsVersion === 'string' ? body.minimumOsVersion : undefined;
+  fakes.appMeta.publishVersion(adamId, body.version, minimumOsVersion ? { minimumOsVersion } : {});
+  const app: ScenarioApp = {
+    ...apps[i]!,
+    version: body.version,
+    ...(minimumOsVersion ? { minimumOsVersion } : {}),
+  };
+  apps[i] = app;
+  const event = `event: catalog\ndata: ${JSON.stringify({ adamId, version: app.version, minimumOsVersion: app.minimumOsVersion, sizeBytes: app.sizeBytes })}\n\n`;
+  for (const listener of listeners) listener.write(event);
+  return json(res, 200, { app });
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

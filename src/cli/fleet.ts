@@ -49,12 +49,28 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
   // Listening before enrolling, so no push sent right after an enrollment is missed.
   let relay: { close(): void };
   try {
-    relay = await relayPushes(control, fleet, (reason) => {
-      console.error(
-        `haishin: the push stream of the fakes at ${control} ended (${reason}); the iPads no longer wake — is \`haishin fakes --dir ${options.fakes}\` still running?`,
-      );
-      process.exit(1);
-    });
+    relay = await relayPushes(
+      control,
+      fleet,
+      (reason) => {
+        console.error(
+          `haishin: the push stream of the fakes at ${control} ended (${reason}); the iPads no longer wake — is \`haishin fakes --dir ${options.fakes}\` still running?`,
+        );
+        process.exit(1);
+      },
+      (app) => {
+        // A new version published in the fakes: the simulated App Store installs it from now on.
+        const known = catalog.get(Number(app.adamId));
+        if (!known) return;
+        catalog.set(Number(app.adamId), {
+          ...known,
+          version: app.version,
+          ...(app.minimumOsVersion ? { minimumOsVersion: app.minimumOsVersion } : {}),
+          ...(app.sizeBytes ? { sizeBytes: app.sizeBytes } : {}),
+        });
+        console.log(`the App Store now has version ${app.version} of ${app.adamId}`);
+      },
+    );
   } catch (err) {
     throw new Error(
       `the fakes at ${control} do not answer (${describe(err)}): start \`haishin fakes --dir ${options.fakes}\` first`,
@@ -139,6 +155,7 @@ async function fetchCatalog(control: string, dir: string): Promise<Catalog> {
     bundleId: string;
     sizeBytes: number;
     minimumOsVersion?: string;
+    version?: string;
   }[];
   try {
     const res = await fetch(`${control}/catalog`);
@@ -155,7 +172,7 @@ async function fetchCatalog(control: string, dir: string): Promise<Catalog> {
       {
         bundleId: a.bundleId,
         name: a.name,
-        version: '1.0',
+        version: a.version ?? '1.0',
         sizeBytes: a.sizeBytes,
         ...(a.minimumOsVersion ? { minimumOsVersion: a.minimumOsVersion } : {}),
       },

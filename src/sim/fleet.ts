@@ -113,10 +113,20 @@ export class SimFleet {
  * wakes the device of each pushed token, as APNs's delivery wakes a real iPad. `onEnd` is called
  * when the stream ends other than by `close()` (the fakes stopped): devices no longer wake.
  */
+/** An app of the fakes' catalogue as it is now (after `POST /control/apps/:adamId/version`). */
+export interface CatalogEvent {
+  adamId: string;
+  version: string;
+  minimumOsVersion?: string;
+  sizeBytes?: number;
+}
+
 export async function relayPushes(
   control: string,
   fleet: SimFleet,
   onEnd?: (reason: string) => void,
+  /** A new version of an app published in the fakes' catalogue (`event: catalog`). */
+  onCatalog?: (app: CatalogEvent) => void,
 ): Promise<{ close(): void }> {
   const abort = new AbortController();
   const res = await fetch(`${control}/pushes`, { signal: abort.signal });
@@ -135,6 +145,10 @@ export async function relayPushes(
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const event = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
+          if (event.startsWith('event: catalog\ndata: ')) {
+            onCatalog?.(JSON.parse(event.slice('event: catalog\ndata: '.length)) as CatalogEvent);
+            continue;
+          }
           if (!event.startsWith('data: ')) continue;
           const { token } = JSON.parse(event.slice(6)) as { token: string };
           fleet.wake(token);

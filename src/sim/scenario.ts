@@ -9,6 +9,8 @@ export interface ScenarioApp {
   sizeBytes: number;
   minimumOsVersion: string;
   contentRating: '4+' | '9+' | '12+' | '17+';
+  /** The App Store's version (default 1.0); `haishin fakes` can publish a newer one. */
+  version?: string;
   /** Licences bought, as a function of the fleet size. */
   licences: (fleet: number) => number;
 }
@@ -65,7 +67,15 @@ export function extraApps(count: number): ScenarioApp[] {
 /** What the fake app look-up answers for a scenario app. */
 export function lookupSeedOf(app: ScenarioApp): FakeAppSeed {
   const { adamId, name, bundleId, sizeBytes, minimumOsVersion, contentRating } = app;
-  return { adamId, name, bundleId, sizeBytes, minimumOsVersion, contentRating };
+  return {
+    adamId,
+    name,
+    bundleId,
+    sizeBytes,
+    minimumOsVersion,
+    contentRating,
+    version: app.version ?? '1.0',
+  };
 }
 
 /** One simulated iPad's story: its facts and what goes wrong with it, if anything. */

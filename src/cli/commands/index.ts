@@ -124,6 +124,21 @@ export function registerAdminCommands(program: Command, lang: Lang): void {
     { vppToken: true },
   );
 
+  act(
+    groups
+      .command('keep-updated')
+      .description(
+        d(
+          '「アプリを最新に保つ」: on で新しいバージョンを自動配信、off で対象外、inherit で上位グループに従う',
+          '"keep apps up to date": on distributes new versions by itself, off opts out, inherit follows the parent groups',
+        ),
+      )
+      .argument('<id>', d('グループID', 'group id'))
+      .argument('<setting>', 'on | off | inherit'),
+    async (ctx, [id, setting]) =>
+      (await import('./app-updates.ts')).groupsKeepUpdated(ctx, s(id), s(setting)),
+  );
+
   const devices = program.command('devices').description(d('端末（iPad）', 'devices (iPads)'));
   act(
     devices
@@ -228,6 +243,51 @@ export function registerAdminCommands(program: Command, lang: Lang): void {
       .requiredOption('--token <id>', d('VPPトークンID', 'VPP token id')),
     async (ctx, _args, o) => (await import('./apps.ts')).appsLs(ctx, o as { token: string }),
     { vppToken: true },
+  );
+  act(
+    apps
+      .command('updates')
+      .description(
+        d(
+          'アプリの最新バージョンと、古いバージョンの端末の台数',
+          "the apps' newest versions and how many devices run an older one",
+        ),
+      ),
+    async (ctx) => (await import('./app-updates.ts')).appsUpdates(ctx),
+  );
+  act(
+    apps
+      .command('check')
+      .description(
+        d(
+          'App Store で新しいバージョンを今すぐ確認（「アプリを最新に保つ」グループには自動で配信）',
+          'look for new versions in the App Store now (groups that keep apps up to date get them)',
+        ),
+      ),
+    async (ctx) => (await import('./app-updates.ts')).appsCheck(ctx),
+  );
+  act(
+    apps
+      .command('update')
+      .description(
+        d(
+          '古いバージョンの端末にアプリの最新バージョンを配信',
+          "distribute an app's newest version to the devices that run an older one",
+        ),
+      )
+      .argument('<adamId>', d('アプリの Adam ID', "the app's Adam ID"))
+      .option(
+        '--group <id...>',
+        d('対象のグループ（既定: すべての端末）', 'target groups (default: every device)'),
+      )
+      .option('--include-subgroups', d('下位グループも含める', 'include subgroups'))
+      .option('--device <id...>', d('対象の端末ID', 'target device ids')),
+    async (ctx, [adamId], o) =>
+      (await import('./app-updates.ts')).appsUpdate(
+        ctx,
+        s(adamId),
+        o as { group?: string[]; includeSubgroups?: boolean; device?: string[] },
+      ),
   );
 
   const licenses = program.command('licenses').description(d('端末ライセンス', 'device licences'));
