@@ -22,8 +22,9 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 /**
  * Where a job is within its status, for the engine — control state, never read from `reason`
  * (which is for people):
- * - `licence_requested` (in `license_assigning`): the licence was asked of Apple; the job waits for
- *   Apple's answer instead of asking again.
+ * - `licence_requested` (in `license_assigning`, or in `waiting` when the licence is taken ahead of
+ *   the job's slot): the licence was asked of Apple; the job waits for Apple's answer instead of
+ *   asking again.
  * - `push_due` (in `push_sending`): back from `retry_waiting` with its command still queued: the
  *   device needs one push, then the step is cleared.
  * Every status change clears the step unless the change sets one.
