@@ -411,6 +411,36 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     expect(await text('[data-push-alert]')).toContain('BadCertificate');
   });
 
+  it('the Apps page shows a new version and the devices on the old one, and updates them in one click', async () => {
+    world.publishVersion(APP.adamId, '1.1');
+    await page.locator('nav').getByText('アプリ').click();
+    await page.locator('[data-action="check-updates"]').click();
+    const row = page.locator(`[data-app="${APP.adamId}"]`);
+    await row.getByText('アップデートあり').waitFor();
+    const before = (
+      await world.api<{ outdatedDevices: number; installedDevices: number }>('GET', `/apps/${APP.adamId}`)
+    ).body;
+    expect(before.outdatedDevices).toBeGreaterThan(0);
+    expect(await row.locator('[data-outdated]').innerText()).toBe(
+      `${before.outdatedDevices} / ${before.installedDevices}`,
+    );
+    page.once('dialog', (dialog) => void dialog.accept());
+    await row.locator(`[data-update="${APP.adamId}"]`).click();
+    await page.locator('[data-note="updates"]').getByText('バージョン 1.1 を').waitFor();
+    await expect
+      .poll(
+        async () =>
+          (await world.api<{ outdatedDevices: number }>('GET', `/apps/${APP.adamId}`)).body.outdatedDevices,
+        { timeout: TIMEOUT },
+      )
+      .toBe(0);
+    await page.locator('[data-action="check-updates"]').click();
+    await row.getByText('最新').waitFor();
+    // Each group says whether it keeps its apps up to date, and where the setting comes from.
+    await page.locator('nav').getByText('グループ').click();
+    await page.locator(`[data-keep-updated="${schoolId}"]`).getByText('アプリを最新に保つ').waitFor();
+  });
+
   it('a reloaded deep link is served by the SPA fallback and keeps the session; no script errors', async () => {
     await page.goto(`${world.server.baseUrl}/jobs/${failedJobId}`);
     await page.locator('h1 [data-status]').waitFor();

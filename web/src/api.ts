@@ -17,6 +17,8 @@ export interface Distribution {
   /** The apps with their names (null until the token's assets are synced). */
   apps: { adamId: string; name: string | null }[];
   licenseMode: string;
+  /** An app update (POST /apps/:adamId/update or "keep apps up to date"). */
+  isUpdate?: boolean;
   createdAt: string;
   counts: Counts;
 }
@@ -48,6 +50,11 @@ export interface Job {
   deviceNumber: number | null;
   /** From the token's synced assets; null until a sync named the app. */
   appName: string | null;
+  isUpdate?: boolean;
+  /** The version the job must reach (updates) or expected (installs); null when unknown. */
+  expectedVersion?: string | null;
+  /** The version the device reported when the job was verified. */
+  installedVersion?: string | null;
 }
 
 export interface JobDetail extends Job {
@@ -159,6 +166,36 @@ export interface ServerStatus {
   deviceCa: { notAfter: string };
   tokens: { total: number; expiring: number; expired: number; revoked: number; invalid: number };
   devices: { total: number; enrolled: number; pending: number; unenrolled: number; deactivated: number };
+}
+
+/** GET /apps: an app with its newest version and the devices' versions (decision 0018). */
+export interface AppUpdate {
+  adamId: string;
+  name: string | null;
+  bundleId: string | null;
+  latestVersion: string | null;
+  previousVersion: string | null;
+  versionChangedAt: string | null;
+  checkedAt: string | null;
+  versions: { version: string | null; devices: number; outdated: boolean }[];
+  installedDevices: number;
+  outdatedDevices: number;
+  updatableDevices: number;
+  updateAvailable: boolean;
+}
+
+export interface UpdateResult {
+  adamId: string;
+  version: string;
+  distributions: { id: string; tokenId: string; licenseMode: string; jobCount: number }[];
+  jobCount: number;
+}
+
+export interface KeepUpdated {
+  groupId: string;
+  enabled: boolean | null;
+  effective: boolean;
+  inheritedFrom: string | null;
 }
 
 export interface Explained {

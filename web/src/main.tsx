@@ -8,6 +8,7 @@ import type { Lang } from './messages.ts';
 import { DistributionPage } from './pages/Distribution.tsx';
 import { DistributionsPage } from './pages/Distributions.tsx';
 import { DevicePage, DevicesPage } from './pages/Devices.tsx';
+import { AppsPage } from './pages/Apps.tsx';
 import { ExplainPage } from './pages/Explain.tsx';
 import { GroupsPage } from './pages/Groups.tsx';
 import { JobPage } from './pages/Job.tsx';
@@ -89,6 +90,7 @@ function Routes() {
   if ((id = m(/^\/devices\/([^/]+)$/))) return <DevicePage key={id} id={decodeURIComponent(id)} />;
   if (path === '/groups') return <GroupsPage />;
   if (path === '/tokens') return <TokensPage />;
+  if (path === '/apps') return <AppsPage />;
   if (path === '/explain') return <ExplainPage />;
   if (path === '/server') return <ServerPage />;
   return <p className="muted">{t('notFound')}</p>;
@@ -99,6 +101,7 @@ const NAV: { to: string; label: keyof typeof M; match: RegExp }[] = [
   { to: '/devices', label: 'navDevices', match: /^\/devices/ },
   { to: '/groups', label: 'navGroups', match: /^\/groups/ },
   { to: '/tokens', label: 'navTokens', match: /^\/tokens/ },
+  { to: '/apps', label: 'navApps', match: /^\/apps/ },
   { to: '/explain', label: 'navExplain', match: /^\/explain/ },
   { to: '/server', label: 'navServer', match: /^\/server/ },
 ];

@@ -87,7 +87,13 @@ export function DistributionPage({ id }: { id: string }) {
               <Time iso={d.createdAt} />
             </dd>
             <dt>{t('kind')}</dt>
-            <dd>{d.kind === 'uninstall' ? M.kind_uninstall[lang] : M.kind_install[lang]}</dd>
+            <dd>
+              {d.kind === 'uninstall'
+                ? M.kind_uninstall[lang]
+                : d.isUpdate
+                  ? M.kind_update[lang]
+                  : M.kind_install[lang]}
+            </dd>
             <dt>{t('apps')}</dt>
             <dd>{appLabels(d)}</dd>
             <dt>{t('licenseMode')}</dt>

@@ -62,7 +62,13 @@ export function DistributionsPage() {
                 <td>
                   <Link to={`/distributions/${d.id}`}>{short(d.id)}</Link>
                 </td>
-                <td>{d.kind === 'uninstall' ? M.kind_uninstall[lang] : M.kind_install[lang]}</td>
+                <td>
+                  {d.kind === 'uninstall'
+                    ? M.kind_uninstall[lang]
+                    : d.isUpdate
+                      ? M.kind_update[lang]
+                      : M.kind_install[lang]}
+                </td>
                 <td data-apps>{appLabels(d)}</td>
                 <td className="num">{totalOf(d.counts).toLocaleString()}</td>
                 <td className="wide">

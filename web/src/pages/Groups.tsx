@@ -1,6 +1,6 @@
 import { useState } from 'react';
-import { allGroups, get } from '../api.ts';
-import type { AutoAssign, Group, Page, Token } from '../api.ts';
+import { allGroups, api, get } from '../api.ts';
+import type { AutoAssign, Group, KeepUpdated, Page, Token } from '../api.ts';
 import { ErrorLine, Link, Loading, useLoad, useT } from '../ui.tsx';
 
 function tokenName(tokens: Token[], id: string | null): string {
@@ -24,6 +24,53 @@ function AutoAssignLine({ group, tokens, groups }: { group: Group; tokens: Token
       <span className="muted">
         ({a.data.tokenId ? t('ownSetting') : from ? `${t('inheritedFrom')} ${from.name}` : t('none')})
       </span>
+    </span>
+  );
+}
+
+/** "Keep apps up to date" of one group: its own setting (or inherit) and the one in force (decision 0018). */
+function KeepUpdatedLine({ group, groups }: { group: Group; groups: Group[] }) {
+  const { t } = useT();
+  const k = useLoad(
+    () => get<KeepUpdated>(`/groups/${encodeURIComponent(group.id)}/keep-apps-updated`),
+    [group.id],
+  );
+  const [error, setError] = useState<unknown>(null);
+  const [note, setNote] = useState('');
+  if (k.error) return <ErrorLine error={k.error} />;
+  if (!k.data) return <span className="muted">{t('loading')}</span>;
+  const from = k.data.inheritedFrom ? groups.find((g) => g.id === k.data?.inheritedFrom) : undefined;
+  const change = async (value: string) => {
+    setError(null);
+    try {
+      const r = await api<KeepUpdated & { updateJobs: number }>(
+        'PUT',
+        `/groups/${encodeURIComponent(group.id)}/keep-apps-updated`,
+        { enabled: value === 'on' ? true : value === 'off' ? false : null },
+      );
+      setNote(r.updateJobs > 0 ? t('keepStartedN', { n: r.updateJobs }) : '');
+      k.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const own = k.data.enabled === null ? 'inherit' : k.data.enabled ? 'on' : 'off';
+  return (
+    <span data-keep-updated={group.id}>
+      <label>
+        {t('keepUpdated')}:{' '}
+        <select value={own} onChange={(e) => void change(e.target.value)}>
+          <option value="inherit">{t('keepInherit')}</option>
+          <option value="on">{t('keepOn')}</option>
+          <option value="off">{t('keepOff')}</option>
+        </select>
+      </label>{' '}
+      <span className="muted">
+        ({t('keepInForce', { value: k.data.effective ? t('on') : t('off') })}
+        {from ? `, ${t('inheritedFrom')} ${from.name}` : ''})
+      </span>
+      {note && <span className="note"> {note}</span>}
+      <ErrorLine error={error} />
     </span>
   );
 }
@@ -56,7 +103,10 @@ function Node(props: {
           </span>
         )}
         {showAuto ? (
-          <AutoAssignLine group={g} tokens={props.tokens} groups={props.groups} />
+          <>
+            <AutoAssignLine group={g} tokens={props.tokens} groups={props.groups} />
+            <KeepUpdatedLine group={g} groups={props.groups} />
+          </>
         ) : (
           <button type="button" className="link" onClick={() => setShowAuto(true)}>
             {t('showAutoAssign')}

@@ -85,6 +85,14 @@ export function JobPage({ id }: { id: string }) {
             <dd>{j.retryCount}</dd>
             <dt>{t('reason')}</dt>
             <dd>{j.reason ?? '—'}</dd>
+            {(j.expectedVersion || j.installedVersion) && (
+              <>
+                <dt>{j.isUpdate ? `${t('kind_update')}: ${t('expectedVersion')}` : t('expectedVersion')}</dt>
+                <dd data-expected-version>{j.expectedVersion ?? '—'}</dd>
+                <dt>{t('installedVersion')}</dt>
+                <dd data-installed-version>{j.installedVersion ?? '—'}</dd>
+              </>
+            )}
             <dt>{t('updated')}</dt>
             <dd>
               <Time iso={j.updatedAt} />
