@@ -7,7 +7,8 @@ import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
 import type { Pusher } from './push.ts';
-import { REFRESH_PRIORITY, refreshCommands } from './refresh.ts';
+import { PRIORITY } from './commander.ts';
+import { refreshCommands } from './refresh.ts';
 
 /**
  * When the troubleshooter asks the device (issue 13): a diagnosis that cannot tell causes apart
@@ -165,7 +166,7 @@ export async function askDeviceForJob(
 
 async function enqueue(store: Store, udid: string, commands: BuiltCommand[], at: Date): Promise<void> {
   await store.mdm.enqueue(
-    commands.map((command) => ({ enrollmentId: udid, command, priority: REFRESH_PRIORITY })),
+    commands.map((command) => ({ enrollmentId: udid, command, priority: PRIORITY.facts })),
     at,
   );
 }

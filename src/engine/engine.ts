@@ -1042,14 +1042,14 @@ export class DistributionEngine implements MdmListener {
   }
 
   async #onManagedList(report: CommandReport): Promise<void> {
-    const list = (report.report.ManagedApplicationList ?? {}) as Record<string, { Status?: unknown }>;
+    const list = report.result.managedApps ?? new Map();
     const jobs = await this.#store.jobs.forDevice(report.deviceId, ['executing']);
     // `Managed` is judged with the version the device reports too (decision 0018, app-verify.ts).
     const versions = await versionFacts(this.#store, report.deviceId, report.commandUuid, jobs);
     let askVersions = false;
     for (const job of jobs) {
       if (!job.bundle_id) continue;
-      const status = list[job.bundle_id]?.Status;
+      const status = list.get(job.bundle_id)?.status ?? null;
       if (status === 'Managed') {
         const check = checkVersion(job, versions);
         if (check.kind === 'ask') askVersions = true;
@@ -1059,7 +1059,7 @@ export class DistributionEngine implements MdmListener {
             await this.#store.jobs.patch(job.id, { installed_version: check.installed }, this.#clock.now());
         } else await this.#move(job, 'success', 'Managed', { installed_version: check.installed });
       } else if (
-        typeof status === 'string' &&
+        status !== null &&
         (FAILED_MANAGED_STATES.has(status) || (status === 'UpdateRejected' && job.is_update === 1))
       ) {
         await this.#move(job, 'device_error', status, {

@@ -4,9 +4,7 @@ import type { BuiltCommand } from '../mdm/commands.ts';
 import type { QueueEntry } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { Store } from '../store/store.ts';
-
-/** Above distribution work: someone (an administrator or the troubleshooter) is waiting for these facts. */
-export const REFRESH_PRIORITY = 50;
+import { PRIORITY } from './commander.ts';
 
 /** What a device is asked to refresh what haishin knows about it; the user list on a Shared iPad only. */
 export function refreshCommands(device: Pick<DeviceRow, 'is_shared_ipad'>): BuiltCommand[] {
@@ -21,7 +19,7 @@ export async function enqueueRefresh(store: Store, deviceId: string, at: Date): 
   if (!device) return [];
   const commands = refreshCommands(device);
   await store.mdm.enqueue(
-    commands.map((command) => ({ enrollmentId: device.udid, command, priority: REFRESH_PRIORITY })),
+    commands.map((command) => ({ enrollmentId: device.udid, command, priority: PRIORITY.facts })),
     at,
   );
   return commands;
@@ -39,7 +37,7 @@ export async function enqueueRefreshAll(
       refreshCommands(device).map((command) => ({
         enrollmentId: device.udid,
         command,
-        priority: REFRESH_PRIORITY,
+        priority: PRIORITY.facts,
       })),
     );
     await store.mdm.enqueue(entries, at);
