@@ -182,10 +182,12 @@ describe.each(dialects)('app updates store on $name', ({ name, enabled }) => {
       });
       await store.vpp.markLicenses(['LIC0001', 'LIC0002', 'LIC0003'].map(licence), 'assigned', null, T0);
       const candidates = await store.appUpdates.licensedDevices(adamId, bundleId);
-      expect(candidates.map((c) => [c.serialNumber, c.version, c.listedAt !== null, c.tokenId])).toEqual([
-        ['LIC0001', '2.0', true, tok],
-        ['LIC0002', '2.1', true, tok],
-        ['LIC0003', null, false, tok],
+      expect(
+        candidates.map((c) => [c.serialNumber, c.listed, c.version, c.listedAt !== null, c.tokenId]),
+      ).toEqual([
+        ['LIC0001', true, '2.0', true, tok],
+        ['LIC0002', true, '2.1', true, tok],
+        ['LIC0003', false, null, false, tok],
       ]);
       expect(candidates.every((c) => c.status === 'enrolled' && c.origin === 'auto')).toBe(true);
 

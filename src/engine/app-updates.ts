@@ -336,14 +336,14 @@ export class AppUpdates {
         return on.get(c.groupId);
       });
       // Automatic updates go only where an older version is known to run.
-      candidates = candidates.filter((c) => c.version !== null);
+      candidates = candidates.filter((c) => c.listed && c.version !== null);
     }
     const wanted: LicensedDevice[] = [];
     for (const c of candidates) {
       if (c.status !== 'enrolled') skipped.not_enrolled++;
       else if (c.version !== null && !c.installing && compareAppVersions(c.version, version) >= 0)
         skipped.up_to_date++;
-      else if (c.version === null && c.listedAt !== null) skipped.not_installed++;
+      else if (!c.listed && c.listedAt !== null) skipped.not_installed++;
       else wanted.push(c);
     }
     const { open, tried } = await this.#store.appUpdates.busyOrTried(

@@ -33,7 +33,9 @@ export interface LicensedDevice {
   status: string;
   tokenId: string;
   origin: 'auto' | 'manual';
-  /** null: the app is not in the device's last InstalledApplicationList (or it never sent one). */
+  /** The app is in the device's last InstalledApplicationList (false also when it never sent one). */
+  listed: boolean;
+  /** Its version there; null when it is not listed or the device reported no version. */
   version: string | null;
   installing: boolean;
   /** When the device last sent its InstalledApplicationList; null: never. */
@@ -191,6 +193,7 @@ export class AppUpdateRepo {
         'devices.installed_apps_at',
         'licenses.token_id',
         'licenses.origin',
+        'device_apps.bundle_id as listed_bundle',
         'device_apps.version',
         'device_apps.installing',
       ])
@@ -213,6 +216,7 @@ export class AppUpdateRepo {
         status: r.status,
         tokenId: r.token_id,
         origin: r.origin,
+        listed: r.listed_bundle !== null,
         version: r.version ?? null,
         installing: Number(r.installing ?? 0) === 1,
         listedAt: r.installed_apps_at,
