@@ -15,6 +15,12 @@ import type { Pusher, PushSummary } from './push.ts';
  *   one ManagedApplicationList answers for all of them.
  */
 export const PRIORITY = { action: 60, facts: 50, install: 30, verify: 20 } as const;
+
+/**
+ * A command handed out this recently and not answered means the device is in a session: it asks
+ * for its next command when it answers. Past this, a device that went silent mid-session is pushed.
+ */
+export const SESSION_GRACE_MS = 30_000;
 export type Purpose = keyof typeof PRIORITY;
 
 /** Queries that ask a device for state, never change it: the same one pending twice is pointless. */
@@ -37,6 +43,7 @@ export interface CommandQueue {
     requestTypes: readonly string[],
   ): Promise<Map<string, Set<string>>>;
   dequeue(commandUuids: readonly string[]): Promise<void>;
+  inSession(enrollmentIds: readonly string[], since: Date): Promise<Set<string>>;
 }
 
 export interface Recipient {
@@ -118,6 +125,22 @@ export class Commander {
   async push(deviceIds: Iterable<string>): Promise<void> {
     const unique = [...new Set(deviceIds)];
     if (unique.length > 0) await this.#pusher.push(unique);
+  }
+
+  /**
+   * Wakes the recipients that are not in a session now (see {@link SESSION_GRACE_MS}); those that
+   * are get the new commands with their next fetch. Returns the device ids left to their session:
+   * the caller keeps them due for a push in case the session ends before the fetch.
+   */
+  async wake(recipients: readonly Recipient[], now: Date): Promise<Set<string>> {
+    if (recipients.length === 0) return new Set();
+    const busy = await this.#queue.inSession(
+      recipients.map((r) => r.enrollmentId),
+      new Date(now.getTime() - SESSION_GRACE_MS),
+    );
+    const left = new Set(recipients.filter((r) => busy.has(r.enrollmentId)).map((r) => r.deviceId));
+    await this.push(recipients.filter((r) => !left.has(r.deviceId)).map((r) => r.deviceId));
+    return left;
   }
 
   /** Wakes one device and says in one word what APNs did: sent, not_pushable, unregistered or failed. */

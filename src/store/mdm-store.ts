@@ -418,6 +418,27 @@ export class KyselyMdmStore implements MdmStore {
     return out;
   }
 
+  /**
+   * The channels among `enrollmentIds` in a session now: a command handed out to them since
+   * `since` is still unanswered (and was not deferred by NotNow) — the device will ask for its
+   * next command when it answers, so a push would only wake it twice.
+   */
+  async inSession(enrollmentIds: readonly string[], since: Date): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < enrollmentIds.length; i += INSERT_CHUNK) {
+      const rows = await this.#db
+        .selectFrom('command_queue')
+        .select('enrollment_id')
+        .distinct()
+        .where('enrollment_id', 'in', enrollmentIds.slice(i, i + INSERT_CHUNK))
+        .where('delivered_at', '>', iso(since))
+        .where((eb) => eb.or([eb('not_now_at', 'is', null), eb('not_now_at', '<', eb.ref('delivered_at'))]))
+        .execute();
+      for (const row of rows) out.add(row.enrollment_id);
+    }
+    return out;
+  }
+
   /** Takes commands off every queue (a job that ended before its command was fetched). */
   async dequeue(commandUuids: readonly string[]): Promise<void> {
     if (commandUuids.length === 0) return;
