@@ -1,0 +1,73 @@
+import { installVppApplication, removeApplication } from '../../mdm/commands.ts';
+import type { JobRow } from '../../store/job-repo.ts';
+import { PRIORITY, newCommandUuid } from '../commander.ts';
+import { BATCH } from './context.ts';
+import type { EngineContext } from './context.ts';
+import type { JobMover } from './mover.ts';
+
+/**
+ * The push phase: the install or remove command of each job in `push_sending`, queued bound to the
+ * job, and one push per device — by the tick, and (without the push) by the device reports for a
+ * device in session, which fetches the commands as the reply to its answer.
+ */
+export class PushPhase {
+  readonly #ctx: EngineContext;
+  readonly #mover: JobMover;
+
+  constructor(ctx: EngineContext, mover: JobMover) {
+    this.#ctx = ctx;
+    this.#mover = mover;
+  }
+
+  /** Queues the install/remove command of each job that has none yet, then pushes the devices once. */
+  async run(now: Date): Promise<void> {
+    const { store, commander } = this.#ctx;
+    const jobs = await store.jobs.byStatus(['push_sending'], BATCH * 2);
+    const toPush = await this.queueCommands(jobs, now);
+    // Jobs back from retry_waiting keep their queued command: the device only needs a push —
+    // one per retry, so the step is cleared once it is sent (else every tick would push again).
+    // (A job that had to queue a new command above was pushed with it: attachCommand cleared it.)
+    const due = jobs.filter((job) => job.step === 'push_due' && job.command_uuid);
+    for (const job of due) toPush.add(job.device_id);
+    await store.jobs.patchMany(
+      due.map((j) => j.id),
+      { step: null },
+      now,
+    );
+    await commander.push(toPush);
+  }
+
+  /**
+   * Queues the install or remove command of each job in `push_sending` that has none yet, bound to
+   * the job in one transaction; the devices that got one. The caller pushes (or not: a device in
+   * session fetches them next).
+   */
+  async queueCommands(jobs: readonly JobRow[], now: Date): Promise<Set<string>> {
+    const { store, t } = this.#ctx;
+    const queued = new Set<string>();
+    const devices = await store.devices.briefs(jobs.filter((j) => !j.command_uuid).map((j) => j.device_id));
+    for (const job of jobs) {
+      if (job.command_uuid || job.status !== 'push_sending') continue;
+      const device = devices.get(job.device_id);
+      if (!device) continue;
+      const uuid = newCommandUuid();
+      let command;
+      if (job.kind === 'install') {
+        command = installVppApplication(uuid, { adamId: Number(job.adam_id) });
+      } else {
+        const asset = await store.vpp.asset(job.token_id, job.adam_id);
+        const bundleId = job.bundle_id ?? asset?.bundle_id;
+        if (!bundleId) {
+          await this.#mover.move(job, 'device_error', 'app.bundle_unknown');
+          continue;
+        }
+        command = removeApplication(uuid, bundleId);
+      }
+      const deadline = job.push_deadline ?? new Date(now.getTime() + t.pushTimeoutMs).toISOString();
+      if (!(await store.jobs.attachCommand(job, device.udid, command, PRIORITY.install, deadline, now)))
+        continue;
+      queued.add(device.id);
+    }
+    return queued;
+  }
+}
