@@ -4,7 +4,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from '../api/admin.ts';
-import { Commander } from '../engine/commander.ts';
+import { Commander, sessionGraceFor } from '../engine/commander.ts';
 import { DeviceActions } from '../engine/device-actions.ts';
 import { registerConsole } from '../api/console.ts';
 import { registerVppNotify } from '../api/vpp-notify.ts';
@@ -173,7 +173,11 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     });
     const events = new EventBus();
     metrics.watch(events);
-    const commander = new Commander({ queue: store.mdm, pusher });
+    const commander = new Commander({
+      queue: store.mdm,
+      pusher,
+      sessionGraceMs: sessionGraceFor(o.tuning?.engineTimings?.sessionTimeoutMs ?? config.timeouts.sessionMs),
+    });
     const engine = new DistributionEngine({
       store,
       clock: o.clock,

@@ -19,8 +19,14 @@ export const PRIORITY = { action: 60, facts: 50, install: 30, verify: 20 } as co
 /**
  * A command handed out this recently and not answered means the device is in a session: it asks
  * for its next command when it answers. Past this, a device that went silent mid-session is pushed.
+ * (Never more than a quarter of the session timeout: a stalled session must be woken well before
+ * its jobs time out.)
  */
 export const SESSION_GRACE_MS = 30_000;
+
+export function sessionGraceFor(sessionTimeoutMs: number): number {
+  return Math.max(1, Math.min(SESSION_GRACE_MS, Math.floor(sessionTimeoutMs / 4)));
+}
 export type Purpose = keyof typeof PRIORITY;
 
 /** Queries that ask a device for state, never change it: the same one pending twice is pointless. */
@@ -63,10 +69,12 @@ export interface Recipient {
 export class Commander {
   readonly #queue: CommandQueue;
   readonly #pusher: Pusher;
+  readonly #sessionGraceMs: number;
 
-  constructor(o: { queue: CommandQueue; pusher: Pusher }) {
+  constructor(o: { queue: CommandQueue; pusher: Pusher; sessionGraceMs?: number }) {
     this.#queue = o.queue;
     this.#pusher = o.pusher;
+    this.#sessionGraceMs = o.sessionGraceMs ?? SESSION_GRACE_MS;
   }
 
   /**
@@ -128,7 +136,7 @@ export class Commander {
   }
 
   /**
-   * Wakes the recipients that are not in a session now (see {@link SESSION_GRACE_MS}); those that
+   * Wakes the recipients that are not in a session now (see {@link sessionGraceFor}); those that
    * are get the new commands with their next fetch. Returns the device ids left to their session:
    * the caller keeps them due for a push in case the session ends before the fetch.
    */
@@ -136,7 +144,7 @@ export class Commander {
     if (recipients.length === 0) return new Set();
     const busy = await this.#queue.inSession(
       recipients.map((r) => r.enrollmentId),
-      new Date(now.getTime() - SESSION_GRACE_MS),
+      new Date(now.getTime() - this.#sessionGraceMs),
     );
     const left = new Set(recipients.filter((r) => busy.has(r.enrollmentId)).map((r) => r.deviceId));
     await this.push(recipients.filter((r) => !left.has(r.deviceId)).map((r) => r.deviceId));

@@ -87,13 +87,7 @@ export class DistributionEngine implements MdmListener {
 
   // ---- distributions and administrator actions (jobs/distributions.ts) --------------------
 
-  create(
-    input: DistributionInput & {
-      /** An app update (decision 0018): the devices already have the apps. */
-      update?: boolean;
-    },
-    createdBy: string,
-  ): Promise<{ id: string; jobCount: number }> {
+  create(input: DistributionInput, createdBy: string): Promise<{ id: string; jobCount: number }> {
     return this.#distributions.create(input, createdBy);
   }
 

@@ -2,7 +2,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { GroupNode } from '../../core/groups.ts';
 import type { JobStatus } from '../../core/jobs.ts';
 import type { Store } from '../../store/store.ts';
-import { Commander } from '../commander.ts';
+import { Commander, sessionGraceFor } from '../commander.ts';
 import type { DeviceChange, EventBus } from '../events.ts';
 import type { Pusher } from '../push.ts';
 import type { VppTokens } from '../vpp-tokens.ts';
@@ -50,13 +50,16 @@ export interface EngineOptions {
   events?: EventBus;
 }
 
-/** Statuses in which a job takes one of its device's slots: beyond them, the next one waits. */
+/**
+ * Statuses in which a job takes one of its device's slots: beyond them, the next one waits. An
+ * install the device acknowledged (`executing`) is the device's own download and frees its slot:
+ * the slots bound the commands a device holds unanswered, not its App Store queue (decision 0017).
+ */
 export const IN_FLIGHT: JobStatus[] = [
   'license_assigning',
   'push_sending',
   'retry_waiting',
   'awaiting_response',
-  'executing',
 ];
 /** Jobs read per step of a tick (some steps read a few times as many). */
 export const BATCH = 500;
@@ -97,7 +100,13 @@ export class EngineContext {
     this.pusher = o.pusher;
     this.t = o.timings;
     this.events = o.events ?? null;
-    this.commander = o.commander ?? new Commander({ queue: o.store.mdm, pusher: o.pusher });
+    this.commander =
+      o.commander ??
+      new Commander({
+        queue: o.store.mdm,
+        pusher: o.pusher,
+        sessionGraceMs: sessionGraceFor(o.timings.sessionTimeoutMs),
+      });
     this.slots = Math.max(1, o.timings.installsPerDevice ?? DEFAULT_INSTALLS_PER_DEVICE);
   }
 

@@ -17,6 +17,8 @@ export interface DistributionInput {
   targets: { deviceIds?: string[]; groupIds?: string[]; includeSubgroups?: boolean };
   licenseMode: 'auto' | 'manual';
   scheduledAt?: Date | null;
+  /** An app update (decision 0018): the devices already have the apps. */
+  update?: boolean;
 }
 
 /**
@@ -34,13 +36,7 @@ export class Distributions {
     this.#mover = mover;
   }
 
-  async create(
-    input: DistributionInput & {
-      /** An app update (decision 0018): the devices already have the apps. */
-      update?: boolean;
-    },
-    createdBy: string,
-  ): Promise<{ id: string; jobCount: number }> {
+  async create(input: DistributionInput, createdBy: string): Promise<{ id: string; jobCount: number }> {
     const { store } = this.#ctx;
     const token = await this.#ctx.tokens.mustGet(input.tokenId);
     const now = this.#ctx.now();

@@ -19,32 +19,49 @@ export class PushPhase {
     this.#mover = mover;
   }
 
-  /** Queues the install/remove command of each job that has none yet, then pushes the devices once. */
+  /**
+   * Queues the install/remove command of each job that has none yet, then wakes each device once.
+   * A device in a session now is not pushed: it fetches the new commands when it answers. Its jobs
+   * stay due for a push (`push_due`) until it fetched them or its session ended without them.
+   */
   async run(now: Date): Promise<void> {
     const { store, commander } = this.#ctx;
     const jobs = await store.jobs.byStatus(['push_sending'], BATCH * 2);
-    const toPush = await this.queueCommands(jobs, now);
-    // Jobs back from retry_waiting keep their queued command: the device only needs a push —
-    // one per retry, so the step is cleared once it is sent (else every tick would push again).
-    // (A job that had to queue a new command above was pushed with it: attachCommand cleared it.)
+    const queued = await this.queueCommands(jobs, now);
+    // Jobs back from retry_waiting (or left to a session) keep their queued command: the device
+    // needs one push, then the step is cleared (else every tick would push again).
     const due = jobs.filter((job) => job.step === 'push_due' && job.command_uuid);
-    for (const job of due) toPush.add(job.device_id);
+    const dueDevices = await store.devices.briefs(
+      due.filter((j) => !queued.has(j.device_id)).map((j) => j.device_id),
+    );
+    const recipients = [
+      ...[...queued].map(([deviceId, q]) => ({ deviceId, enrollmentId: q.enrollmentId })),
+      ...[...dueDevices.values()].map((d) => ({ deviceId: d.id, enrollmentId: d.udid })),
+    ];
+    const inSession = await commander.wake(recipients, now);
     await store.jobs.patchMany(
-      due.map((j) => j.id),
+      due.filter((j) => !inSession.has(j.device_id)).map((j) => j.id),
       { step: null },
       now,
     );
-    await commander.push(toPush);
+    await store.jobs.patchMany(
+      [...queued].filter(([deviceId]) => inSession.has(deviceId)).flatMap(([, q]) => q.jobIds),
+      { step: 'push_due' },
+      now,
+    );
   }
 
   /**
    * Queues the install or remove command of each job in `push_sending` that has none yet, bound to
-   * the job in one transaction; the devices that got one. The caller pushes (or not: a device in
-   * session fetches them next).
+   * the job in one transaction; per device that got one, its channel and those jobs. The caller
+   * pushes (or not: a device in session fetches them next).
    */
-  async queueCommands(jobs: readonly JobRow[], now: Date): Promise<Set<string>> {
+  async queueCommands(
+    jobs: readonly JobRow[],
+    now: Date,
+  ): Promise<Map<string, { enrollmentId: string; jobIds: string[] }>> {
     const { store, t } = this.#ctx;
-    const queued = new Set<string>();
+    const queued = new Map<string, { enrollmentId: string; jobIds: string[] }>();
     const devices = await store.devices.briefs(jobs.filter((j) => !j.command_uuid).map((j) => j.device_id));
     for (const job of jobs) {
       if (job.command_uuid || job.status !== 'push_sending') continue;
@@ -66,7 +83,9 @@ export class PushPhase {
       const deadline = job.push_deadline ?? new Date(now.getTime() + t.pushTimeoutMs).toISOString();
       if (!(await store.jobs.attachCommand(job, device.udid, command, PRIORITY.install, deadline, now)))
         continue;
-      queued.add(device.id);
+      const entry = queued.get(device.id) ?? { enrollmentId: device.udid, jobIds: [] };
+      entry.jobIds.push(job.id);
+      queued.set(device.id, entry);
     }
     return queued;
   }

@@ -4,7 +4,7 @@ import type { EngineContext } from './context.ts';
 /**
  * The verification step of the tick: asks each device with installs due for a check whether they
  * finished — one ManagedApplicationList per device for all its executing jobs (none queued while
- * one is pending), and a push. The answer is read by the device reports (`reports.ts`).
+ * one is pending), and a push to those not in a session. The answer is read by the device reports (`reports.ts`).
  */
 export async function verify(ctx: EngineContext, now: Date): Promise<void> {
   const { store, commander, t } = ctx;
@@ -17,5 +17,6 @@ export async function verify(ctx: EngineContext, now: Date): Promise<void> {
     { next_at: new Date(now.getTime() + t.verifyEveryMs).toISOString() },
     now,
   );
-  await commander.push(recipients.map((r) => r.deviceId));
+  // A device in session gets the check with its next fetch.
+  await commander.wake(recipients, now);
 }
