@@ -11,6 +11,7 @@ import type {
 } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import type { Pusher } from '../engine/push.ts';
+import type { Commander } from '../engine/commander.ts';
 import type { VppTokens } from '../engine/vpp-tokens.ts';
 import type { DistributionEngine } from '../engine/engine.ts';
 import type { DeviceActions } from '../engine/device-actions.ts';
@@ -43,6 +44,7 @@ export interface AdminContext {
   clock: Clock;
   /** Absent only in setups without APNs; commands then wait for the device's next poll. */
   pusher: Pusher;
+  commander: Commander;
   /** Writes an audit event for a change made by the caller of `req`. */
   audit(
     req: FastifyRequest,
@@ -80,6 +82,7 @@ export async function registerAdminApi(
     store: Store;
     clock: Clock;
     pusher: Pusher;
+    commander: Commander;
     tokens: VppTokens;
     engine: DistributionEngine;
     deviceActions: DeviceActions;
@@ -95,6 +98,7 @@ export async function registerAdminApi(
     store: o.store,
     clock: o.clock,
     pusher: o.pusher,
+    commander: o.commander,
     audit: async (req, action, objectType, objectId, details) => {
       const at = o.clock.now();
       await o.store.admin.audit({

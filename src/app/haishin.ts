@@ -98,6 +98,8 @@ export interface Haishin {
   apns: ApnsClient;
   /** The DevicePusher, counted and logged per batch (src/app/metrics.ts). */
   pusher: Pusher;
+  /** Queues commands and wakes devices for the engine, the device actions and the API. */
+  commander: Commander;
   tokens: VppTokens;
   engine: DistributionEngine;
   /** App versions, update distributions and "keep apps up to date" (decision 0018). */
@@ -230,6 +232,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       store,
       clock: o.clock,
       pusher,
+      commander,
       tokens,
       engine,
       deviceActions,
@@ -282,6 +285,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       push,
       apns,
       pusher,
+      commander,
       tokens,
       engine,
       appUpdates,

@@ -178,7 +178,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const enrolled = (await haishin.store.devices.list({ limit: 1_000_000 }))
       .filter((r) => r.status === 'enrolled')
       .map(({ id, udid, is_shared_ipad }) => ({ id, udid, is_shared_ipad }));
-    await enqueueRefreshAll(haishin.store, enrolled, systemClock.now());
+    await enqueueRefreshAll(haishin.commander, enrolled, systemClock.now());
     await haishin.pusher.push(enrolled.map((d) => d.id));
     await fleet.idle();
     console.log(

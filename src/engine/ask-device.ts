@@ -6,8 +6,7 @@ import type { BuiltCommand } from '../mdm/commands.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
-import type { Pusher } from './push.ts';
-import { PRIORITY } from './commander.ts';
+import type { Commander } from './commander.ts';
 import { refreshCommands } from './refresh.ts';
 
 /**
@@ -113,7 +112,7 @@ function factTimes(device: DeviceRow): (string | null)[] {
 
 export interface AskOptions {
   store: Store;
-  pusher: Pusher;
+  commander: Commander;
   now: Date;
   offlineAfterMs: number;
   /**
@@ -159,16 +158,18 @@ export async function askDeviceForJob(
   const asked = commands.map((c) => c.requestType);
   // Remembered before they go out: a device in session can answer before the push is even sent.
   await patchQuestions(o.store, job.id, { awaitingDevice: asked, askedAt: o.now.toISOString() }, o.now);
-  await enqueue(o.store, device.udid, commands, o.now);
-  await o.pusher.push([device.id]);
+  await ask(o.commander, device, commands, o.now);
+  await o.commander.push([device.id]);
   return { asked, awaiting: asked };
 }
 
-async function enqueue(store: Store, udid: string, commands: BuiltCommand[], at: Date): Promise<void> {
-  await store.mdm.enqueue(
-    commands.map((command) => ({ enrollmentId: udid, command, priority: PRIORITY.facts })),
-    at,
-  );
+async function ask(
+  commander: Commander,
+  device: Pick<DeviceRow, 'id' | 'udid'>,
+  commands: BuiltCommand[],
+  at: Date,
+): Promise<void> {
+  await commander.queue('facts', [{ to: { deviceId: device.id, enrollmentId: device.udid }, commands }], at);
 }
 
 /**
@@ -177,7 +178,7 @@ async function enqueue(store: Store, udid: string, commands: BuiltCommand[], at:
  * reveal a Shared iPad whose users nobody asked for: the user list is asked then, and waited for.
  */
 export async function factsAnswered(
-  o: { store: Store; pusher: Pusher; now: Date },
+  o: { store: Store; commander: Commander; now: Date },
   deviceId: string,
   requestType: string,
 ): Promise<string[]> {
@@ -196,7 +197,8 @@ export async function factsAnswered(
     waiting.some((j) => !(questionsOf(j.diagnosis).awaitingDevice ?? []).includes('UserList'))
   ) {
     const command = userList(randomUUID().toUpperCase());
-    await enqueue(o.store, device.udid, [command], o.now);
+    // The device is in session (answering DeviceInformation): it fetches the user list next.
+    await ask(o.commander, device, [command], o.now);
     for (const job of waiting) {
       const q = questionsOf(job.diagnosis);
       await patchQuestions(
@@ -210,7 +212,6 @@ export async function factsAnswered(
       );
     }
     pending = [...pending, 'UserList'];
-    await o.pusher.push([device.id]);
   }
   if (pending.length > 0) return [];
   const failed = waiting.filter((j) => FAILED.has(j.status));

@@ -6,7 +6,7 @@ import type { Store } from '../store/store.ts';
 import type { Commander, PushWord } from './commander.ts';
 import { newCommandUuid } from './commander.ts';
 import type { DistributionEngine } from './engine.ts';
-import { refreshCommands } from './refresh.ts';
+import { enqueueRefresh } from './refresh.ts';
 import type { VppTokens } from './vpp-tokens.ts';
 
 /**
@@ -41,21 +41,10 @@ export class DeviceActions {
     deviceId: string,
   ): Promise<{ commands: { uuid: string; requestType: string }[]; push: PushWord }> {
     const device = await this.#mustGet(deviceId);
-    const commands = refreshCommands(device);
-    const queued = await this.#commander.queue(
-      'facts',
-      [{ to: { deviceId: device.id, enrollmentId: device.udid }, commands }],
-      this.#clock.now(),
-    );
-    const sent = new Set(queued.get(device.udid) ?? []);
-    const push = await this.#commander.pushOne(device.id);
     // A query still pending from before is answered once for both: only the new ones are listed.
-    return {
-      commands: commands
-        .filter((c) => sent.has(c.requestType))
-        .map((c) => ({ uuid: c.uuid, requestType: c.requestType })),
-      push,
-    };
+    const commands = await enqueueRefresh(this.#commander, device, this.#clock.now());
+    const push = await this.#commander.pushOne(device.id);
+    return { commands: commands.map((c) => ({ uuid: c.uuid, requestType: c.requestType })), push };
   }
 
   /** No further commands; its licences reclaimed; its unfinished jobs cancelled. */

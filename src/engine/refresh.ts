@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { deviceInformation, installedApplicationList, restrictions, userList } from '../mdm/commands.ts';
 import type { BuiltCommand } from '../mdm/commands.ts';
-import type { QueueEntry } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
-import type { Store } from '../store/store.ts';
-import { PRIORITY } from './commander.ts';
+import type { Commander } from './commander.ts';
 
 /** What a device is asked to refresh what haishin knows about it; the user list on a Shared iPad only. */
 export function refreshCommands(device: Pick<DeviceRow, 'is_shared_ipad'>): BuiltCommand[] {
@@ -13,33 +11,45 @@ export function refreshCommands(device: Pick<DeviceRow, 'is_shared_ipad'>): Buil
   return builders.map((build) => build(randomUUID().toUpperCase()));
 }
 
-/** Queues the queries that refresh what haishin knows about a device; the caller pushes. */
-export async function enqueueRefresh(store: Store, deviceId: string, at: Date): Promise<BuiltCommand[]> {
-  const device = await store.devices.get(deviceId);
-  if (!device) return [];
+/**
+ * Queues, through the commander, the queries that refresh what haishin knows about a device (those
+ * it has pending already are not queued twice); the queries queued now. The caller pushes.
+ */
+export async function enqueueRefresh(
+  commander: Commander,
+  device: Pick<DeviceRow, 'id' | 'udid' | 'is_shared_ipad'>,
+  at: Date,
+): Promise<BuiltCommand[]> {
   const commands = refreshCommands(device);
-  await store.mdm.enqueue(
-    commands.map((command) => ({ enrollmentId: device.udid, command, priority: PRIORITY.facts })),
-    at,
+  const queued = new Set(
+    (
+      await commander.queue(
+        'facts',
+        [{ to: { deviceId: device.id, enrollmentId: device.udid }, commands }],
+        at,
+      )
+    ).get(device.udid) ?? [],
   );
-  return commands;
+  return commands.filter((c) => queued.has(c.requestType));
 }
 
-/** {@link enqueueRefresh} for many devices, a few statements per thousand devices; the caller pushes. */
+/** {@link enqueueRefresh} for many devices, a thousand devices per call; the caller pushes. */
 export async function enqueueRefreshAll(
-  store: Store,
-  devices: readonly Pick<DeviceRow, 'udid' | 'is_shared_ipad'>[],
+  commander: Commander,
+  devices: readonly Pick<DeviceRow, 'id' | 'udid' | 'is_shared_ipad'>[],
   at: Date,
 ): Promise<void> {
   const BATCH = 1_000;
   for (let i = 0; i < devices.length; i += BATCH) {
-    const entries: QueueEntry[] = devices.slice(i, i + BATCH).flatMap((device) =>
-      refreshCommands(device).map((command) => ({
-        enrollmentId: device.udid,
-        command,
-        priority: PRIORITY.facts,
-      })),
+    await commander.queue(
+      'facts',
+      devices
+        .slice(i, i + BATCH)
+        .map((device) => ({
+          to: { deviceId: device.id, enrollmentId: device.udid },
+          commands: refreshCommands(device),
+        })),
+      at,
     );
-    await store.mdm.enqueue(entries, at);
   }
 }

@@ -12,8 +12,8 @@ import type { JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
 import type { VppTokenRow } from '../store/vpp-repo.ts';
 import type { DistributionEngine } from './engine.ts';
-import type { Pusher } from './push.ts';
-import { enqueueRefresh } from './refresh.ts';
+import type { Commander } from './commander.ts';
+import { enqueueRefresh, refreshCommands } from './refresh.ts';
 import type { LicenseChange, VppTokens } from './vpp-tokens.ts';
 
 export interface RemedyOutcome {
@@ -30,7 +30,7 @@ export interface RemedyContext {
   clock: Clock;
   tokens: VppTokens;
   engine: DistributionEngine;
-  pusher: Pusher;
+  commander: Commander;
 }
 
 export const isAction = (value: string): value is Action => (ACTIONS as readonly string[]).includes(value);
@@ -174,10 +174,12 @@ export async function remediate(o: RemedyContext, job: JobRow, action: string): 
     case 'refresh_device_info': {
       if (!device) throw new Refusal(404, 'device.not_found', { id: job.device_id });
       if (device.status === 'deactivated') throw new Refusal(409, 'device.deactivated', { id: device.id });
-      const commands = await enqueueRefresh(o.store, device.id, o.clock.now());
-      const push = await o.pusher.push([device.id]);
-      const types = commands.map((c) => c.requestType).join(', ');
-      const pushed = push.sent > 0;
+      // Queries pending from before count too: the device answers them once for both askers.
+      const commands = await enqueueRefresh(o.commander, device, o.clock.now());
+      const types = refreshCommands(device)
+        .map((c) => c.requestType)
+        .join(', ');
+      const pushed = (await o.commander.pushOne(device.id)) === 'sent';
       return {
         action,
         done: true,

@@ -616,7 +616,7 @@ export async function registerJobRoutes(
     async (req) => {
       const job = await mustGetJob(req.params.id);
       const outcome = await remediate(
-        { store, clock: ctx.clock, tokens, engine, pusher: ctx.pusher },
+        { store, clock: ctx.clock, tokens, engine, commander: ctx.commander },
         job,
         req.body.action,
       );

@@ -107,7 +107,7 @@ export class DiagnosisQueue {
   #askOptions(onDemand: boolean) {
     return {
       store: this.#ctx.store,
-      pusher: this.#ctx.pusher,
+      commander: this.#ctx.commander,
       now: this.#ctx.now(),
       offlineAfterMs: this.#ctx.t.offlineAfterMs,
       onDemand,

@@ -130,7 +130,7 @@ export class DeviceReports implements MdmListener {
     const mover = this.#mover;
     if (report.requestType && FACT_QUERIES.has(report.requestType)) {
       const now = ctx.now();
-      const answered = { store: ctx.store, pusher: ctx.pusher, now };
+      const answered = { store: ctx.store, commander: ctx.commander, now };
       for (const jobId of await factsAnswered(answered, report.deviceId, report.requestType))
         this.#diagnoses.queue(jobId);
       return;
