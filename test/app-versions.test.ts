@@ -1,12 +1,8 @@
 // Issue 14, item 5 — the pure parts of app updates (decision 0018): version order, the installed
 // list as versions, the inherited "keep apps up to date", the verdict on a Managed app, the rule.
 import { describe, expect, it } from 'vitest';
-import {
-  compareAppVersions,
-  effectiveKeepUpdated,
-  installedVersions,
-  isOlderVersion,
-} from '../src/core/app-versions.ts';
+import { compareAppVersions, effectiveKeepUpdated, isOlderVersion } from '../src/core/app-versions.ts';
+import { installedVersions } from '../src/mdm/facts.ts';
 import { diagnose } from '../src/diagnosis/index.ts';
 import { updateNotAppliedRule } from '../src/diagnosis/rules/index.ts';
 import { checkVersion } from '../src/engine/app-verify.ts';

@@ -50,29 +50,6 @@ export interface InstalledVersion {
   installing: boolean;
 }
 
-/**
- * The apps of an InstalledApplicationList answer (the plist array as JSON), with the version the
- * App Store would name; entries without an identifier are skipped. Anything that is not a list
- * gives [].
- */
-export function installedVersions(list: unknown): InstalledVersion[] {
-  if (!Array.isArray(list)) return [];
-  const out: InstalledVersion[] = [];
-  for (const item of list) {
-    if (typeof item !== 'object' || item === null) continue;
-    const o = item as Record<string, unknown>;
-    if (typeof o.Identifier !== 'string' || o.Identifier === '') continue;
-    const short = typeof o.ShortVersion === 'string' && o.ShortVersion.trim() !== '' ? o.ShortVersion : null;
-    const build = typeof o.Version === 'string' && o.Version.trim() !== '' ? o.Version : null;
-    out.push({
-      bundleId: o.Identifier,
-      version: short ?? build,
-      installing: o.Installing === true || o.DownloadWaiting === true,
-    });
-  }
-  return out;
-}
-
 /** The per-group "keep apps up to date" setting in force for a group, and where it comes from. */
 export interface EffectiveKeepUpdated {
   enabled: boolean;

@@ -1,4 +1,5 @@
-import { compareAppVersions, installedVersions } from '../core/app-versions.ts';
+import { compareAppVersions } from '../core/app-versions.ts';
+import { installedVersions } from '../mdm/facts.ts';
 import type { InstalledVersion } from '../core/app-versions.ts';
 import { installedApplicationList, managedApplicationList } from '../mdm/commands.ts';
 import type { JobRow } from '../store/job-repo.ts';

@@ -2,6 +2,7 @@ import { isAppleBuiltinBundle, isIWorkBundle } from '../core/apple-apps.ts';
 import { effectiveAutoAssign, tokensWithinReach, tokenState, tokenUsableIn } from '../core/tokens.ts';
 import type { JobStatus } from '../core/jobs.ts';
 import type { ChainItem, ContentRating, Evidence, InstalledApp, PushResultKind } from '../diagnosis/index.ts';
+import { deviceInformation, installedApps, managedAppStatuses, users } from '../mdm/facts.ts';
 import { parsePlistDict } from '../mdm/plist.ts';
 import type { JobRow } from '../store/job-repo.ts';
 import type { Store } from '../store/store.ts';
@@ -158,33 +159,29 @@ export async function gatherEvidence(
 
   if (device) {
     const push = obj(parse(device.last_push_result));
-    const facts = obj(parse(device.facts));
+    const facts = deviceInformation(parse(device.facts));
     const restrictions = obj(parse(device.restrictions));
-    const users = Array.isArray(parse(device.shared_users)) ? (parse(device.shared_users) as Json[]) : null;
-    const installed = Array.isArray(parse(device.installed_apps))
-      ? (parse(device.installed_apps) as Json[])
-      : null;
-    const managed = obj(parse(device.managed_apps));
+    const sharedUsers = users(parse(device.shared_users));
+    const installedValue = parse(device.installed_apps);
+    const installed = Array.isArray(installedValue) ? installedApps(installedValue) : null;
+    const managed = managedAppStatuses(parse(device.managed_apps));
     evidence.push = {
       lastResult: typeof push.kind === 'string' ? (push.kind as PushResultKind) : null,
       lastReason: typeof push.reason === 'string' ? push.reason : null,
       lastPushAt: date(device.last_push_at),
     };
-    const managedIds = new Set(Object.keys(managed));
-    const installedApps: InstalledApp[] | null = installed
-      ? installed
-          .filter((a) => typeof a.Identifier === 'string')
-          .map((a) => ({
-            bundleId: a.Identifier as string,
-            managed: managedIds.has(a.Identifier as string),
-            ...(typeof a.Installing === 'boolean' ? { installing: a.Installing } : {}),
-            ...(typeof a.DownloadWaiting === 'boolean' ? { downloadWaiting: a.DownloadWaiting } : {}),
-          }))
+    const installedList: InstalledApp[] | null = installed
+      ? installed.map((a) => ({
+          bundleId: a.bundleId,
+          managed: managed.has(a.bundleId),
+          ...(a.installing ? { installing: true } : {}),
+          ...(a.downloadWaiting ? { downloadWaiting: true } : {}),
+        }))
       : null;
     // The app's status in the last ManagedApplicationList, when read during this job: a job that
     // timed out keeps no status of its own, and "Installing" is what tells a download that waits.
     const bundleId = job.bundle_id ?? asset?.bundle_id ?? null;
-    const current = bundleId ? obj(managed[bundleId]).Status : undefined;
+    const current = bundleId ? managed.get(bundleId) : undefined;
     if (
       typeof current === 'string' &&
       device.managed_apps_at !== null &&
@@ -194,8 +191,8 @@ export async function gatherEvidence(
     ) {
       evidence.job.managedAppStatusesSeen = [...(evidence.job.managedAppStatusesSeen ?? []), current];
     }
-    const multiUser = device.is_shared_ipad === 1 ? true : facts.IsMultiUser === false ? false : undefined;
-    const cellularTechnology = num(facts.CellularTechnology);
+    const multiUser = device.is_shared_ipad === 1 ? true : facts.isMultiUser === false ? false : undefined;
+    const cellularTechnology = facts.cellularTechnology;
     const cellular =
       cellularTechnology !== null
         ? cellularTechnology !== 0
@@ -213,8 +210,8 @@ export async function gatherEvidence(
       // Unknown until DeviceInformation (IsMultiUser) or a Shared iPad user channel says.
       ...(multiUser !== undefined ? { isSharedIPad: multiUser } : {}),
       ...(cellular !== undefined ? { cellular } : {}),
-      ...(device.facts ? { availableCapacityGb: num(facts.AvailableDeviceCapacity) } : {}),
-      ...(users ? { loggedInUsers: users.filter((u) => u.IsLoggedIn === true).length } : {}),
+      ...(device.facts ? { availableCapacityGb: facts.availableCapacityGb } : {}),
+      ...(sharedUsers ? { loggedInUsers: sharedUsers.filter((u) => u.loggedIn).length } : {}),
       ...(device.restrictions
         ? {
             restrictions: {
@@ -230,10 +227,10 @@ export async function gatherEvidence(
             },
           }
         : {}),
-      ...(installedApps ? { installedApps } : {}),
-      managedButUninstalledBundleIds: Object.entries(managed)
-        .filter(([, v]) => obj(v).Status === 'ManagedButUninstalled')
-        .map(([k]) => k),
+      ...(installedList ? { installedApps: installedList } : {}),
+      managedButUninstalledBundleIds: [...managed]
+        .filter(([, status]) => status === 'ManagedButUninstalled')
+        .map(([bundleId]) => bundleId),
     };
   }
 

@@ -14,7 +14,7 @@ import type {
   TokenUpdateFacts,
 } from '../mdm/ports.ts';
 import type { Db } from './db.ts';
-import { installedVersions } from '../core/app-versions.ts';
+import { installedVersions } from '../mdm/facts.ts';
 import { replaceDeviceApps } from './app-update-repo.ts';
 import { prepare } from './prepared.ts';
 import type { Database } from './schema.ts';
