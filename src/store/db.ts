@@ -38,7 +38,14 @@ export function openDb(url: string): Db {
     if (!['off', 'normal', 'full'].includes(synchronous))
       throw new Error(`synchronous must be off, normal or full (not "${synchronous}")`);
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const sqlite = new SqliteDatabase(path);
+    const lock = path === ':memory:' ? null : takeInstanceLock(path);
+    let sqlite: SqliteDatabase.Database;
+    try {
+      sqlite = new SqliteDatabase(path);
+    } catch (err) {
+      lock?.close();
+      throw err;
+    }
     sqlite.pragma('journal_mode = WAL');
     // NORMAL: durable across a crash of haishin, may lose the last commits on power loss. OFF also
     // skips the checkpoint's fsync (3× cheaper commits), for throwaway data such as the demo's.
@@ -55,9 +62,41 @@ export function openDb(url: string): Db {
     const kysely = new Kysely<Database>({
       dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
     });
-    return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
+    return {
+      kysely,
+      dialect: 'sqlite',
+      close: async () => {
+        await kysely.destroy();
+        lock?.close();
+      },
+    };
   }
   throw new Error('not understood: use sqlite:<path> or postgres://user@host:port/db');
+}
+
+/**
+ * One process per SQLite database (decision 0019): the engine's work is claimed in memory and by
+ * leases that assume one writer per file, and two processes on one file would also fight over
+ * its write lock on every check-in. A side file `<db>-lock` is held in an exclusive transaction
+ * for as long as the database is open; the operating system releases it when the process ends,
+ * however it ends (kill -9 included), so a restart never finds a stale lock.
+ */
+function takeInstanceLock(path: string): SqliteDatabase.Database {
+  const lock = new SqliteDatabase(`${path}-lock`);
+  try {
+    lock.pragma('busy_timeout = 0');
+    lock.exec('CREATE TABLE IF NOT EXISTS instance (pid INTEGER)');
+    lock.exec('BEGIN EXCLUSIVE');
+    lock.prepare('INSERT INTO instance (pid) VALUES (?)').run(process.pid);
+    return lock;
+  } catch (err) {
+    lock.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY')
+      throw new Error(
+        'another haishin process has this SQLite database open; one process per SQLite database — to run several processes, use PostgreSQL',
+      );
+    throw err;
+  }
 }
 
 const STATEMENT_CACHE_SIZE = 256;

@@ -150,14 +150,29 @@ describe('haishin serve refuses configurations that cannot work', () => {
   );
 
   it(
-    'the same environment without the fault starts and prints its enrollment link',
-    { timeout: 60_000 },
+    'the same environment without the fault starts and prints its enrollment link; a second serve on the same SQLite file refuses to start, and starts once the first has been killed with -9',
+    { timeout: 90_000 },
     async () => {
       const proc = new HaishinProcess(['serve'], env);
       try {
         await proc.waitForLine(/^enrollment link for the root group: http/);
+        const second = await serveWith({ HAISHIN_LISTEN: `127.0.0.1:${await freePort()}` });
+        const said = `stderr: ${second.lines.join(' | ')}`;
+        expect(second.code, said).not.toBe(0);
+        expect(second.code, said).not.toBeNull();
+        expect(second.lines, said).toHaveLength(1);
+        expect(second.lines[0]).toMatch(
+          /^haishin: HAISHIN_DB=sqlite:\S+haishin\.db: another haishin process has this SQLite database open; .*PostgreSQL/,
+        );
       } finally {
-        await proc.kill();
+        await proc.kill('SIGKILL');
+      }
+      // The operating system released the lock with the process: no stale lock after kill -9.
+      const again = new HaishinProcess(['serve'], env);
+      try {
+        await again.waitForLine(/^enrollment link for the root group: http/);
+      } finally {
+        await again.kill();
       }
     },
   );
