@@ -5,6 +5,8 @@ import type { Config } from '../core/config.ts';
 import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
 import { registerAdminApi } from '../api/admin.ts';
 import { Commander, sessionGraceFor } from '../engine/commander.ts';
+import { LeasedWork, leaseTtlFor } from './leases.ts';
+import type { LeasedWorkName } from './leases.ts';
 import { DeviceActions } from '../engine/device-actions.ts';
 import { registerConsole } from '../api/console.ts';
 import { registerVppNotify } from '../api/vpp-notify.ts';
@@ -100,6 +102,8 @@ export interface Haishin {
   pusher: Pusher;
   /** Queues commands and wakes devices for the engine, the device actions and the API. */
   commander: Commander;
+  /** The timed work this process holds the lease of (several processes on PostgreSQL, decision 0019). */
+  leased: LeasedWork;
   tokens: VppTokens;
   engine: DistributionEngine;
   /** App versions, update distributions and "keep apps up to date" (decision 0018). */
@@ -141,6 +145,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     throw new ConfigError(`HAISHIN_DB=${redactUrl(config.db)}: ${(err as Error).message}`);
   }
   const timers: NodeJS.Timeout[] = [];
+  let leased!: LeasedWork;
   try {
     const box = new SecretBox(secretKey);
     const deviceCa = await loadOrCreateDeviceCa(store, box, o.clock.now());
@@ -155,9 +160,14 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const app = tls
       ? (Fastify({ ...fastifyOptions, https: tls }) as unknown as FastifyInstance)
       : Fastify(fastifyOptions);
-    const metrics = createMetrics({ log: app.log, queueDepth: () => store.queueDepth() });
+    const metrics = createMetrics({
+      log: app.log,
+      queueDepth: () => store.queueDepth(),
+      leasesHeld: () => leased.held,
+    });
     const pusher = metrics.observePusher(new DevicePusher({ store, apns, clock: o.clock }));
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
+    leased = new LeasedWork({ leases: store.leases, clock: o.clock });
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
     // One look-up client (and cache) for the token syncs and the update checks.
     const appMeta = new AppMetaClient({ baseUrl: config.appMetaUrl, clock: o.clock });
@@ -246,9 +256,12 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     });
     await registerVppNotify(app, tokens);
     if (o.consoleDir !== null) await registerConsole(app, o.consoleDir ? { dir: o.consoleDir } : {});
-    const every = (ms: number, what: string, work: () => Promise<unknown>) => {
+    // Each timed work runs under its lease: with several processes on one PostgreSQL database, one
+    // of them does it (decision 0019).
+    const every = (ms: number, what: LeasedWorkName, work: () => Promise<unknown>) => {
+      const ttl = leaseTtlFor(ms);
       const timer = setInterval(() => {
-        work().catch((err: unknown) => app.log.error({ err }, `${what} failed`));
+        leased.run(what, ttl, work).catch((err: unknown) => app.log.error({ err }, `${what} failed`));
       }, ms);
       timer.unref();
       timers.push(timer);
@@ -292,6 +305,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       events,
       generatedAdminToken,
       compactQueue,
+      leased,
       listen: async () => {
         const { host, port } = config.listen;
         try {
@@ -309,6 +323,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         for (const t of timers) clearInterval(t);
         await app.close();
         await engine.close();
+        // Given up at once: another process takes the timed work over without waiting for expiry.
+        await leased.releaseAll().catch(() => {});
         await apns.close();
         await compacting?.catch(() => {});
         await store.close();

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LEASED_WORK } from './leases.ts';
 import type { VppCallRecord } from '../apple/vpp/client.ts';
 import { VPP_ERROR_KINDS } from '../apple/vpp/errors.ts';
 import { JOB_STATUSES } from '../core/jobs.ts';
@@ -31,6 +32,8 @@ export interface MetricsOptions {
   log: FastifyBaseLogger;
   /** Commands owed to devices, read at each scrape. */
   queueDepth(): Promise<number>;
+  /** The timed work this process holds the lease of (src/app/leases.ts), read at each scrape. */
+  leasesHeld?(): readonly string[];
 }
 
 /** The message types Apple documents; anything else a device sends is counted as `other`. */
@@ -131,6 +134,19 @@ export function createMetrics(o: MetricsOptions): Metrics {
       }
     },
   });
+  if (o.leasesHeld) {
+    const held = o.leasesHeld;
+    new Gauge({
+      name: 'haishin_lease_held',
+      help: 'Timed work this process does for all (1) or leaves to another process on the same database (0), by work (decision 0019)',
+      labelNames: ['work'],
+      registers: [registry],
+      collect() {
+        const mine = new Set(held());
+        for (const work of LEASED_WORK) this.set({ work }, mine.has(work) ? 1 : 0);
+      },
+    });
+  }
   // Series that exist from the start, so rate() and alerts see a 0 before the first event.
   for (const outcome of Object.values(PUSH_OUTCOMES)) pushes.inc({ outcome }, 0);
   for (const status of JOB_STATUSES) jobTransitions.inc({ status }, 0);

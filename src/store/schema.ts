@@ -8,6 +8,7 @@ import type { JobStep } from '../core/jobs.ts';
  */
 export interface Database {
   settings: SettingsTable;
+  leases: LeasesTable;
   counters: CountersTable;
   groups: GroupsTable;
   devices: DevicesTable;
@@ -374,4 +375,13 @@ export interface GroupAppUpdatesTable {
   group_id: string;
   keep_updated: number;
   updated_at: string;
+}
+
+export interface LeasesTable {
+  name: string;
+  /** The process holding it (host, pid and a random suffix). */
+  holder: string;
+  expires_at: string;
+  /** When the current holder took it (kept while it renews). */
+  acquired_at: string;
 }

@@ -5,6 +5,7 @@ import { migrate, openDb } from './db.ts';
 import type { Db } from './db.ts';
 import { AdminRepo } from './admin-repo.ts';
 import { AppUpdateRepo } from './app-update-repo.ts';
+import { LeaseRepo } from './lease-repo.ts';
 import { DeviceRepo } from './device-repo.ts';
 import { GroupRepo } from './group-repo.ts';
 import { JobRepo } from './job-repo.ts';
@@ -32,6 +33,7 @@ export class Store {
   readonly jobs: JobRepo;
   /** App versions, devices' installed versions, "keep apps up to date" (decision 0018). */
   readonly appUpdates: AppUpdateRepo;
+  readonly leases: LeaseRepo;
   readonly #compaction: QueueCompaction;
 
   private constructor(db: Db) {
@@ -43,6 +45,7 @@ export class Store {
     this.vpp = new VppRepo(db.kysely);
     this.jobs = new JobRepo(db.kysely);
     this.appUpdates = new AppUpdateRepo(db.kysely);
+    this.leases = new LeaseRepo(db.kysely);
     this.#compaction = new QueueCompaction(db.kysely);
   }
 

@@ -8,6 +8,7 @@ import * as m0006 from './0006_hot_path_indexes.ts';
 import * as m0007 from './0007_job_step.ts';
 import * as m0008 from './0008_queue_compaction.ts';
 import * as m0009 from './0009_app_updates.ts';
+import * as m0010 from './0010_leases.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0007_job_step': m0007,
   '0008_queue_compaction': m0008,
   '0009_app_updates': m0009,
+  '0010_leases': m0010,
 };
 
 export const migrationProvider: MigrationProvider = {
