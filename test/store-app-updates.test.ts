@@ -264,7 +264,7 @@ describe.each(dialects)('app updates store on $name', ({ name, enabled }) => {
     const migrator = new Migrator({ db: store.db.kysely, provider: migrationProvider });
     const down = await migrator.migrateTo('0008_queue_compaction');
     expect(down.error).toBeUndefined();
-    expect(await migrate(store.db)).toEqual(['0009_app_updates']);
+    expect(await migrate(store.db)).toEqual(['0009_app_updates', '0010_leases']);
     expect(await store.appUpdates.versions()).toEqual([]);
   });
 });
