@@ -201,6 +201,15 @@ describe('sharing and auto-assign over a 4-level tree', () => {
       inheritedFrom: l3,
     });
 
+    // An empty group with settings naming it (its own auto-assign token, a share into it, apps on
+    // enrollment, keep apps up to date) is deleted with them, not refused by the database.
+    const spare = await group('L3b 空の学年', l2);
+    expect((await api('POST', `/vpp-tokens/${t1.id}/shares`, { groupId: spare })).status).toBe(201);
+    expect((await api('PUT', `/groups/${spare}/auto-assign-token`, { tokenId: t1.id })).status).toBe(200);
+    expect((await api('PUT', `/groups/${spare}/keep-apps-updated`, { enabled: true })).status).toBe(200);
+    expect((await api('DELETE', `/groups/${spare}`)).status).toBe(204);
+    expect((await api<TokenBody>('GET', `/vpp-tokens/${t1.id}`)).body.sharedTo).toEqual([l3]);
+
     // Unsharing T1 from L3 removes L3's setting: L3 and L4 fall back to L2's token.
     expect((await api('DELETE', `/vpp-tokens/${t1.id}/shares/${l3}`)).status).toBe(200);
     expect((await api('GET', `/groups/${l3}/auto-assign-token`)).body).toMatchObject({

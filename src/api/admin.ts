@@ -143,7 +143,7 @@ export async function registerAdminApi(
         sendError(ApiError.of(404, 'route.not_found', { method: req.method, url: req.url }), req, reply),
       );
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
-      await registerGroupRoutes(typed, ctx);
+      await registerGroupRoutes(typed, ctx, o.tokens);
       await registerDeviceRoutes(typed, ctx, o.deviceActions);
       await registerVppRoutes(typed, ctx, o.tokens, o.engine, o.appUpdates);
       await registerJobRoutes(typed, ctx, o.engine, o.tokens);

@@ -53,7 +53,19 @@ export class GroupRepo {
     return { devices: Number(devices.n), groups: Number(groups.n) };
   }
 
+  /**
+   * Deletes an empty group with the settings that name it (auto-assign token, apps on enrollment,
+   * keep apps up to date, token shares into it): they mean nothing without it, and would keep the
+   * group from being deleted. The caller unshares first, so licences assigned through a share are
+   * reclaimed.
+   */
   async delete(id: string): Promise<void> {
-    await this.#db.deleteFrom('groups').where('id', '=', id).execute();
+    await this.#db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('auto_assign_settings').where('group_id', '=', id).execute();
+      await tx.deleteFrom('auto_distributions').where('group_id', '=', id).execute();
+      await tx.deleteFrom('group_app_updates').where('group_id', '=', id).execute();
+      await tx.deleteFrom('vpp_token_shares').where('group_id', '=', id).execute();
+      await tx.deleteFrom('groups').where('id', '=', id).execute();
+    });
   }
 }

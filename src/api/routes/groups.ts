@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import { ancestry, checkMove } from '../../core/groups.ts';
 import type { GroupRow } from '../../store/group-repo.ts';
+import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
@@ -38,7 +39,11 @@ function toApi(row: GroupRow, all: GroupRow[]) {
 
 const nodes = (all: GroupRow[]) => all.map((g) => ({ id: g.id, parentId: g.parent_id }));
 
-export async function registerGroupRoutes(app: AdminApp, ctx: AdminContext): Promise<void> {
+export async function registerGroupRoutes(
+  app: AdminApp,
+  ctx: AdminContext,
+  tokens: VppTokens,
+): Promise<void> {
   const { store, clock } = ctx;
 
   async function mustGet(id: string): Promise<GroupRow> {
@@ -157,15 +162,18 @@ export async function registerGroupRoutes(app: AdminApp, ctx: AdminContext): Pro
       const group = await mustGet(req.params.id);
       if (group.parent_id === null) throw ApiError.of(409, 'group.root_cannot_delete');
       const contents = await store.groups.contents(group.id);
-      const tokens = await store.vpp.tokensInGroup(group.id);
-      if (contents.devices + contents.groups + tokens > 0) {
+      const registered = await store.vpp.tokensInGroup(group.id);
+      if (contents.devices + contents.groups + registered > 0) {
         throw ApiError.of(409, 'group.not_empty', {
           id: group.id,
           devices: contents.devices,
           groups: contents.groups,
-          tokens,
+          tokens: registered,
         });
       }
+      // Tokens shared into it are unshared the usual way: licences assigned through the share go back.
+      for (const share of (await store.vpp.shares()).filter((s) => s.group_id === group.id))
+        await tokens.unshare(share.token_id, group.id);
       await store.groups.delete(group.id);
       await ctx.audit(req, 'group.delete', 'group', group.id, {
         name: group.name,
