@@ -168,4 +168,29 @@ describe('TEST_NOTIFICATION', () => {
     // The registration's own test, then this one once.
     expect(await testNotificationsAudited(token.id)).toHaveLength(2);
   });
+
+  it('another process keeps it in the database for the one that follows the events (decision 0019): a wrong bearer is 401, a body that is not JSON 400, and the holder applies what was kept once', async () => {
+    const sToken = seed();
+    const token = (await api<{ id: string }>('POST', '/vpp-tokens', { groupId: server.rootGroupId, sToken }))
+      .body;
+    const bearer = fake.clientState(sToken).notificationAuthToken!;
+    const tokens = server.haishin.tokens;
+    const body = (id: string) =>
+      Buffer.from(JSON.stringify({ notificationId: id, notificationType: 'TEST_NOTIFICATION', uId: '1' }));
+    expect((await tokens.keepNotification('Bearer not-a-token', body('kept-0'))).status).toBe(401);
+    expect((await tokens.keepNotification(undefined, body('kept-0'))).status).toBe(401);
+    const malformed = await tokens.keepNotification(`Bearer ${bearer}`, Buffer.from('{"notificationId":'));
+    expect(malformed).toMatchObject({ status: 400, body: { error: { code: 'malformed' } } });
+    expect(await tokens.keepNotification(`Bearer ${bearer}`, body(`kept-${token.id}`))).toEqual({
+      status: 200,
+      body: { ok: true, kept: true },
+    });
+    // Kept twice (Apple repeats itself): applied once all the same.
+    await tokens.keepNotification(`Bearer ${bearer}`, body(`kept-${token.id}`));
+    expect(await server.haishin.store.vpp.inboxOldest(10)).toHaveLength(2);
+    expect(await testNotificationsAudited(token.id)).toHaveLength(1);
+    await tokens.tick({ shared: true });
+    expect(await server.haishin.store.vpp.inboxOldest(10)).toEqual([]);
+    expect(await testNotificationsAudited(token.id)).toHaveLength(2);
+  });
 });

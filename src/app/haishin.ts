@@ -254,19 +254,32 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         deviceCaPem: deviceCa.certPem,
       },
     });
-    await registerVppNotify(app, tokens);
+    // On PostgreSQL several processes may run: the one holding the Apps and Books poll follows the
+    // events; the others keep the notifications they receive for it (decision 0019).
+    const shared = store.db.dialect === 'postgres';
+    await registerVppNotify(app, tokens, {
+      direct: () => !shared || leased.held.includes('VPP event poll'),
+    });
     if (o.consoleDir !== null) await registerConsole(app, o.consoleDir ? { dir: o.consoleDir } : {});
     // Each timed work runs under its lease: with several processes on one PostgreSQL database, one
     // of them does it (decision 0019).
-    const every = (ms: number, what: LeasedWorkName, work: () => Promise<unknown>) => {
+    const every = (ms: number, what: LeasedWorkName, work: () => Promise<unknown>, atStart = false) => {
       const ttl = leaseTtlFor(ms);
-      const timer = setInterval(() => {
+      const run = () => {
         leased.run(what, ttl, work).catch((err: unknown) => app.log.error({ err }, `${what} failed`));
-      }, ms);
+      };
+      const timer = setInterval(run, ms);
       timer.unref();
       timers.push(timer);
+      if (atStart) {
+        const first = setTimeout(run, 0);
+        first.unref();
+        timers.push(first);
+      }
     };
-    every(o.tuning?.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick());
+    // At start too: the process that follows the Apps and Books events is known at once, so
+    // notifications are applied from the first one (decision 0019).
+    every(o.tuning?.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick({ shared }), true);
     every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
     every(60_000, 'app update check', () => appUpdates.maintenance(APP_UPDATE_CHECK_EVERY_MS));
     const engineTickMs = o.tuning?.engineTickMs ?? 2_000;

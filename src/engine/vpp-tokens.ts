@@ -126,8 +126,15 @@ export class VppTokens {
     return this.#events.recover();
   }
 
-  tick(): Promise<void> {
-    return this.#events.tick();
+  tick(o: { shared?: boolean } = {}): Promise<void> {
+    return this.#events.tick(o);
+  }
+
+  keepNotification(
+    authHeader: string | undefined,
+    body: Uint8Array,
+  ): Promise<{ status: number; body: object }> {
+    return this.#events.keepNotification(authHeader, body);
   }
 
   // ---- sync, expiry warnings, upkeep (tokens/maintenance.ts) -----------------------------

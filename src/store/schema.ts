@@ -9,6 +9,7 @@ import type { JobStep } from '../core/jobs.ts';
 export interface Database {
   settings: SettingsTable;
   leases: LeasesTable;
+  vpp_notification_inbox: VppNotificationInboxTable;
   counters: CountersTable;
   groups: GroupsTable;
   devices: DevicesTable;
@@ -384,4 +385,11 @@ export interface LeasesTable {
   expires_at: string;
   /** When the current holder took it (kept while it renews). */
   acquired_at: string;
+}
+
+export interface VppNotificationInboxTable {
+  id: string;
+  token_id: string;
+  body: string;
+  received_at: string;
 }

@@ -377,4 +377,27 @@ export class VppRepo {
         .execute();
     });
   }
+
+  /** Keeps an authenticated notification for the process that follows the events (decision 0019). */
+  async inboxAdd(tokenId: string, body: string, at: Date): Promise<void> {
+    await this.#db
+      .insertInto('vpp_notification_inbox')
+      .values({ id: randomUUID(), token_id: tokenId, body, received_at: at.toISOString() })
+      .execute();
+  }
+
+  /** The oldest notifications kept, up to `limit`. */
+  inboxOldest(limit: number): Promise<{ id: string; token_id: string; body: string; received_at: string }[]> {
+    return this.#db
+      .selectFrom('vpp_notification_inbox')
+      .selectAll()
+      .orderBy('received_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  async inboxDelete(id: string): Promise<void> {
+    await this.#db.deleteFrom('vpp_notification_inbox').where('id', '=', id).execute();
+  }
 }

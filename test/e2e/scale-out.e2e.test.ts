@@ -1,10 +1,12 @@
 // Issue 16 (first steps): two `haishin serve` on one PostgreSQL database. The timed work (the
-// engine's tick, the Apps and Books poll, upkeep) is done by the process holding its lease; iPads
-// enrolled through either process install; nothing is associated twice; when the holder is killed
-// with -9 the other takes the work over once the lease expires (decision 0019).
+// engine's tick, the Apps and Books poll, upkeep) is done by the process holding its lease; the
+// other keeps the Apple notifications it receives for it; iPads enrolled through either process
+// install; nothing is associated twice; when the holder is killed with -9 the other takes the work
+// over once the lease expires (decision 0019).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
@@ -74,7 +76,9 @@ describe.skipIf(!postgresAvailable)('two haishin serve on one PostgreSQL', () =>
       (await held(a)).includes('engine tick') ? true : undefined,
     );
     b = await serveOn(env);
-    const api = adminApi(a.baseUrl, ADMIN);
+    // Registered through B: Apple's notifications for the token go to B's URL, while A follows the
+    // events — B keeps them in the database for A.
+    const api = adminApi(b.baseUrl, ADMIN);
     const root = new URL(a.enrollUrl).searchParams.get('group')!;
     const token = await api<{ id: string }>('POST', '/vpp-tokens', {
       groupId: root,
@@ -147,6 +151,20 @@ describe.skipIf(!postgresAvailable)('two haishin serve on one PostgreSQL', () =>
         Math.ceil(2 * PER_PROCESS * 1.1),
       );
       expect(devices.every((d) => d.apps.get(NOTE.bundleId)?.managedStatus === 'Managed')).toBe(true);
+      // B kept Apple's notifications (the token's test notification, the associations') and A
+      // applied them: nothing is left waiting, and the test notification is on record.
+      const db = new pg.Client({ connectionString: postgres.url });
+      await db.connect();
+      try {
+        const left = await db.query<{ n: number }>('select count(*)::int as n from vpp_notification_inbox');
+        expect(left.rows[0]!.n).toBe(0);
+        const tests = await db.query<{ n: number }>(
+          "select count(*)::int as n from audit_events where action = 'token.notification_test'",
+        );
+        expect(tests.rows[0]!.n).toBeGreaterThanOrEqual(1);
+      } finally {
+        await db.end();
+      }
 
       // The holder dies without a word: after the lease's 30 s, B does the timed work.
       await a.proc.kill('SIGKILL');

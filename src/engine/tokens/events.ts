@@ -81,6 +81,68 @@ export class TokenEvents {
    * Apple event, so their events are registered again and settle by notification or polling.
    */
   async recover(): Promise<number> {
+    return this.#follow({ missedNotifications: true });
+  }
+
+  /**
+   * Several processes on one database (decision 0019): the events another process submitted (a
+   * licence assigned through its API, the work of a holder that died) are followed here too, by
+   * the process holding the Apps and Books poll. Already-followed events are skipped.
+   */
+  adopt(): Promise<number> {
+    return this.#follow({ missedNotifications: false });
+  }
+
+  /**
+   * A notification that reached a process not following the events: authenticated (the bearer is
+   * a token's), then kept in the database for the holder, which applies it at its next poll.
+   */
+  async keepNotification(
+    authHeader: string | undefined,
+    body: Uint8Array,
+  ): Promise<{ status: number; body: object }> {
+    const bearer = authHeader ? /^Bearer\s+(.+)$/i.exec(authHeader.trim())?.[1]?.trim() : undefined;
+    const row = bearer ? await this.#ctx.store.vpp.tokenByNotificationAuth(bearer) : undefined;
+    if (!row || !this.tracker(row).authorized(authHeader))
+      return {
+        status: 401,
+        body: { error: { code: 'unauthorized', message: 'missing or unknown notification bearer token' } },
+      };
+    const text = Buffer.from(body).toString('utf8');
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('not an object');
+    } catch {
+      return {
+        status: 400,
+        body: { error: { code: 'malformed', message: 'the body is not a JSON object' } },
+      };
+    }
+    await this.#ctx.store.vpp.inboxAdd(row.id, text, this.#ctx.now());
+    return { status: 200, body: { ok: true, kept: true } };
+  }
+
+  /** Applies the notifications other processes kept (oldest first, a bounded batch). */
+  async drainInbox(limit = 500): Promise<number> {
+    const store = this.#ctx.store;
+    let applied = 0;
+    for (const kept of await store.vpp.inboxOldest(limit)) {
+      const row = await store.vpp.getToken(kept.token_id);
+      try {
+        if (row)
+          await this.tracker(row).handleNotification(kept.body, `Bearer ${row.notification_auth_token}`);
+        applied++;
+      } catch (err) {
+        // Not retried: an event it concerned is settled by polling all the same.
+        this.#ctx.o.onError?.(err as Error);
+      }
+      await store.vpp.inboxDelete(kept.id);
+    }
+    return applied;
+  }
+
+  async #follow(options: { missedNotifications: boolean }): Promise<number> {
     const store = this.#ctx.store;
     const open = await store.vpp.licenses({ states: ['assigning', 'reclaiming'] });
     interface OpenEvent {
@@ -105,8 +167,11 @@ export class TokenEvents {
     for (const [eventId, ev] of events) {
       const row = await store.vpp.getToken(ev.tokenId);
       if (!row) continue;
-      // Apple's notifications for these may have come while haishin was stopped: poll at once.
-      this.tracker(row).register(
+      const tracker = this.tracker(row);
+      if (tracker.isTracking(eventId)) continue;
+      // After a restart Apple's notifications for these may have come while haishin was stopped:
+      // polled at once.
+      tracker.register(
         {
           eventId,
           eventType: ev.type,
@@ -114,14 +179,22 @@ export class TokenEvents {
           serialNumbers: ev.serials,
           raw: '',
         },
-        { missedNotifications: true },
+        options,
       );
     }
     return events.size;
   }
 
-  /** Polls overdue events of every token (the fallback when notifications do not arrive). */
-  async tick(): Promise<void> {
+  /**
+   * Polls overdue events of every token (the fallback when notifications do not arrive). With
+   * `shared` (several processes on one database), first follows the events other processes
+   * submitted and applies the notifications they kept.
+   */
+  async tick(o: { shared?: boolean } = {}): Promise<void> {
+    if (o.shared) {
+      await this.adopt();
+      await this.drainInbox();
+    }
     for (const tracker of this.#trackers.values()) await tracker.tick();
   }
 

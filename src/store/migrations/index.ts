@@ -9,6 +9,7 @@ import * as m0007 from './0007_job_step.ts';
 import * as m0008 from './0008_queue_compaction.ts';
 import * as m0009 from './0009_app_updates.ts';
 import * as m0010 from './0010_leases.ts';
+import * as m0011 from './0011_vpp_notification_inbox.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0008_queue_compaction': m0008,
   '0009_app_updates': m0009,
   '0010_leases': m0010,
+  '0011_vpp_notification_inbox': m0011,
 };
 
 export const migrationProvider: MigrationProvider = {
