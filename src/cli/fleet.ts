@@ -12,6 +12,8 @@ interface FleetCommandOptions {
   /** `20s`, `1500ms`; `0`: installed at once. */
   downloadTime?: string;
   downloadConcurrency?: string;
+  /** Serial numbers `<prefix>0…01` upwards instead of random ones: fleets of one server never collide. */
+  serialPrefix?: string;
 }
 
 const MAX_DEVICES = 10_000;
@@ -41,6 +43,7 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
     );
   }
   const download = downloadSpec(options);
+  const serialOf = serialNumbers(options.serialPrefix, count);
   const dir = resolve(options.fakes);
   const control = controlUrl(dir);
   const catalog = await fetchCatalog(control, dir);
@@ -76,8 +79,8 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
       `the fakes at ${control} do not answer (${describe(err)}): start \`haishin fakes --dir ${options.fakes}\` first`,
     );
   }
-  const devices = Array.from({ length: count }, () =>
-    fleet.add(new SimDevice({ spec: { ...download }, catalog })),
+  const devices = Array.from({ length: count }, (_, i) =>
+    fleet.add(new SimDevice({ spec: { ...download, ...serialOf(i) }, catalog })),
   );
 
   let enrolled = 0;
@@ -112,6 +115,20 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/**
+ * --serial-prefix: the i-th iPad's serial number, 12 characters (the prefix, then i + 1 padded with
+ * zeros); without it each iPad draws a random one, which can collide across 100,000 iPads.
+ */
+function serialNumbers(prefix: string | undefined, count: number): (i: number) => { serialNumber?: string } {
+  if (prefix === undefined) return () => ({});
+  const digits = 12 - prefix.length;
+  if (!/^[A-Z0-9]{1,8}$/.test(prefix) || String(count).length > digits)
+    throw new Error(
+      `--serial-prefix ${prefix}: 1 to 8 capital letters or digits, leaving room for ${count} numbers in 12 characters`,
+    );
+  return (i) => ({ serialNumber: `${prefix}${String(i + 1).padStart(digits, '0')}` });
 }
 
 /** --download-time and --download-concurrency as the simulated iPads' spec. */

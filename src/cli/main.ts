@@ -75,6 +75,10 @@ export async function main(argv: string[]): Promise<void> {
       '0',
     )
     .option('--download-concurrency <n>', 'downloads at once on one iPad (default: no limit)')
+    .option(
+      '--serial-prefix <text>',
+      'serial numbers <text>000…1, <text>000…2, … instead of random ones (several fleets against one server)',
+    )
     .action(
       async (options: {
         fakes: string;
@@ -82,6 +86,7 @@ export async function main(argv: string[]): Promise<void> {
         devices: string;
         downloadTime: string;
         downloadConcurrency?: string;
+        serialPrefix?: string;
       }) => {
         const { runFleet } = await import('./fleet.ts');
         await runFleet(options);
