@@ -336,8 +336,11 @@ export class VppRepo {
     states?: LicenseState[];
     viaGroupId?: string;
     origin?: 'auto' | 'manual';
+    /** Changed at or after this moment. */
+    updatedSince?: Date;
   }): Promise<LicenseRow[]> {
     let q = this.#db.selectFrom('licenses').selectAll();
+    if (filter.updatedSince) q = q.where('updated_at', '>=', filter.updatedSince.toISOString());
     if (filter.tokenId) q = q.where('token_id', '=', filter.tokenId);
     if (filter.adamId) q = q.where('adam_id', '=', filter.adamId);
     if (filter.serialNumber) q = q.where('serial_number', '=', filter.serialNumber);

@@ -13,6 +13,8 @@ import type { TokenContext } from './context.ts';
 export class TokenEvents {
   readonly #ctx: TokenContext;
   readonly #trackers = new Map<string, VppEventTracker>();
+  /** When events submitted elsewhere were last adopted (see {@link adopt}). */
+  #adoptedAt: Date | null = null;
 
   constructor(ctx: TokenContext) {
     this.#ctx = ctx;
@@ -89,8 +91,14 @@ export class TokenEvents {
    * licence assigned through its API, the work of a holder that died) are followed here too, by
    * the process holding the Apps and Books poll. Already-followed events are skipped.
    */
-  adopt(): Promise<number> {
-    return this.#follow({ missedNotifications: false });
+  async adopt(): Promise<number> {
+    // Incremental after the first pass: licences changed since the last one (a minute's margin for
+    // commits in flight and clocks a little apart), not every open licence at every poll.
+    const since = this.#adoptedAt ? new Date(this.#adoptedAt.getTime() - 60_000) : undefined;
+    const now = this.#ctx.now();
+    const n = await this.#follow({ missedNotifications: false }, since);
+    this.#adoptedAt = now;
+    return n;
   }
 
   /**
@@ -142,9 +150,12 @@ export class TokenEvents {
     return applied;
   }
 
-  async #follow(options: { missedNotifications: boolean }): Promise<number> {
+  async #follow(options: { missedNotifications: boolean }, updatedSince?: Date): Promise<number> {
     const store = this.#ctx.store;
-    const open = await store.vpp.licenses({ states: ['assigning', 'reclaiming'] });
+    const open = await store.vpp.licenses({
+      states: ['assigning', 'reclaiming'],
+      ...(updatedSince ? { updatedSince } : {}),
+    });
     interface OpenEvent {
       tokenId: string;
       type: 'ASSOCIATE' | 'DISASSOCIATE';
