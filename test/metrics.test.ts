@@ -1,4 +1,5 @@
 // GET /metrics, GET /api/ready and the operator's log lines (issue 12, "Operable in production").
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyBaseLogger } from 'fastify';
 import { VppClient } from '../src/apple/vpp/client.ts';
@@ -209,9 +210,16 @@ describe.skipIf(!postgresAvailable)('GET /api/ready on PostgreSQL', () => {
     const server = await startTestServer({ db: postgres.url });
     try {
       expect((await fetch(`${server.baseUrl}/api/ready`)).status).toBe(200);
+      // A query under way when PostgreSQL goes: its connection is checked out of the pool.
+      const underWay = sql`select pg_sleep(5)`.execute(server.haishin.store.db.kysely).then(
+        () => 'answered',
+        () => 'failed',
+      );
+      await new Promise((r) => setTimeout(r, 200));
       postgres.stop();
       stopped = true;
-      // The pool's idle connections break now: that must not end the process.
+      // The pool's connections, idle and checked out, break now: that must not end the process.
+      expect(await underWay).toBe('failed');
       await new Promise((r) => setTimeout(r, 500));
       const down = await fetch(`${server.baseUrl}/api/ready`);
       expect(down.status).toBe(503);

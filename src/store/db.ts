@@ -29,6 +29,12 @@ export function openDb(url: string): Db {
     // pool; unhandled, it would end the process. The pool drops that connection by itself and the
     // next query connects anew or fails with its own error (GET /api/ready then answers 503).
     pool.on('error', () => {});
+    // The same for a connection that breaks while it is checked out (a query or transaction under
+    // way when PostgreSQL goes down): the query fails with its own error; the 'error' event the
+    // client also emits must not end the process.
+    pool.on('connect', (client) => {
+      client.on('error', () => {});
+    });
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { kysely, dialect: 'postgres', close: () => kysely.destroy() };
   }
