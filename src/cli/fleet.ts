@@ -107,7 +107,20 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
     `fleet ready: ${enrolled} of ${count} iPads enrolled, waking on the pushes of the fakes at ${control} (Ctrl-C to stop)`,
   );
 
+  // A session that fails (the server unreachable, a socket closed under the iPad) leaves its
+  // commands unanswered: say so as it happens, not only in the server's job list.
+  let reportedErrors = 0;
+  const watch = setInterval(() => {
+    if (fleet.sessionErrors === reportedErrors) return;
+    reportedErrors = fleet.sessionErrors;
+    console.error(
+      `haishin fleet: ${fleet.sessionErrors} of ${fleet.sessions} sessions failed so far (last: ${fleet.lastSessionError})`,
+    );
+  }, 10_000);
+  watch.unref();
+
   const stop = async () => {
+    clearInterval(watch);
     relay.close();
     // Sessions under way end by themselves once the server has nothing more; do not wait forever.
     await Promise.race([fleet.idle(), new Promise((r) => setTimeout(r, 5_000).unref())]);
