@@ -14,7 +14,11 @@ import type { VppTokens } from '../engine/vpp-tokens.ts';
 export async function registerVppNotify(
   app: FastifyInstance,
   tokens: VppTokens,
-  o: { direct: () => boolean } = { direct: () => true },
+  o: {
+    direct: () => boolean;
+    /** A notification was kept for the process that follows the events (it is woken, decision 0020). */
+    kept?: () => void;
+  } = { direct: () => true },
 ): Promise<void> {
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
@@ -28,6 +32,7 @@ export async function registerVppNotify(
         const kept = await tokens.keepNotification(auth, body);
         if (kept.status !== 200)
           req.log.warn({ status: kept.status, body: kept.body }, 'vpp notification refused');
+        else o.kept?.();
         return reply.code(kept.status).send(kept.body);
       }
       const bearer = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] : undefined;

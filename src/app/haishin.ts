@@ -7,6 +7,8 @@ import { registerAdminApi } from '../api/admin.ts';
 import { Commander, sessionGraceFor } from '../engine/commander.ts';
 import { LeasedWork, leaseTtlFor } from './leases.ts';
 import type { LeasedWorkName } from './leases.ts';
+import { linkProcesses } from './event-relay.ts';
+import type { ProcessLink } from './event-relay.ts';
 import { DeviceActions } from '../engine/device-actions.ts';
 import { registerConsole } from '../api/console.ts';
 import { registerVppNotify } from '../api/vpp-notify.ts';
@@ -147,6 +149,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   const timers: NodeJS.Timeout[] = [];
   let leased!: LeasedWork;
   try {
+  // Several processes on PostgreSQL: events and wake-ups across them (decision 0020).
+  let link: ProcessLink | null = null;
     const box = new SecretBox(secretKey);
     const deviceCa = await loadOrCreateDeviceCa(store, box, o.clock.now());
     const fastifyOptions = {
@@ -277,12 +281,15 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         timers.push(first);
       }
     };
+      kept: () => link?.wake('VPP event poll'),
     // At start too: the process that follows the Apps and Books events is known at once, so
     // notifications are applied from the first one (decision 0019).
     every(o.tuning?.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick({ shared }), true);
     every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
+    const runs = new Map<string, () => Promise<unknown>>();
     every(60_000, 'app update check', () => appUpdates.maintenance(APP_UPDATE_CHECK_EVERY_MS));
     const engineTickMs = o.tuning?.engineTickMs ?? 2_000;
+      runs.set(what, () => leased.run(what, ttl, work));
     if (engineTickMs !== 0) every(engineTickMs, 'engine tick', () => engine.tick());
     let compacting: Promise<CompactionResult> | null = null;
     const compactQueue = () =>
@@ -319,6 +326,16 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       generatedAdminToken,
       compactQueue,
       leased,
+    if (shared)
+      link = await linkProcesses({
+        url: config.db,
+        db: store.db.kysely,
+        bus: events,
+        tickWorkIn: (event) => engine.changedElsewhere(event),
+        held: () => leased.held,
+        run: (work) => runs.get(work)?.() ?? Promise.resolve(),
+        log: app.log,
+      });
       listen: async () => {
         const { host, port } = config.listen;
         try {
@@ -352,10 +369,13 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
 }
 
 /** A database URL for messages: the password never goes to a log or a terminal. */
+        link?.stopWaking();
 export function redactUrl(url: string): string {
   return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]+):[^@]*@/, '$1:***@');
 }
+        const held = leased.held;
 
+        await link?.close(held).catch(() => {});
 /** The MDM service has one listener; the engine and an optional observer (tests, demo) share it. */
 function combineListeners(...listeners: (MdmListener | undefined)[]): MdmListener {
   const all = listeners.filter((l): l is MdmListener => l !== undefined);
@@ -363,6 +383,7 @@ function combineListeners(...listeners: (MdmListener | undefined)[]): MdmListene
     onAuthenticate: async (...a) => {
       for (const l of all) await l.onAuthenticate?.(...a);
     },
+    await link?.close([]).catch(() => {});
     onTokenUpdate: async (...a) => {
       for (const l of all) await l.onTokenUpdate?.(...a);
     },

@@ -223,10 +223,15 @@ export function createMetrics(o: MetricsOptions): Metrics {
     },
 
     watch(events) {
-      return events.subscribe((event) => {
-        if (event.type === 'job') jobTransitions.inc({ status: event.to });
-        else if (event.type === 'distribution' && event.change === 'created') jobsCreated.inc(event.jobCount);
-      });
+      return events.subscribe(
+        (event) => {
+          if (event.type === 'job') jobTransitions.inc({ status: event.to });
+          else if (event.type === 'distribution' && event.change === 'created')
+            jobsCreated.inc(event.jobCount);
+          // This process's work only: another process counts its own (decision 0020).
+        },
+        { only: 'here' },
+      );
     },
   };
 }

@@ -3,7 +3,9 @@ import type { CommandReport, MdmListener } from '../mdm/ports.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { JobRow } from '../store/job-repo.ts';
 import { Activation } from './jobs/activation.ts';
-import { EngineContext } from './jobs/context.ts';
+import type { JobStatus } from '../core/jobs.ts';
+import type { HaishinEvent } from './events.ts';
+import { EngineContext, IN_FLIGHT } from './jobs/context.ts';
 import type { EngineOptions } from './jobs/context.ts';
 import { DiagnosisQueue } from './jobs/diagnosis-queue.ts';
 import { Distributions } from './jobs/distributions.ts';
@@ -13,6 +15,9 @@ import { JobMover } from './jobs/mover.ts';
 import { PushPhase } from './jobs/push-phase.ts';
 import { DeviceReports } from './jobs/reports.ts';
 import { Tick } from './jobs/tick.ts';
+
+/** Statuses whose next step is the tick's (activation, licence phase, retries, push phase). */
+const TICK_WORK: readonly JobStatus[] = ['waiting', 'license_assigning', 'retry_waiting', 'push_sending'];
 
 export { DEFAULT_INSTALLS_PER_DEVICE, DEFAULT_TIMINGS } from './jobs/context.ts';
 export type { EngineOptions, EngineTimings } from './jobs/context.ts';
@@ -86,6 +91,23 @@ export class DistributionEngine implements MdmListener {
   }
 
   // ---- distributions and administrator actions (jobs/distributions.ts) --------------------
+
+  /**
+   * A change another process made (relayed over LISTEN/NOTIFY, decision 0020): whether it leaves
+   * work for the tick — a job back to `waiting`, waiting for its licence, a retry or a push, a
+   * distribution created — so the process holding the tick runs it now rather than at its next
+   * period. A job that left the in-flight statuses there freed a slot of its device: its next job
+   * is looked at first here, as for a slot freed in this process.
+   */
+  changedElsewhere(event: HaishinEvent): boolean {
+    if (event.type === 'distribution') return event.change === 'created';
+    if (event.type !== 'job') return false;
+    const from = event.from as JobStatus | null;
+    const to = event.to as JobStatus;
+    const freed = from !== null && IN_FLIGHT.includes(from) && !IN_FLIGHT.includes(to);
+    if (freed) this.#ctx.freed.add(event.deviceId);
+    return freed || TICK_WORK.includes(to);
+  }
 
   create(input: DistributionInput, createdBy: string): Promise<{ id: string; jobCount: number }> {
     return this.#distributions.create(input, createdBy);

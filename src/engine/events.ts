@@ -34,19 +34,30 @@ export interface DeviceEvent {
   at: string;
 }
 
-export type EventListener = (event: HaishinEvent) => void;
+/**
+ * Where an event was made: `here` by this process, `elsewhere` by another process on the same
+ * PostgreSQL database, relayed by `src/app/event-relay.ts` (decision 0020).
+ */
+export type EventOrigin = 'here' | 'elsewhere';
+
+export type EventListener = (event: HaishinEvent, origin: EventOrigin) => void;
 
 /**
- * In-process publish/subscribe. It reaches only the listeners of this process: with several
- * server processes on one PostgreSQL (DESIGN §8) a client sees the changes made by the node it
- * is connected to, so the stream is a live hint and the REST API stays the source of truth.
+ * Publish/subscribe of what changed. Within one process it is plain in-memory delivery. With
+ * several `haishin serve` on one PostgreSQL database (DESIGN §8) the composition relays it over
+ * LISTEN/NOTIFY (`src/app/event-relay.ts`, decision 0020): the events this process publishes go to
+ * the other processes, and theirs come in through {@link deliver} — so a console connected to
+ * any process sees every process's changes. Listeners that count or act on what this process did
+ * (metrics, the relay itself) subscribe to `here` only, so nothing is counted or sent twice. The
+ * stream stays a live hint (an event may be lost while the database connection is down): the
+ * REST API is the source of truth.
  */
 export class EventBus {
-  readonly #listeners = new Set<EventListener>();
+  readonly #listeners = new Map<EventListener, EventOrigin | null>();
 
-  /** Returns the function that unsubscribes. */
-  subscribe(listener: EventListener): () => void {
-    this.#listeners.add(listener);
+  /** Returns the function that unsubscribes. `only`: events of that origin alone (default: all). */
+  subscribe(listener: EventListener, o: { only?: EventOrigin } = {}): () => void {
+    this.#listeners.set(listener, o.only ?? null);
     return () => {
       this.#listeners.delete(listener);
     };
@@ -56,11 +67,22 @@ export class EventBus {
     return this.#listeners.size;
   }
 
-  /** Never throws: a failing watcher must not undo or interrupt the work that was just stored. */
+  /** A change made by this process. Never throws (see {@link #emit}). */
   publish(event: HaishinEvent): void {
-    for (const listener of this.#listeners) {
+    this.#emit(event, 'here');
+  }
+
+  /** A change another process made and published (the relay hands it over). Never throws. */
+  deliver(event: HaishinEvent): void {
+    this.#emit(event, 'elsewhere');
+  }
+
+  /** A failing watcher must not undo or interrupt the work that was just stored. */
+  #emit(event: HaishinEvent, origin: EventOrigin): void {
+    for (const [listener, only] of this.#listeners) {
+      if (only !== null && only !== origin) continue;
       try {
-        listener(event);
+        listener(event, origin);
       } catch {
         // The listener's own problem; the publisher has nothing to do about it.
       }
