@@ -184,7 +184,12 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       mdmInfo: { id: instanceId, name: 'haishin', metadata: config.publicUrl },
       appMeta,
       onError: (err) => app.log.warn({ err }, 'Apps and Books background work failed'),
-      clientOptions: { ...o.tuning?.vppClientOptions, onCall: (call) => metrics.vppCall(call) },
+      clientOptions: {
+        ...o.tuning?.vppClientOptions,
+        onCall: (call) => metrics.vppCall(call),
+        // Several processes may call Apple for one location: they pace together (decision 0021).
+        ...(store.db.dialect === 'postgres' ? { pacingState: store.vppPacing } : {}),
+      },
       ...(o.tuning?.vppEventTiming ? { eventTiming: o.tuning.vppEventTiming } : {}),
     });
     const events = new EventBus();

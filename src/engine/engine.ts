@@ -68,12 +68,14 @@ export class DistributionEngine implements MdmListener {
 
   /** One pass of every time-driven step; concurrent calls share the running pass. */
   tick(): Promise<void> {
+    // Failed jobs queued by a process that died, or left queued by a stop, are claimed here too.
+    this.#diagnoses.resume();
     return this.#tick.run();
   }
 
   /**
-   * Stops background work before the store closes: queued diagnoses are dropped (each is computed
-   * on demand when someone asks), the running tick and diagnoses may finish within `graceMs`.
+   * Stops background work before the store closes: queued diagnoses stay queued in the store (for
+   * another process or the next start), the running tick and diagnoses may finish within `graceMs`.
    * Bounded, because a tick can be waiting out Apple's backoff: a stop must not take minutes.
    */
   async close(graceMs = 5_000): Promise<void> {

@@ -10,6 +10,8 @@ export interface Database {
   settings: SettingsTable;
   leases: LeasesTable;
   vpp_notification_inbox: VppNotificationInboxTable;
+  vpp_pacing: VppPacingTable;
+  diagnosis_queue: DiagnosisQueueTable;
   counters: CountersTable;
   groups: GroupsTable;
   devices: DevicesTable;
@@ -392,4 +394,19 @@ export interface VppNotificationInboxTable {
   token_id: string;
   body: string;
   received_at: string;
+}
+
+/** The Apps and Books pacing per location, shared by every process (decision 0021). */
+export interface VppPacingTable {
+  location: string;
+  /** The token bucket's theoretical arrival time, ms since the epoch. */
+  tat: number;
+}
+
+/** Failed jobs waiting for their background diagnosis, claimed by one process at a time (decision 0021). */
+export interface DiagnosisQueueTable {
+  job_id: string;
+  queued_at: string;
+  claimed_by: string | null;
+  claim_expires_at: string | null;
 }

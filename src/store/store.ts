@@ -6,6 +6,8 @@ import type { Db } from './db.ts';
 import { AdminRepo } from './admin-repo.ts';
 import { AppUpdateRepo } from './app-update-repo.ts';
 import { LeaseRepo } from './lease-repo.ts';
+import { DiagnosisQueueRepo } from './diagnosis-queue-repo.ts';
+import { VppPacingRepo } from './vpp-pacing-repo.ts';
 import { DeviceRepo } from './device-repo.ts';
 import { GroupRepo } from './group-repo.ts';
 import { JobRepo } from './job-repo.ts';
@@ -34,6 +36,10 @@ export class Store {
   /** App versions, devices' installed versions, "keep apps up to date" (decision 0018). */
   readonly appUpdates: AppUpdateRepo;
   readonly leases: LeaseRepo;
+  /** The Apps and Books pacing per location, shared by several processes (decision 0021). */
+  readonly vppPacing: VppPacingRepo;
+  /** Failed jobs waiting for their background diagnosis, claimed by one process (decision 0021). */
+  readonly diagnosisQueue: DiagnosisQueueRepo;
   readonly #compaction: QueueCompaction;
 
   private constructor(db: Db) {
@@ -46,6 +52,8 @@ export class Store {
     this.jobs = new JobRepo(db.kysely);
     this.appUpdates = new AppUpdateRepo(db.kysely);
     this.leases = new LeaseRepo(db.kysely);
+    this.vppPacing = new VppPacingRepo(db.kysely);
+    this.diagnosisQueue = new DiagnosisQueueRepo(db.kysely, db.dialect);
     this.#compaction = new QueueCompaction(db.kysely);
   }
 

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { Clock } from '../../core/clock.ts';
 import { VppError, isRetryableKind, isTokenKind } from './errors.ts';
 import type { VppErrorKind } from './errors.ts';
 import { RateLimiter, realSleep } from './limiter.ts';
-import type { Sleep } from './limiter.ts';
+import type { PacingState, Sleep } from './limiter.ts';
 import {
   DEFAULT_LIMITS,
   VppParseError,
@@ -58,6 +59,13 @@ export interface VppClientOptions {
    * only for tests that look at backoff alone.
    */
   pacing?: { perSecond?: number; burst?: number; headroom?: number } | false;
+  /**
+   * Where the pacing of the token's location is kept when several processes call Apple for it
+   * (the database, on PostgreSQL: decision 0021): every client of the location takes its slots
+   * there, and a Retry-After or a 429/503 backoff one of them meets holds them all. Without it
+   * the client paces alone, in memory.
+   */
+  pacingState?: PacingState;
   requestTimeoutMs?: number;
   /** In [0, 1): the jitter source. */
   random?: () => number;
@@ -206,6 +214,9 @@ export class VppClient {
         },
         perSecond: options.pacing?.perSecond ?? DEFAULT_LIMITS.requestsPerSecond * this.#headroom,
         burst: options.pacing?.burst ?? 1,
+        ...(options.pacingState
+          ? { shared: { state: options.pacingState, location: locationKey(options.sToken) } }
+          : {}),
       });
     }
   }
@@ -534,7 +545,7 @@ export class VppClient {
         this.#observe(endpoint, 0, started, attempt, error);
       }
 
-      if (!isRetryableKind(error.kind) || attempt > this.#maxRetries) throw error;
+      if (!isRetryableKind(error.kind)) throw error;
       let wait: number;
       if (error.retryAfterMs !== undefined) {
         if (error.retryAfterMs > this.#maxRetryAfterMs) throw error;
@@ -542,6 +553,12 @@ export class VppClient {
       } else {
         wait = this.#backoffMs(attempt);
       }
+      // The service refused the location, not this call: every call to it waits as long, those of
+      // other processes too when the pacing is shared (decision 0021) — even when this call gives
+      // up now. A network error or another 5xx is this call's own trouble.
+      if (this.#limiter && wait > 0 && holdsTheLocation(error))
+        await this.#limiter.hold(this.#clock.now().getTime() + wait);
+      if (attempt > this.#maxRetries) throw error;
       if (wait > 0) await this.#sleep(wait);
     }
   }
@@ -614,6 +631,24 @@ export class VppClient {
     // Half fixed, half random: spreads clients apart without ever retrying at once.
     return Math.round(exp / 2 + this.#random() * (exp / 2));
   }
+}
+
+/** A 429 (or Apple's 9646 on any status), a 503, or any answer carrying a Retry-After. */
+function holdsTheLocation(error: VppError): boolean {
+  return (
+    error.retryAfterMs !== undefined ||
+    error.kind === 'rate_limited' ||
+    error.httpStatus === 429 ||
+    error.httpStatus === 503
+  );
+}
+
+/**
+ * How the shared pacing names a token's location: a digest of the token (one token per location),
+ * so that the database never holds the bearer itself.
+ */
+export function locationKey(sToken: string): string {
+  return createHash('sha256').update(sToken).digest('hex').slice(0, 32);
 }
 
 /** Retry-After as seconds or an HTTP date; null when absent or unreadable. */

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { isTerminal } from '../../core/jobs.ts';
 import type { JobStatus } from '../../core/jobs.ts';
 import { diagnose } from '../../diagnosis/index.ts';
@@ -9,21 +11,41 @@ import type { EngineContext } from './context.ts';
 
 /** Background diagnoses at once: each is a dozen queries, and MDM requests share the database. */
 const DIAGNOSIS_CONCURRENCY = 4;
+/**
+ * How long a claim holds a queued job for the process that took it: far beyond a diagnosis (a
+ * dozen queries), short enough that the jobs of a process that died are diagnosed soon after.
+ */
+const CLAIM_TTL_MS = 2 * 60_000;
 
 /**
  * The diagnoses of jobs: on demand (`diagnose`, `diagnoseJob`, for the routes) and in the
  * background for every job that fails (`queue`, from the mover and from the device's answers to
- * the troubleshooter's questions). Owns the queue of job ids and the diagnoses running now.
+ * the troubleshooter's questions). Owns the diagnoses running now in this process.
  *
  * Failed jobs are diagnosed in the background, a few at a time: a mass failure (an APNs outage,
  * a fleet switched off for the weekend) must queue ids, not start a hundred thousand diagnoses
  * at once. Each is read again when its turn comes, so it sees the evidence of that moment.
+ *
+ * The queue is rows in the store (decision 0021), claimed a few at a time by whichever process has
+ * room: with several processes on one PostgreSQL database, a job failed on one is diagnosed once,
+ * by one of them; a process that dies leaves its claims to lapse, and a stop or a restart leaves
+ * the queue where it was. Each process claims when it queues, when a diagnosis of its own ends and
+ * at each tick of the engine (`resume`: what others left behind).
  */
 export class DiagnosisQueue {
   readonly #ctx: EngineContext;
-  readonly #queue = new Set<string>();
-  readonly #running = new Set<Promise<void>>();
   readonly #rank: (job: JobRow) => Promise<Cause[]>;
+  /** This process, as the queue's rows name the one that claimed them. */
+  readonly #holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** Rows being written by `queue`. */
+  readonly #writes = new Set<Promise<void>>();
+  /** Jobs queued here, their row written, not yet claimed here (`pending` counts them). */
+  readonly #waiting = new Set<string>();
+  /** The diagnoses running here, by job id. */
+  readonly #running = new Map<string, Promise<void>>();
+  /** The claim under way, if any; `#again` asks for one more after it. */
+  #claiming: Promise<void> | null = null;
+  #again = false;
 
   /**
    * `rank` is the diagnosis the background and `diagnoseJob` run: the engine passes its own
@@ -37,24 +59,77 @@ export class DiagnosisQueue {
 
   queue(jobId: string): void {
     if (this.#ctx.closed) return;
-    this.#queue.add(jobId);
-    this.#startDiagnoses();
+    const write: Promise<void> = this.#ctx.store.diagnosisQueue
+      .add(jobId, this.#ctx.now())
+      .then(() => {
+        this.#waiting.add(jobId);
+        this.#claim();
+      })
+      .catch(() => {
+        // best effort: GET /jobs/:id/diagnosis computes it on demand
+      })
+      .finally(() => this.#writes.delete(write));
+    this.#writes.add(write);
   }
 
-  #startDiagnoses(): void {
-    while (this.#running.size < DIAGNOSIS_CONCURRENCY && this.#queue.size > 0) {
-      const jobId = this.#queue.values().next().value!;
-      this.#queue.delete(jobId);
-      const run: Promise<void> = this.#diagnoseStored(jobId)
-        .catch(() => {
-          // best effort: GET /jobs/:id/diagnosis computes it again on demand
-        })
-        .finally(() => {
-          this.#running.delete(run);
-          this.#startDiagnoses();
-        });
-      this.#running.add(run);
+  /** Claims queued jobs if there is room: those of other processes, and those whose claim lapsed. */
+  resume(): void {
+    this.#claim();
+  }
+
+  #claim(): void {
+    if (this.#ctx.closed) return;
+    if (this.#claiming) {
+      this.#again = true;
+      return;
     }
+    this.#claiming = this.#claimOnce()
+      .catch(() => {
+        // The store is away: the rows stay, the next tick claims them.
+      })
+      .finally(() => {
+        this.#claiming = null;
+        if (this.#again) {
+          this.#again = false;
+          this.#claim();
+        }
+      });
+  }
+
+  async #claimOnce(): Promise<void> {
+    const room = DIAGNOSIS_CONCURRENCY - this.#running.size;
+    if (room <= 0) return;
+    const known = [...this.#waiting];
+    const queue = this.#ctx.store.diagnosisQueue;
+    const ids = await queue.claim(this.#holder, this.#ctx.now(), room, CLAIM_TTL_MS);
+    if (this.#ctx.closed) {
+      // Stopped while claiming: give them back for another process or the next start.
+      await queue.release(this.#holder);
+      return;
+    }
+    // Fewer than there was room for: nothing else is claimable; what this process queued and did
+    // not get is being diagnosed by another one.
+    if (ids.length < room) for (const id of known) this.#waiting.delete(id);
+    for (const jobId of ids) {
+      this.#waiting.delete(jobId);
+      this.#start(jobId);
+    }
+  }
+
+  #start(jobId: string): void {
+    const run: Promise<void> = this.#diagnoseStored(jobId)
+      .catch(() => {
+        // best effort: GET /jobs/:id/diagnosis computes it again on demand
+      })
+      .then(() => this.#ctx.store.diagnosisQueue.done(jobId, this.#holder))
+      .catch(() => {
+        // The claim lapses; the job is diagnosed once more, by whoever claims it.
+      })
+      .finally(() => {
+        if (this.#running.get(jobId) === run) this.#running.delete(jobId);
+        this.#claim();
+      });
+    this.#running.set(jobId, run);
   }
 
   async #diagnoseStored(jobId: string): Promise<void> {
@@ -71,18 +146,19 @@ export class DiagnosisQueue {
     }
   }
 
-  /** Failed jobs still waiting for their background diagnosis (and those being diagnosed now). */
+  /** Failed jobs queued here still waiting for their background diagnosis, and those being diagnosed here now. */
   get pending(): number {
-    return this.#queue.size + this.#running.size;
+    return this.#writes.size + this.#waiting.size + this.#running.size;
   }
 
   /**
-   * Drops the queued diagnoses (each is computed on demand when someone asks); the running ones,
-   * for `close()` to give them their grace.
+   * Claims no more (the engine is closed): the queued jobs stay in the store for another process
+   * or the next start. Returns the work under way — rows being written, a claim, the running
+   * diagnoses — for `close()` to give it its grace.
    */
   stop(): Promise<void>[] {
-    this.#queue.clear();
-    return [...this.#running];
+    this.#waiting.clear();
+    return [...this.#writes, ...(this.#claiming ? [this.#claiming] : []), ...this.#running.values()];
   }
 
   /** Gathers what haishin knows about the job, ranks the causes, and keeps the answer on the job. */

@@ -1,5 +1,6 @@
 import { VppClient } from '../../apple/vpp/client.ts';
 import type { VppCallObserver } from '../../apple/vpp/client.ts';
+import type { PacingState } from '../../apple/vpp/limiter.ts';
 import type { VppMdmInfo } from '../../apple/vpp/wire.ts';
 import type { AppMetaLookup } from '../../apple/appmeta/client.ts';
 import type { Clock } from '../../core/clock.ts';
@@ -23,6 +24,8 @@ export interface VppTokensOptions {
     maxRetries?: number;
     /** Every HTTP request of every token's client, as it ends (metrics and logs). */
     onCall?: VppCallObserver;
+    /** The pacing per location shared by several processes (the database on PostgreSQL, decision 0021). */
+    pacingState?: PacingState;
   };
   /** Poll-fallback intervals of the event trackers (DESIGN §6 defaults: 5 min, 30 s, 10 min). */
   eventTiming?: { pollAfterMs?: number; pollEveryMs?: number; resubmitAfterMs?: number };
