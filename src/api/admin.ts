@@ -27,6 +27,7 @@ import { registerJobRoutes } from './routes/jobs.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerStatusRoutes } from './routes/status.ts';
 import { registerAppRoutes } from './routes/apps.ts';
+import { registerEnrollmentLinkRoutes } from './routes/enrollment-links.ts';
 import type { ServerFacts } from './routes/status.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -91,6 +92,8 @@ export async function registerAdminApi(
     events?: EventBus;
     /** Facts for GET /status; without them the route is not served. */
     server?: ServerFacts;
+    /** HAISHIN_PUBLIC_URL: enrollment links are made of it (decision 0022); without it they are not served. */
+    publicUrl?: string;
   },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
@@ -150,6 +153,7 @@ export async function registerAdminApi(
       if (o.events) await registerEventRoutes(typed, ctx, o.events);
       if (o.server) await registerStatusRoutes(typed, ctx, o.tokens, o.server);
       if (o.appUpdates) await registerAppRoutes(typed, ctx, o.appUpdates);
+      if (o.publicUrl !== undefined) await registerEnrollmentLinkRoutes(typed, ctx, o.publicUrl);
     },
     { prefix: API_PREFIX },
   );

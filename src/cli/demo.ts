@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { consoleUrl } from '../api/console.ts';
+import { enrollmentUrl } from '../api/routes/enrollment-links.ts';
 import { createHaishin } from '../app/haishin.ts';
 import { enqueueRefreshAll } from '../engine/refresh.ts';
 import type { Haishin } from '../app/haishin.ts';
@@ -154,9 +155,26 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       return device;
     });
     const enrollStart = Date.now();
-    await mapLimit(devices, 16, (d, i) =>
-      d.enroll(`${baseUrl}/mdm/enroll?group=${groups.get(stories[i]!.group)}`),
-    );
+    // Each group's iPads enroll through an enrollment link of that group, as a school's would (decision 0022).
+    const links = new Map<string, string>();
+    for (const name of new Set(stories.map((s) => s.group))) {
+      const groupId = groups.get(name)!;
+      const { row, secret } = await haishin.store.enrollmentLinks.create(
+        { groupId, label: 'demo', expiresAt: null, maxUses: null, createdBy: null },
+        systemClock.now(),
+      );
+      await haishin.store.admin.audit({
+        actor: 'demo',
+        source: null,
+        action: 'enrollment_link.create',
+        objectType: 'enrollment_link',
+        objectId: row.id,
+        details: { groupId, label: row.label },
+        at: systemClock.now(),
+      });
+      links.set(name, enrollmentUrl(baseUrl, groupId, secret));
+    }
+    await mapLimit(devices, 16, (d, i) => d.enroll(links.get(stories[i]!.group)!));
     for (const [i, s] of stories.entries()) {
       const device = devices[i]!;
       if (s.checkOutAfterEnroll) {

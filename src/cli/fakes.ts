@@ -8,6 +8,7 @@ import type { Fakes } from '../sim/fakes.ts';
 import { extraApps, lookupSeedOf, SCENARIO_APPS } from '../sim/scenario.ts';
 import type { ScenarioApp } from '../sim/scenario.ts';
 import { FakeVppService } from '../sim/vpp/server.ts';
+import type { FakeFaultType } from '../sim/vpp/server.ts';
 
 interface FakesCommandOptions {
   dir: string;
@@ -75,7 +76,7 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   for (const [k, v] of Object.entries(fakes.env)) console.log(`export ${k}=${v}`);
   console.log(`VPP token to register with haishin: ${tokenFile}`);
   console.log(
-    `control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats, GET /pushes/by-token, GET /catalog, POST /apps/<adamId>/version)`,
+    `control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats, GET /pushes/by-token, GET /catalog, POST /apps/<adamId>/version, POST /vpp/fault, GET /vpp/log)`,
   );
   console.log('fakes ready');
 
@@ -153,6 +154,30 @@ async function handleControl(
     case 'POST /control/apns/clear':
       fakes.apns.clearFailures();
       return json(res, 200, { failing: null });
+    case 'POST /control/vpp/fault': {
+      // The next `count` Apps and Books requests (of one endpoint, if given) answer this fault.
+      const body = (await readJson(req)) as {
+        type?: unknown;
+        count?: unknown;
+        retryAfterSec?: unknown;
+        endpoint?: unknown;
+      };
+      const types = ['http429', 'http503', 'error9709', 'error9610', 'error9603'];
+      if (typeof body.type !== 'string' || !types.includes(body.type))
+        return json(res, 400, {
+          error: `body must be {"type": one of ${types.join(', ')}, "count"?, "retryAfterSec"?, "endpoint"?}`,
+        });
+      fakes.vpp.injectFault({
+        type: body.type as FakeFaultType,
+        count: typeof body.count === 'number' ? body.count : 1,
+        ...(typeof body.retryAfterSec === 'number' ? { retryAfterSec: body.retryAfterSec } : {}),
+        ...(typeof body.endpoint === 'string' ? { endpoint: body.endpoint } : {}),
+      });
+      return json(res, 200, { injected: body });
+    }
+    case 'GET /control/vpp/log':
+      // The latest Apps and Books requests with their times (ms since the epoch) and statuses.
+      return json(res, 200, { calls: fakes.vpp.log() });
     case 'POST /control/vpp/tokens': {
       const body = (await readJson(req)) as { name?: unknown; licences?: unknown; expiresInDays?: unknown };
       const name = typeof body.name === 'string' ? body.name : 'extra';

@@ -24,7 +24,7 @@ type Catalog = Map<number, Omit<SimApp, 'managedAdamId' | 'managedStatus'>>;
 
 /**
  * `haishin fleet`: simulated iPads for a `haishin serve` that runs against `haishin fakes`. They
- * enroll from the link the server printed (real profile, real CMS signatures), wake on the pushes
+ * enroll from an enrollment link (real profile, real CMS signatures), wake on the pushes
  * the fake APNs receives (its control API's server-sent events) and install what haishin asks from
  * the fakes' app catalogue — at once, or after `--download-time` (Installing meanwhile; the server
  * sees the end at its next ManagedApplicationList). The devices live in this process: stopping it
@@ -39,7 +39,7 @@ export async function runFleet(options: FleetCommandOptions): Promise<void> {
     enrollUrl = new URL(options.enroll);
   } catch {
     throw new Error(
-      `--enroll ${options.enroll} is not a URL: give the enrollment link haishin serve printed (…/mdm/enroll?group=…)`,
+      `--enroll ${options.enroll} is not a URL: give an enrollment link (haishin enrollment-links create --group <id>: …/mdm/enroll?group=…&token=…)`,
     );
   }
   const download = downloadSpec(options);

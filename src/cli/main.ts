@@ -67,7 +67,10 @@ export async function main(argv: string[]): Promise<void> {
       'the --dir of `haishin fakes` (its fakes.json names the control API)',
       './data/fakes',
     )
-    .requiredOption('--enroll <url>', 'the enrollment link `haishin serve` printed (…/mdm/enroll?group=…)')
+    .requiredOption(
+      '--enroll <url>',
+      'an enrollment link (`haishin enrollment-links create`: …/mdm/enroll?group=…&token=…)',
+    )
     .option('--devices <n>', 'number of simulated iPads (1 to 10000)', '10')
     .option(
       '--download-time <duration>',

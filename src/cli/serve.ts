@@ -29,7 +29,17 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     `haishin listening on ${config.tls ? 'https' : 'http'}://${config.listen.host}:${config.listen.port} (public URL ${config.publicUrl})`,
   );
   console.log(`push topic ${push.topic}, certificate valid until ${push.notAfter.toISOString()}`);
-  console.log(`enrollment link for the root group: ${config.publicUrl}/mdm/enroll?group=${root?.id}`);
+  if (config.enrollOpenGroups) {
+    console.log(`enrollment link for the root group: ${config.publicUrl}/mdm/enroll?group=${root?.id}`);
+    console.warn(
+      'haishin: warning: HAISHIN_ENROLL_OPEN_GROUPS=true — anyone who knows a group id can enroll a device and obtain an identity signed by this server; use it in a lab only',
+    );
+  } else {
+    // Enrollment needs a link with a secret (decision 0022); the secret is shown once, where it is made.
+    console.log(
+      `root group ${root?.id}: devices enroll with an enrollment link — haishin enrollment-links create --group ${root?.id} (or the console's group page)`,
+    );
+  }
   // A generated admin token is stored only hashed: this link is the one time it is shown.
   console.log(`admin console: ${consoleUrl(config.publicUrl, haishin.generatedAdminToken)}`);
   // After the start, so a configuration error stays the one line printed.

@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { UnknownGroupError } from './enroll.ts';
 import type { EnrollmentProfiles } from './enroll.ts';
+import type { EnrollmentGate } from './enrollment-gate.ts';
 import type { MdmHandler } from './service.ts';
 
 export interface MdmRouteOptions {
   service: MdmHandler;
   profiles: EnrollmentProfiles;
+  /** Who may obtain a profile: an enrollment link's secret, or a bare group in labs (decision 0022). */
+  gate: EnrollmentGate;
   maxBodyBytes: number;
 }
 
@@ -44,13 +47,20 @@ export async function registerMdmRoutes(app: FastifyInstance, o: MdmRouteOptions
     }
   });
 
-  app.get<{ Querystring: { group?: string } }>('/mdm/enroll', async (req, reply) => {
-    const groupId = req.query.group;
-    if (!groupId) {
-      return reply.code(400).send({
-        error: { code: 'enroll.group_missing', message: 'add ?group=<groupId> to the enrollment link' },
+  app.get<{ Querystring: { group?: string; token?: string } }>('/mdm/enroll', async (req, reply) => {
+    const admission = await o.gate.admit({ group: req.query.group, token: req.query.token });
+    if (!admission.ok) {
+      req.log.warn({ code: admission.code }, 'enrollment refused');
+      const ja = /^\s*ja\b/i.test(req.headers['accept-language'] ?? '');
+      return reply.code(admission.status).send({
+        error: {
+          code: admission.code,
+          message: ja ? admission.messages.ja : admission.messages.en,
+          messages: admission.messages,
+        },
       });
     }
+    const groupId = admission.groupId;
     try {
       const { body } = await o.profiles.profileFor(groupId);
       return reply

@@ -55,7 +55,7 @@ export class GroupRepo {
 
   /**
    * Deletes an empty group with the settings that name it (auto-assign token, apps on enrollment,
-   * keep apps up to date, token shares into it): they mean nothing without it, and would keep the
+   * keep apps up to date, token shares into it, enrollment links): they mean nothing without it, and would keep the
    * group from being deleted. The caller unshares first, so licences assigned through a share are
    * reclaimed.
    */
@@ -65,6 +65,7 @@ export class GroupRepo {
       await tx.deleteFrom('auto_distributions').where('group_id', '=', id).execute();
       await tx.deleteFrom('group_app_updates').where('group_id', '=', id).execute();
       await tx.deleteFrom('vpp_token_shares').where('group_id', '=', id).execute();
+      await tx.deleteFrom('enrollment_links').where('group_id', '=', id).execute();
       await tx.deleteFrom('groups').where('id', '=', id).execute();
     });
   }

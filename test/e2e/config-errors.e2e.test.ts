@@ -150,12 +150,12 @@ describe('haishin serve refuses configurations that cannot work', () => {
   );
 
   it(
-    'the same environment without the fault starts and prints its enrollment link; a second serve on the same SQLite file refuses to start, and starts once the first has been killed with -9',
+    'the same environment without the fault starts and says how to make an enrollment link; a second serve on the same SQLite file refuses to start, and starts once the first has been killed with -9',
     { timeout: 90_000 },
     async () => {
       const proc = new HaishinProcess(['serve'], env);
       try {
-        await proc.waitForLine(/^enrollment link for the root group: http/);
+        await proc.waitForLine(/^root group \S+: devices enroll with an enrollment link/);
         const second = await serveWith({ HAISHIN_LISTEN: `127.0.0.1:${await freePort()}` });
         const said = `stderr: ${second.lines.join(' | ')}`;
         expect(second.code, said).not.toBe(0);
@@ -170,7 +170,7 @@ describe('haishin serve refuses configurations that cannot work', () => {
       // The operating system released the lock with the process: no stale lock after kill -9.
       const again = new HaishinProcess(['serve'], env);
       try {
-        await again.waitForLine(/^enrollment link for the root group: http/);
+        await again.waitForLine(/^root group \S+: devices enroll with an enrollment link/);
       } finally {
         await again.kill();
       }

@@ -38,8 +38,13 @@ describe('durability', () => {
   let dir: string;
   let port: number;
   let env: Record<string, string>;
+  let enrollUrl = '';
 
-  const startServer = async () => (await startServe(env)).proc;
+  const startServer = async () => {
+    const started = await startServe(env);
+    enrollUrl ||= started.enrollUrl;
+    return started.proc;
+  };
 
   const api = async <T>(
     method: string,
@@ -107,7 +112,7 @@ describe('durability', () => {
       const devices = Array.from({ length: DEVICES }, (_, i) =>
         fleet.add(new SimDevice({ spec: { serialNumber: `RS${String(i).padStart(10, '0')}` }, catalog })),
       );
-      await mapLimit(devices, 16, (d) => d.enroll(`http://127.0.0.1:${port}/mdm/enroll?group=${root}`));
+      await mapLimit(devices, 16, (d) => d.enroll(enrollUrl));
 
       const created = await api<{ id: string; jobCount: number }>('POST', '/distributions', {
         kind: 'install',

@@ -101,13 +101,42 @@ export async function startFakesProcess(
   return { proc, info };
 }
 
-/** `haishin serve` configured by `env`; resolves once it printed its enrollment link. */
+/**
+ * `haishin serve` configured by `env`; resolves once it is up, with an enrollment link for the root
+ * group made the way an administrator makes one (`haishin enrollment-links create`, decision 0022).
+ * With HAISHIN_ENROLL_OPEN_GROUPS=true (labs) it is the bare group link the server prints.
+ */
 export async function startServe(
   env: Record<string, string>,
 ): Promise<{ proc: HaishinProcess; enrollUrl: string }> {
   const proc = new HaishinProcess(['serve'], env);
-  const [, enrollUrl] = await proc.waitForLine(/^enrollment link for the root group: (\S+)$/);
-  return { proc, enrollUrl: enrollUrl! };
+  if (/^(true|1|yes)$/i.test(env.HAISHIN_ENROLL_OPEN_GROUPS ?? '')) {
+    const [, enrollUrl] = await proc.waitForLine(/^enrollment link for the root group: (\S+)$/);
+    return { proc, enrollUrl: enrollUrl! };
+  }
+  const [, root] = await proc.waitForLine(/^root group (\S+): /);
+  await proc.waitForLine(/^admin console: /);
+  return { proc, enrollUrl: await createEnrollmentLink(env, root!) };
+}
+
+/** `haishin enrollment-links create --group <id> --json` against the serve that `env` configures. */
+export async function createEnrollmentLink(
+  env: Record<string, string>,
+  groupId: string,
+  options: string[] = [],
+): Promise<string> {
+  const token = env.HAISHIN_ADMIN_TOKEN;
+  if (!token) throw new Error('createEnrollmentLink needs HAISHIN_ADMIN_TOKEN in the serve environment');
+  const url = env.HAISHIN_PUBLIC_URL ?? `http://${env.HAISHIN_LISTEN ?? '127.0.0.1:8080'}`;
+  const result = await runHaishin(['enrollment-links', 'create', '--group', groupId, '--json', ...options], {
+    HAISHIN_URL: url,
+    HAISHIN_TOKEN: token,
+    // A server with its own TLS certificate is trusted the way any Node program trusts it.
+    ...(env.HAISHIN_TLS_CERT ? { NODE_EXTRA_CA_CERTS: env.HAISHIN_TLS_CERT } : {}),
+  });
+  if (result.code !== 0)
+    throw new Error(`haishin enrollment-links create failed (${result.code}): ${result.stderr.join('\n')}`);
+  return (JSON.parse(result.stdout.join('\n')) as { url: string }).url;
 }
 
 /**

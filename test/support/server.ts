@@ -59,6 +59,9 @@ export async function startTestServer(
     HAISHIN_APNS_URL: 'https://127.0.0.1:9',
     HAISHIN_APNS_CERT: join(TEST_PUSH.dir, 'push.pem'),
     HAISHIN_APNS_KEY: join(TEST_PUSH.dir, 'push.key'),
+    // In-process tests of everything else enroll by group id (the lab setting); enrollment links
+    // themselves are tested in test/enrollment-links.test.ts and test/e2e (decision 0022).
+    HAISHIN_ENROLL_OPEN_GROUPS: 'true',
     ...options.env,
   });
   const haishin = await createHaishin({

@@ -139,6 +139,64 @@ export function registerAdminCommands(program: Command, lang: Lang): void {
       (await import('./app-updates.ts')).groupsKeepUpdated(ctx, s(id), s(setting)),
   );
 
+  const links = program
+    .command('enrollment-links')
+    .description(
+      d(
+        'グループの登録用リンク（端末の登録に必要な秘密を含むURL、期限・回数の制限、無効化）',
+        "a group's enrollment links (the URL with the secret a device needs to enroll; expiry, use count, revocation)",
+      ),
+    );
+  act(
+    links
+      .command('ls')
+      .description(
+        d('登録用リンクの一覧（秘密は表示されません）', 'list enrollment links (without their secrets)'),
+      )
+      .option('--group <id>', d('グループで絞り込む', 'only this group')),
+    async (ctx, _args, o) => (await import('./enrollment-links.ts')).linksLs(ctx, o as { group?: string }),
+  );
+  act(
+    links
+      .command('create')
+      .description(
+        d(
+          '登録用リンクを作成し、URL と QR コードを表示（表示は一度だけ）',
+          'create an enrollment link and show its URL and QR code (shown this once)',
+        ),
+      )
+      .requiredOption('--group <id>', d('登録先のグループ', 'the group devices enroll into'))
+      .option('--label <text>', d('ラベル（例: 1年1組 4月）', 'a label (e.g. "Class 1-1, April")'))
+      .option('--expires-in <duration>', d('有効期間（例 7d、12h）', 'valid for (e.g. 7d, 12h)'))
+      .option('--expires-at <time>', d('有効期限（ISO 8601）', 'valid until (ISO 8601)'))
+      .option('--max-uses <n>', d('利用できる回数の上限', 'how many enrollments it allows'))
+      .option('--no-qr', d('QR コードを表示しない', 'do not print the QR code')),
+    async (ctx, _args, o) =>
+      (await import('./enrollment-links.ts')).linksCreate(
+        ctx,
+        o as {
+          group: string;
+          label?: string;
+          expiresIn?: string;
+          expiresAt?: string;
+          maxUses?: string;
+          qr?: boolean;
+        },
+      ),
+  );
+  act(
+    links
+      .command('revoke')
+      .description(
+        d(
+          '登録用リンクを無効化（登録済みの端末はそのまま）',
+          'revoke an enrollment link (devices already enrolled stay)',
+        ),
+      )
+      .argument('<id>', d('リンクID', 'link id')),
+    async (ctx, [id]) => (await import('./enrollment-links.ts')).linksRevoke(ctx, s(id)),
+  );
+
   const devices = program.command('devices').description(d('端末（iPad）', 'devices (iPads)'));
   act(
     devices

@@ -11,6 +11,7 @@ import * as m0009 from './0009_app_updates.ts';
 import * as m0010 from './0010_leases.ts';
 import * as m0011 from './0011_vpp_notification_inbox.ts';
 import * as m0012 from './0012_shared_pacing_and_diagnosis_queue.ts';
+import * as m0013 from './0013_enrollment_links.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0010_leases': m0010,
   '0011_vpp_notification_inbox': m0011,
   '0012_shared_pacing_and_diagnosis_queue': m0012,
+  '0013_enrollment_links': m0013,
 };
 
 export const migrationProvider: MigrationProvider = {

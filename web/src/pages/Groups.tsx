@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { allGroups, api, get } from '../api.ts';
 import type { AutoAssign, Group, KeepUpdated, Page, Token } from '../api.ts';
 import { ErrorLine, Link, Loading, useLoad, useT } from '../ui.tsx';
+import { EnrollmentLinks } from './EnrollmentLinks.tsx';
 
 function tokenName(tokens: Token[], id: string | null): string {
   if (!id) return '—';
@@ -82,8 +83,9 @@ function Node(props: {
   groups: Group[];
   depth: number;
 }) {
-  const { t } = useT();
+  const { t, pick } = useT();
   const [showAuto, setShowAuto] = useState(props.depth < 2);
+  const [showLinks, setShowLinks] = useState(false);
   const g = props.group;
   const registered = props.tokens.filter((x) => x.groupId === g.id);
   const shared = props.tokens.filter((x) => x.sharedTo.includes(g.id));
@@ -114,8 +116,12 @@ function Node(props: {
         )}
         <Link to={`/devices?groupId=${encodeURIComponent(g.id)}&includeSubgroups=true`}>
           {t('showDevices')}
-        </Link>
+        </Link>{' '}
+        <button type="button" className="link" data-show-links={g.id} onClick={() => setShowLinks((v) => !v)}>
+          {pick({ ja: '登録用リンク', en: 'Enrollment links' })}
+        </button>
       </div>
+      {showLinks && <EnrollmentLinks groupId={g.id} />}
       {kids.length > 0 && (
         <ul>
           {kids.map((k) => (
