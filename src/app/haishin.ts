@@ -35,6 +35,7 @@ import type { CertAndKey } from '../mdm/identity/ca.ts';
 import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
 import type { MdmListener } from '../mdm/ports.ts';
 import { registerMdmRoutes } from '../mdm/routes.ts';
+import { EnrollmentGate } from '../mdm/enrollment-gate.ts';
 import { MdmService } from '../mdm/service.ts';
 import { SecretBox } from '../store/secretbox.ts';
 import { Store } from '../store/store.ts';
@@ -244,6 +245,11 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     await registerMdmRoutes(app, {
       service: metrics.observeMdm(mdm),
       profiles,
+      gate: new EnrollmentGate({
+        links: store.enrollmentLinks,
+        clock: o.clock,
+        openGroups: config.enrollOpenGroups,
+      }),
       maxBodyBytes: config.maxBodyBytes,
     });
     await registerOpsRoutes(app, { metrics, metricsToken: config.metricsToken, ping: () => store.ping() });
@@ -262,6 +268,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         pushCertificate: { topic: push.topic, notAfter: push.notAfter },
         deviceCaPem: deviceCa.certPem,
       },
+      publicUrl: config.publicUrl,
     });
     // On PostgreSQL several processes may run: the one holding the Apps and Books poll follows the
     // events; the others keep the notifications they receive for it (decision 0019).

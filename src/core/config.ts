@@ -43,6 +43,11 @@ export interface Config {
   deviceKeyType: 'rsa' | 'ec';
   /** PBE iteration count of the identity's PKCS#12 (its password travels in the same profile). */
   pkcs12Iterations: number;
+  /**
+   * HAISHIN_ENROLL_OPEN_GROUPS: `GET /mdm/enroll?group=<id>` without an enrollment link's secret
+   * issues identities (labs only; decision 0022). Default false: the bare group form is refused.
+   */
+  enrollOpenGroups: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -92,6 +97,11 @@ export function parseConfig(env: Env): Config {
     throw new ConfigError(
       'HAISHIN_QUEUE_RETENTION must be longer than 0 (e.g. 7d): it is how long answered commands are kept',
     );
+  const openGroupsText = get('HAISHIN_ENROLL_OPEN_GROUPS', 'false').toLowerCase();
+  if (!['true', 'false', '1', '0', 'yes', 'no'].includes(openGroupsText))
+    throw new ConfigError(
+      `HAISHIN_ENROLL_OPEN_GROUPS="${openGroupsText}" must be true or false (true lets anyone who knows a group id enroll a device: labs only)`,
+    );
   const tlsCert = optional('HAISHIN_TLS_CERT');
   const tlsKey = optional('HAISHIN_TLS_KEY');
   if ((tlsCert === null) !== (tlsKey === null))
@@ -135,5 +145,6 @@ export function parseConfig(env: Env): Config {
     deviceKeyBits: deviceKeyBits === 1024 || deviceKeyBits >= 2048 ? deviceKeyBits : 2048,
     deviceKeyType,
     pkcs12Iterations,
+    enrollOpenGroups: ['true', '1', 'yes'].includes(openGroupsText),
   };
 }

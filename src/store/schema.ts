@@ -35,6 +35,7 @@ export interface Database {
   app_versions: AppVersionsTable;
   device_apps: DeviceAppsTable;
   group_app_updates: GroupAppUpdatesTable;
+  enrollment_links: EnrollmentLinksTable;
 }
 
 export interface SettingsTable {
@@ -394,6 +395,21 @@ export interface VppNotificationInboxTable {
   token_id: string;
   body: string;
   received_at: string;
+}
+
+/** Per-group enrollment links (decision 0022): only the token's SHA-256 is stored. */
+export interface EnrollmentLinksTable {
+  id: string;
+  group_id: string;
+  token_hash: string;
+  label: string | null;
+  created_at: string;
+  created_by: string | null;
+  expires_at: string | null;
+  max_uses: number | null;
+  use_count: ColumnType<number, number | undefined, number>;
+  last_used_at: string | null;
+  revoked_at: string | null;
 }
 
 /** The Apps and Books pacing per location, shared by every process (decision 0021). */

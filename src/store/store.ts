@@ -15,6 +15,7 @@ import { KyselyMdmStore } from './mdm-store.ts';
 import { QueueCompaction } from './queue-compaction.ts';
 import type { CompactionOptions, CompactionResult } from './queue-compaction.ts';
 import { VppRepo } from './vpp-repo.ts';
+import { EnrollmentLinkRepo } from './enrollment-link-repo.ts';
 import type { GroupRow } from './group-repo.ts';
 import type { DeviceRow } from './device-repo.ts';
 import type { Database } from './schema.ts';
@@ -36,6 +37,8 @@ export class Store {
   /** App versions, devices' installed versions, "keep apps up to date" (decision 0018). */
   readonly appUpdates: AppUpdateRepo;
   readonly leases: LeaseRepo;
+  /** Per-group enrollment links (decision 0022). */
+  readonly enrollmentLinks: EnrollmentLinkRepo;
   /** The Apps and Books pacing per location, shared by several processes (decision 0021). */
   readonly vppPacing: VppPacingRepo;
   /** Failed jobs waiting for their background diagnosis, claimed by one process (decision 0021). */
@@ -52,6 +55,7 @@ export class Store {
     this.jobs = new JobRepo(db.kysely);
     this.appUpdates = new AppUpdateRepo(db.kysely);
     this.leases = new LeaseRepo(db.kysely);
+    this.enrollmentLinks = new EnrollmentLinkRepo(db.kysely);
     this.vppPacing = new VppPacingRepo(db.kysely);
     this.diagnosisQueue = new DiagnosisQueueRepo(db.kysely, db.dialect);
     this.#compaction = new QueueCompaction(db.kysely);
