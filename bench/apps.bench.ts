@@ -20,7 +20,6 @@
 // APPS_TIMEOUT (bound on each distribution, default 30m for A and 20m for B),
 // HAISHIN_INSTALLS_PER_DEVICE (passed to serve when set), APPS_SERVE_REPO (another checkout whose
 // `bin/haishin.js serve` runs; the fakes and the fleet always run from this one).
-import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -31,6 +30,7 @@ import { parseDuration } from '../src/core/duration.ts';
 import { extraApps } from '../src/sim/scenario.ts';
 import { adminApi, control, HaishinProcess, readEnvFile, REPO } from '../test/e2e/support.ts';
 import type { FakesInfo, FakesStats } from '../test/e2e/support.ts';
+import { commitOf, startServe, stopChild, usage } from './support/processes.ts';
 
 const ADMIN = 'bench-admin-token-0123456789abcdef';
 const duration = (name: string, fallback: string) => {
@@ -51,80 +51,6 @@ if (!['A', 'B', 'all'].includes(which)) throw new Error(`usage: apps.bench.ts [A
 if (!Number.isInteger(APPS) || APPS < 1 || APPS > 500) throw new Error('APPS_COUNT: 1 to 500');
 if (!Number.isInteger(B_DEVICES) || B_DEVICES < 1 || B_DEVICES > 10_000)
   throw new Error('devices for B: 1 to 10000');
-
-function commitOf(repo: string): string {
-  try {
-    const git = (...args: string[]) =>
-      execFileSync('git', args, { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    let commit = git('rev-parse', '--short', 'HEAD').trim();
-    const dirty = git('status', '--porcelain', '--', 'src');
-    if (dirty.trim()) commit += ' + uncommitted changes in src/';
-    return commit;
-  } catch {
-    return 'not a git checkout';
-  }
-}
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system) a process has used so far, and its resident memory in MB. */
-function usage(pid: number | undefined): { cpuS: number; rssMb: number } {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return {
-      cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
-      rssMb: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024,
-    };
-  } catch {
-    return { cpuS: NaN, rssMb: NaN };
-  }
-}
-
-/** `node bin/haishin.js serve` of `repo`, configured by `env` only; resolves on its enrollment link. */
-function startServe(
-  repo: string,
-  env: Record<string, string>,
-): Promise<{ child: ChildProcess; enrollUrl: string }> {
-  const child = spawn(process.execPath, [join(repo, 'bin/haishin.js'), 'serve'], {
-    cwd: repo,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? '/root',
-      LANG: 'C.UTF-8',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    stderr = (stderr + c.toString('utf8')).slice(-4_000);
-  });
-  return new Promise((done, fail) => {
-    let out = '';
-    let found = false;
-    child.stdout!.on('data', (c: Buffer) => {
-      if (found) return;
-      out += c.toString('utf8');
-      const m = /^enrollment link for the root group: (\S+)$/m.exec(out);
-      if (m) {
-        found = true;
-        done({ child, enrollUrl: m[1]! });
-      }
-    });
-    child.once('exit', (code) => {
-      if (!found) fail(new Error(`haishin serve exited with ${code}:\n${stderr}`));
-      else if (!stopping) console.error(`haishin serve exited with ${code} during the run:\n${stderr}`);
-    });
-  });
-}
 
 let stopping = false;
 
@@ -170,7 +96,11 @@ class Stack {
       HAISHIN_VERIFY_EVERY: VERIFY_EVERY,
     };
     if (PER_DEVICE !== undefined) env.HAISHIN_INSTALLS_PER_DEVICE = PER_DEVICE;
-    const served = await startServe(SERVE_REPO, env);
+    const served = await startServe(SERVE_REPO, env, {
+      onExit: (code, stderr) => {
+        if (!stopping) console.error(`haishin serve exited with ${code} during the run:\n${stderr}`);
+      },
+    });
     this.serve = served.child;
     this.root = new URL(served.enrollUrl).searchParams.get('group')!;
     this.api = adminApi(baseUrl, ADMIN);
@@ -318,12 +248,7 @@ class Stack {
   async stop(): Promise<void> {
     stopping = true;
     await this.fleet?.kill();
-    if (this.serve && this.serve.exitCode === null && this.serve.signalCode === null) {
-      const exited = new Promise((r) => this.serve!.once('exit', r));
-      this.serve.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
-      if (this.serve.exitCode === null && this.serve.signalCode === null) this.serve.kill('SIGKILL');
-    }
+    await stopChild(this.serve);
     await this.fakes?.kill();
     stopping = false;
     rmSync(this.dir, { recursive: true, force: true });
