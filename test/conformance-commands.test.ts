@@ -20,8 +20,26 @@ import {
   validateDict,
 } from './support/apple-schema.ts';
 import type { Context, SchemaKey } from './support/apple-schema.ts';
+import { systemClock } from '../src/core/clock.ts';
+import { EnrollmentProfiles } from '../src/mdm/enroll.ts';
+import { createDeviceCa } from '../src/mdm/identity/ca.ts';
 
 const IPAD: Context = { os: 'iOS' };
+
+/** A real renewal profile (decision 0023): haishin's enrollment profile again, with a new identity. */
+const RENEWAL_PROFILE = await (async () => {
+  const now = systemClock.now();
+  const profiles = new EnrollmentProfiles({
+    store: { getGroup: async (id) => ({ id, name: '3年1組' }), recordIssuedIdentity: async () => {} },
+    ca: createDeviceCa({ now }),
+    clock: systemClock,
+    publicUrl: 'https://mdm.school.example.jp',
+    topic: 'com.apple.mgmt.External.9a1c5d3e-0000-4000-8000-conformance',
+    deviceKeyBits: 1024,
+    pkcs12Iterations: 1,
+  });
+  return (await profiles.renewalProfile({ deviceId: 'device-1', profileGroupId: 'grp-3-1' })).body;
+})();
 const UUID = '0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9';
 const KEYNOTE = { adamId: 361285480, bundleId: 'com.apple.Keynote' };
 const PAGES = { adamId: 361309726, bundleId: 'com.apple.Pages' };
@@ -81,6 +99,12 @@ const CASES: { readonly [K in CommandRequestType]: readonly Case[] } = {
   Restrictions: [{ name: 'with profile restrictions', build: (u) => COMMAND_BUILDERS.Restrictions(u) }],
   UserList: [{ name: 'Shared iPad users', build: (u) => COMMAND_BUILDERS.UserList(u) }],
   EraseDevice: [{ name: 'remote wipe', build: (u) => COMMAND_BUILDERS.EraseDevice(u) }],
+  InstallProfile: [
+    {
+      name: 'the enrollment profile with a renewed device identity (decision 0023)',
+      build: (u) => COMMAND_BUILDERS.InstallProfile(u, RENEWAL_PROFILE),
+    },
+  ],
 };
 
 const requestTypes = Object.keys(COMMAND_BUILDERS) as CommandRequestType[];

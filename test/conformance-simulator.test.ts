@@ -168,6 +168,19 @@ const COMMANDS: { readonly [K in CommandRequestType]: (uuid: string) => BuiltCom
   Restrictions: (u) => COMMAND_BUILDERS.Restrictions(u),
   UserList: (u) => COMMAND_BUILDERS.UserList(u),
   EraseDevice: (u) => COMMAND_BUILDERS.EraseDevice(u),
+  // A profile without an MDM payload: installed as it is (the renewal case is in identity-renewal tests).
+  InstallProfile: (u) =>
+    COMMAND_BUILDERS.InstallProfile(
+      u,
+      buildPlist({
+        PayloadType: 'Configuration',
+        PayloadVersion: 1,
+        PayloadIdentifier: 'jp.haishin.test.empty',
+        PayloadUUID: '6A1F0E3B-2C4D-4E5F-8A9B-0C1D2E3F4A5B',
+        PayloadDisplayName: 'empty',
+        PayloadContent: [],
+      }),
+    ),
 };
 
 describe("the simulated iPad's answers match each command's responsekeys", () => {

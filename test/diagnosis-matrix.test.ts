@@ -168,6 +168,17 @@ const WORLDS: Record<string, { env: Record<string, string> }> = {
   timed: {
     env: { HAISHIN_PUSH_TIMEOUT: '3s', HAISHIN_SESSION_TIMEOUT: '3s', HAISHIN_REQUEST_TIMEOUT: '4s' },
   },
+  /** `timed`, with device identities valid for seconds (decision 0023). */
+  identity: {
+    env: {
+      HAISHIN_PUSH_TIMEOUT: '3s',
+      HAISHIN_SESSION_TIMEOUT: '3s',
+      HAISHIN_REQUEST_TIMEOUT: '4s',
+      HAISHIN_DEVICE_IDENTITY_VALIDITY: '8s',
+      HAISHIN_IDENTITY_RENEW_BEFORE: '4s',
+      HAISHIN_IDENTITY_RENEW_EVERY: '2s',
+    },
+  },
 };
 
 const PROTOCOL_CASES: ProtocolCase[] = [
@@ -256,6 +267,30 @@ const PROTOCOL_CASES: ProtocolCase[] = [
     run: async (w, p) => {
       const s = await w.school(p, [APP]);
       s.devices[0]!.online = false;
+      return onlyJob(w, await distribute(w, s.token.id, APP.adamId, { groupIds: [s.group] }));
+    },
+  },
+  {
+    code: 'device.identity_expired',
+    world: 'identity',
+    story:
+      'the iPad is switched off through the renewal window and past its identity’s expiry: switched on again, its check-ins are refused',
+    status: 'push_timeout',
+    deviceAnswers: false,
+    run: async (w, p) => {
+      const s = await w.school(p, [APP]);
+      const device = s.devices[0]!;
+      device.online = false;
+      const expiry = device.identityNotAfter!.getTime();
+      await until(
+        'the identity expired',
+        async () => (Date.now() > expiry + 1_000 ? true : undefined),
+        30_000,
+      );
+      device.online = true;
+      // Back on: what it sends is refused, so nothing of the distribution reaches it.
+      if ((await device.tokenUpdate()) !== 400)
+        throw new Error('a check-in with an expired identity was accepted');
       return onlyJob(w, await distribute(w, s.token.id, APP.adamId, { groupIds: [s.group] }));
     },
   },

@@ -71,6 +71,8 @@ function codes(e: Evidence): CauseCode[] {
 const ADDED_SINCE_DESIGN: readonly CauseCode[] = [
   // docs/decisions/0018-app-updates.md
   'app.update_not_applied',
+  // docs/decisions/0023-device-identity-renewal.md
+  'device.identity_expired',
 ];
 
 describe('cause catalogue', () => {
@@ -576,6 +578,12 @@ const TOP_CAUSE: Record<CauseCode, Evidence> = {
       installedVersion: '2.0.3',
       ackAt: new Date(NOW.getTime() - 20 * 60_000),
     },
+  },
+  // Silent for 40 days because its identity expired 35 days ago: not "unenrolled", not "offline".
+  'device.identity_expired': {
+    now: NOW,
+    job: { status: 'push_timeout' },
+    device: { status: 'enrolled', lastSeenAt: daysAgo(40), identityNotAfter: daysAgo(35) },
   },
 };
 

@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
-import { loadOrCreateDeviceCa } from '../mdm/device-ca.ts';
+import { loadDeviceCaSet } from '../mdm/device-ca.ts';
 import { registerAdminApi } from '../api/admin.ts';
 import { Commander, sessionGraceFor } from '../engine/commander.ts';
 import { LeasedWork, leaseTtlFor } from './leases.ts';
@@ -31,6 +31,7 @@ import { AppUpdates } from '../engine/app-updates.ts';
 import type { VppTokensOptions } from '../engine/vpp-tokens.ts';
 import { randomUUID } from 'node:crypto';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
+import { IdentityRenewal } from '../engine/identity-renewal.ts';
 import type { CertAndKey } from '../mdm/identity/ca.ts';
 import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
 import type { MdmListener } from '../mdm/ports.ts';
@@ -107,6 +108,8 @@ export interface Haishin {
   commander: Commander;
   /** The timed work this process holds the lease of (several processes on PostgreSQL, decision 0019). */
   leased: LeasedWork;
+  /** Renews device identities before they expire (decision 0023); its pass runs under a lease. */
+  identityRenewal: IdentityRenewal;
   tokens: VppTokens;
   engine: DistributionEngine;
   /** App versions, update distributions and "keep apps up to date" (decision 0018). */
@@ -153,7 +156,9 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   // Several processes on PostgreSQL: events and wake-ups across them (decision 0020).
   let link: ProcessLink | null = null;
     const box = new SecretBox(secretKey);
-    const deviceCa = await loadOrCreateDeviceCa(store, box, o.clock.now());
+    // The CA that issues identities, and the earlier ones that still verify devices (decision 0023).
+    const deviceCas = await loadDeviceCaSet(store, box, o.clock.now());
+    const deviceCa = deviceCas.issuing;
     const fastifyOptions = {
       logger: o.logger ?? false,
       bodyLimit: config.maxBodyBytes,
@@ -222,14 +227,15 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     });
     const deviceActions = new DeviceActions({ store, clock: o.clock, tokens, engine, commander });
     const appUpdates = new AppUpdates({ store, clock: o.clock, engine, appMeta });
-    const verifier = new MdmSignatureVerifier(deviceCa.certPem);
+    const verifier = new MdmSignatureVerifier(deviceCas.verifying);
     const mdm = new MdmService({
       store: store.mdm,
       // The public-key operation of every check-in runs in the thread pool, off the event loop.
       verifier: { verify: (body, header, now) => verifier.verifyAsync(body, header, now) },
       clock: o.clock,
       maxBodyBytes: config.maxBodyBytes,
-      listener: combineListeners(engine, o.listener),
+      // Answers to identity renewals (decision 0023); `renewal` is built with the profiles below.
+      listener: combineListeners(engine, { onCommandReport: (r) => renewal.onCommandReport(r) }, o.listener),
     });
     const profiles = new EnrollmentProfiles({
       store,
@@ -240,6 +246,20 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       deviceKeyBits: config.deviceKeyBits,
       deviceKeyType: config.deviceKeyType,
       pkcs12Iterations: config.pkcs12Iterations,
+      identityValidityMs: config.identity.validityMs,
+    });
+    const renewal = new IdentityRenewal({
+      identities: store.identities,
+      profiles,
+      commander,
+      clock: o.clock,
+      renewBeforeMs: config.identity.renewBeforeMs,
+      onError: (err, deviceId) => app.log.warn({ err, deviceId }, 'device identity renewal not started'),
+      onAnswer: (deviceId, outcome) =>
+        app.log[outcome === 'adopted' ? 'info' : 'warn'](
+          { deviceId, outcome },
+          'device identity renewal answered',
+        ),
     });
     const generatedAdminToken = await ensureAdminToken(store, config.adminToken, o.clock.now());
     await registerMdmRoutes(app, {
@@ -267,6 +287,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         instanceId,
         pushCertificate: { topic: push.topic, notAfter: push.notAfter },
         deviceCaPem: deviceCa.certPem,
+        verifyingDeviceCas: deviceCas.verifying.length,
+        identityRenewBeforeMs: config.identity.renewBeforeMs,
       },
       publicUrl: config.publicUrl,
     });
@@ -320,6 +342,16 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         }));
     const compactionMs = o.tuning?.queueCompactionMs ?? queueCompactionPeriodMs(config.queue.retentionMs);
     if (compactionMs !== 0) every(compactionMs, 'queue compaction', compactQueue);
+    // At start too: a server restarted more often than the period would otherwise never renew.
+    every(
+      config.identity.renewEveryMs,
+      'identity renewal',
+      () =>
+        renewal.pass().then((r) => {
+          if (r.due > 0) app.log.info(r, 'device identity renewal pass');
+        }),
+      true,
+    );
     return {
       app,
       config,
@@ -338,6 +370,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       generatedAdminToken,
       compactQueue,
       leased,
+      identityRenewal: renewal,
     if (shared)
       link = await linkProcesses({
         url: config.db,

@@ -15,6 +15,7 @@ export const LEASED_WORK = [
   'VPP token upkeep',
   'app update check',
   'queue compaction',
+  'identity renewal',
 ] as const;
 export type LeasedWorkName = (typeof LEASED_WORK)[number];
 

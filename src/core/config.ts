@@ -33,6 +33,12 @@ export interface Config {
   notNowRetryMs: number;
   maxBodyBytes: number;
   /**
+   * Device identities (decision 0023): HAISHIN_DEVICE_IDENTITY_VALIDITY, how long an issued identity
+   * is valid; HAISHIN_IDENTITY_RENEW_BEFORE, how long before its expiry haishin sends a device a
+   * renewed one; HAISHIN_IDENTITY_RENEW_EVERY, how often the renewal pass runs.
+   */
+  identity: { validityMs: number; renewBeforeMs: number; renewEveryMs: number };
+  /**
    * HAISHIN_QUEUE_RETENTION and HAISHIN_QUEUE_KEEP_MESSAGES: how long answered commands, their
    * results and device messages are kept, and how many of each device's newest messages are kept
    * whatever their age (src/store/queue-compaction.ts says what else always stays).
@@ -92,6 +98,21 @@ export function parseConfig(env: Env): Config {
   if (deviceKeyType !== 'rsa' && deviceKeyType !== 'ec')
     throw new ConfigError(`HAISHIN_DEVICE_KEY_TYPE="${deviceKeyType}" must be rsa or ec`);
   const pkcs12Iterations = integer('HAISHIN_PKCS12_ITERATIONS', 2048, 1);
+  const identityValidityMs = duration('HAISHIN_DEVICE_IDENTITY_VALIDITY', '365d');
+  const renewBeforeMs = duration('HAISHIN_IDENTITY_RENEW_BEFORE', '30d');
+  const renewEveryMs = duration('HAISHIN_IDENTITY_RENEW_EVERY', '1d');
+  if (identityValidityMs < 1_000)
+    throw new ConfigError(
+      'HAISHIN_DEVICE_IDENTITY_VALIDITY must be at least 1s (e.g. 365d; seconds are for tests): it is how long a device identity is valid',
+    );
+  if (renewBeforeMs <= 0 || renewBeforeMs >= identityValidityMs)
+    throw new ConfigError(
+      `HAISHIN_IDENTITY_RENEW_BEFORE must be longer than 0 and shorter than HAISHIN_DEVICE_IDENTITY_VALIDITY (e.g. 30d of 365d): otherwise identities are renewed ${renewBeforeMs <= 0 ? 'never' : 'as soon as they are issued'}`,
+    );
+  if (renewEveryMs <= 0 || renewEveryMs > renewBeforeMs)
+    throw new ConfigError(
+      'HAISHIN_IDENTITY_RENEW_EVERY must be longer than 0 and at most HAISHIN_IDENTITY_RENEW_BEFORE (e.g. 1d): the renewal pass must run within the renewal window',
+    );
   const queueRetentionMs = duration('HAISHIN_QUEUE_RETENTION', '7d');
   if (queueRetentionMs <= 0)
     throw new ConfigError(
@@ -137,6 +158,7 @@ export function parseConfig(env: Env): Config {
     verifyEveryMs: duration('HAISHIN_VERIFY_EVERY', '60s'),
     installsPerDevice: integer('HAISHIN_INSTALLS_PER_DEVICE', 5, 1),
     notNowRetryMs: duration('HAISHIN_NOTNOW_RETRY', '5m'),
+    identity: { validityMs: identityValidityMs, renewBeforeMs, renewEveryMs },
     maxBodyBytes: integer('HAISHIN_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
     queue: {
       retentionMs: queueRetentionMs,

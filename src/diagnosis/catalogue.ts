@@ -39,6 +39,7 @@ export const CAUSE_CODES = [
   'device.restored_from_backup',
   'device.error_unknown',
   'app.update_not_applied',
+  'device.identity_expired',
 ] as const;
 
 export type CauseCode = (typeof CAUSE_CODES)[number];
@@ -435,6 +436,18 @@ const ENTRIES: Record<CauseCode, Entry> = {
       en: 'The device took the update command, but the app is still managed at an older version (the evidence shows the version expected and the one the device reported). The user may have declined the update (UpdateRejected), the app may have been in use, storage may be short, or the new version may not support the device’s iOS / iPadOS. Close the app, connect the device to Wi-Fi and power, check its free storage and OS version, then press Jobs → Retry (API: POST /api/v1/jobs/:id/retry). If the OS is too old, update the device first. Devices → Refresh information reads the device facts again (POST /api/v1/devices/:id/refresh). The Apps page shows how many devices still run an older version of each app (GET /api/v1/apps).',
     },
     actions: ['refresh_device_info', 'retry', 'cancel'],
+    automatic: false,
+  },
+  'device.identity_expired': {
+    title: {
+      ja: '端末の識別証明書（デバイスID）の有効期限が切れています',
+      en: "The device's identity certificate has expired",
+    },
+    remedy: {
+      ja: '端末は haishin が発行した識別証明書で通信に署名しますが、その証明書の有効期限が切れたため、haishin は端末からの接続をすべて拒否しています（根拠欄に期限と最後の接続日時があります）。haishin は期限の前（HAISHIN_IDENTITY_RENEW_BEFORE、既定30日前）に新しい証明書を自動で送りますが、この端末はその期間ずっとオフラインだったか、更新を受け付けませんでした。端末からは元に戻せないため、端末の「設定 → 一般 → VPNとデバイス管理」で haishin のプロファイルを削除し、登録用リンクからもう一度登録してください（Automated Device Enrollment の端末は初期化して再登録）。端末番号とグループはそのまま引き継がれます。登録し直したら「ジョブ → 再実行」を押してください（API: POST /api/v1/jobs/:id/retry）。期限切れの台数は「サーバー」画面（GET /api/v1/status の deviceIdentities.expired）で確認できます。',
+      en: "The device signs its messages with the identity certificate haishin issued it, and that certificate has expired, so haishin refuses everything the device sends (the evidence shows the expiry and its last contact). haishin sends a new identity before expiry by itself (HAISHIN_IDENTITY_RENEW_BEFORE, 30 days by default), but this device was offline for that whole time or did not accept the renewal. It cannot recover on its own: remove haishin's profile on the device (Settings → General → VPN & Device Management) and enroll it again from an enrollment link (a device from Automated Device Enrollment: erase it and let it enroll again). Its device number and group are kept. Then press Jobs → Retry (API: POST /api/v1/jobs/:id/retry). The Server page shows how many devices are in this state (GET /api/v1/status, deviceIdentities.expired).",
+    },
+    actions: ['retry', 'cancel'],
     automatic: false,
   },
 };

@@ -152,6 +152,8 @@ export interface DeviceFacts {
   lastSeenAt?: Date | null;
   /** When a CheckOut was received. */
   checkedOutAt?: Date | null;
+  /** When the identity certificate the device signs with expires (decision 0023). */
+  identityNotAfter?: Date | null;
   osVersion?: string | null;
   /** `iPad13,1`, `iPhone14,2`, … */
   productName?: string | null;

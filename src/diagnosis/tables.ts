@@ -31,6 +31,8 @@ export const CAUSE_PRIORITY: Readonly<Record<CauseCode, number>> = {
   'token.not_migrated': 6,
   'token.not_registered': 7,
   'token.not_shared': 8,
+  // Before "unenrolled" and "offline": an expired identity is why the device looks silent (decision 0023).
+  'device.identity_expired': 8.5,
   'device.unenrolled': 9,
   'app.apple_builtin': 10,
   'app.not_device_assignable': 11,

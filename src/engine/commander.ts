@@ -9,12 +9,14 @@ import type { Pusher, PushSummary } from './push.ts';
  * purpose, commands go out in the order they were queued.
  *
  * - `action`: an administrator acts on the device (lock, wipe, …): nothing else should delay it.
+ * - `identity`: a renewed device identity (decision 0023): if it misses the device's expiry, the
+ *   device is lost until enrolled again, so it goes before everything but an administrator's action.
  * - `facts`: someone — an administrator or the troubleshooter — waits for the device's facts.
  * - `install`: install and remove commands of jobs; several of one device go out in one session.
  * - `verify`: the check whether installs finished comes after the installs queued with it, so
  *   one ManagedApplicationList answers for all of them.
  */
-export const PRIORITY = { action: 60, facts: 50, install: 30, verify: 20 } as const;
+export const PRIORITY = { action: 60, identity: 55, facts: 50, install: 30, verify: 20 } as const;
 
 /**
  * A command handed out this recently and not answered means the device is in a session: it asks

@@ -205,6 +205,7 @@ export async function gatherEvidence(
       status: device.status,
       lastSeenAt: date(device.last_seen_at),
       checkedOutAt: date(device.checked_out_at),
+      identityNotAfter: date(device.identity_not_after),
       osVersion: device.os_version,
       productName: device.product_name,
       // Unknown until DeviceInformation (IsMultiUser) or a Shared iPad user channel says.

@@ -100,6 +100,16 @@ export function eraseDevice(uuid: string): BuiltCommand {
 }
 
 /**
+ * InstallProfile: the profile (a `.mobileconfig`, XML plist) goes as data. haishin sends its own
+ * enrollment profile again, with a renewed device identity (decision 0023).
+ */
+export function installProfile(uuid: string, profile: string | Uint8Array): BuiltCommand {
+  const payload = typeof profile === 'string' ? Buffer.from(profile, 'utf8') : profile;
+  if (payload.byteLength === 0) throw new Error('InstallProfile needs a profile');
+  return renderCommand(uuid, { RequestType: 'InstallProfile', Payload: payload });
+}
+
+/**
  * Every command builder, keyed by the RequestType it produces. test/conformance-commands checks each
  * against Apple's schema, and fails when this module exports a builder not listed here or one listed
  * here has no conformance case.
@@ -113,6 +123,7 @@ export const COMMAND_BUILDERS = {
   Restrictions: restrictions,
   UserList: userList,
   EraseDevice: eraseDevice,
+  InstallProfile: installProfile,
 } as const satisfies { readonly [requestType: string]: (uuid: string, ...args: never[]) => BuiltCommand };
 
 export type CommandRequestType = keyof typeof COMMAND_BUILDERS;

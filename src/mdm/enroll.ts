@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.ts';
 import { identityToPkcs12, issueDeviceIdentity } from './identity/ca.ts';
-import type { CertAndKey } from './identity/ca.ts';
+import type { CertAndKey, IssuedIdentity } from './identity/ca.ts';
 import { buildPlist } from './plist.ts';
 import type { PlistDict } from './plist.ts';
 
@@ -13,7 +13,16 @@ export interface EnrollmentStore {
     groupId: string;
     issuedAt: Date;
     notAfter: Date;
+    /** Set for a renewal: the identity is this device's from the start (decision 0023). */
+    deviceId?: string;
   }): Promise<void>;
+}
+
+/** What a renewal needs to know of the device: the group its enrollment profile was made for. */
+export interface RenewalTarget {
+  deviceId: string;
+  /** The group of the enrollment profile installed on the device (its PayloadIdentifier). */
+  profileGroupId: string;
 }
 
 export interface EnrollmentOptions {
@@ -28,6 +37,8 @@ export interface EnrollmentOptions {
   /** Default 2048, like `openssl pkcs12 -export`. */
   pkcs12Iterations?: number;
   organization?: string;
+  /** How long issued identities are valid (HAISHIN_DEVICE_IDENTITY_VALIDITY; default 365 days). */
+  identityValidityMs?: number;
 }
 
 /**
@@ -52,6 +63,27 @@ export class EnrollmentProfiles {
       throw new UnknownGroupError(
         `no group with id "${groupId}": ask your administrator for a current enrollment link`,
       );
+    const { body, identity } = await this.#build(group, undefined);
+    return { body, fingerprint: identity.fingerprintSha256 };
+  }
+
+  /**
+   * The enrollment profile again for a device that has it (decision 0023): same PayloadIdentifier,
+   * server URL and topic, so the device replaces its MDM profile in place, with a new identity
+   * recorded as this device's. The group is the one the installed profile was made for.
+   */
+  async renewalProfile(target: RenewalTarget): Promise<{ body: string; identity: IssuedIdentity }> {
+    const group = (await this.#o.store.getGroup(target.profileGroupId)) ?? {
+      id: target.profileGroupId,
+      name: target.profileGroupId,
+    };
+    return this.#build(group, target.deviceId);
+  }
+
+  async #build(
+    group: { id: string; name: string },
+    deviceId: string | undefined,
+  ): Promise<{ body: string; identity: IssuedIdentity }> {
     const now = this.#o.clock.now();
     const identityUuid = randomUUID().toUpperCase();
     const identity = issueDeviceIdentity(this.#o.ca, {
@@ -59,6 +91,7 @@ export class EnrollmentProfiles {
       commonName: `haishin device ${identityUuid}`,
       keyBits: this.#o.deviceKeyBits,
       keyType: this.#o.deviceKeyType ?? 'rsa',
+      ...(this.#o.identityValidityMs !== undefined ? { validMs: this.#o.identityValidityMs } : {}),
     });
     await this.#o.store.recordIssuedIdentity({
       fingerprint: identity.fingerprintSha256,
@@ -66,6 +99,7 @@ export class EnrollmentProfiles {
       groupId: group.id,
       issuedAt: now,
       notAfter: identity.notAfter,
+      ...(deviceId !== undefined ? { deviceId } : {}),
     });
     // The password travels inside the same profile; it only satisfies the PKCS#12 format.
     const password = randomBytes(12).toString('base64url');
@@ -111,6 +145,6 @@ export class EnrollmentProfiles {
       PayloadRemovalDisallowed: false,
       PayloadContent: [identityPayload, mdmPayload],
     };
-    return { body: buildPlist(profile), fingerprint: identity.fingerprintSha256 };
+    return { body: buildPlist(profile), identity };
   }
 }

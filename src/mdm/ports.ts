@@ -35,6 +35,8 @@ export interface IdentityRecord {
   /** The device this identity was bound to at its first Authenticate, if any. */
   deviceId: string | null;
   boundUdid: string | null;
+  /** When the certificate expires. */
+  notAfter: Date;
 }
 
 export interface KnownDevice {
@@ -42,6 +44,10 @@ export interface KnownDevice {
   udid: string;
   certFingerprint: string;
   status: 'pending' | 'enrolled' | 'unenrolled' | 'deactivated';
+  /** A renewed identity haishin sent this device and has not seen yet (decision 0023). */
+  pendingCertFingerprint: string | null;
+  /** The identity a renewal replaced, still accepted until it expires. */
+  previousCertFingerprint: string | null;
 }
 
 /** The device a command report comes from, and whether its channel has a command queued. */
@@ -110,6 +116,11 @@ export interface MdmStore {
   ): Promise<{ deviceId: string; clearedCommandUuids: string[] }>;
   tokenUpdate(deviceId: string, facts: TokenUpdateFacts, at: Date): Promise<{ firstTokenUpdate: boolean }>;
   checkOut(deviceId: string, at: Date): Promise<void>;
+  /**
+   * The device signed with its pending renewed identity (decision 0023): it becomes the device's
+   * identity, the one it replaces stays accepted until it expires. False when it was no longer pending.
+   */
+  adoptRenewedIdentity(deviceId: string, fingerprint: string, at: Date): Promise<boolean>;
   touch(deviceId: string, enrollmentId: string, at: Date): Promise<void>;
   recordMessage(message: RawMessage): Promise<void>;
 

@@ -151,7 +151,7 @@ export class MdmService implements MdmHandler {
       return { status: 200, body: '', note: `Authenticate ${udid}` };
     }
 
-    const device = await this.#boundDevice(udid, fingerprint);
+    const device = await this.#boundDevice(udid, fingerprint, at);
     switch (type) {
       case 'TokenUpdate': {
         const facts = tokenUpdateFacts(message, udid);
@@ -186,7 +186,7 @@ export class MdmService implements MdmHandler {
     if (!REPORT_STATUSES.has(status)) throw new Refusal(`unknown Status "${status}"`);
     const udid = requiredString(message, 'UDID');
     const enrollmentId = enrollmentIdOf(message, udid);
-    const device = await this.#boundReportingDevice(udid, enrollmentId, fingerprint);
+    const device = await this.#boundReportingDevice(udid, enrollmentId, fingerprint, at);
     const commandUuid = typeof message.CommandUUID === 'string' ? message.CommandUUID : null;
     const store = this.#o.store;
     // Committed with the other devices' touches of this moment (group commit) and awaited before
@@ -262,16 +262,34 @@ export class MdmService implements MdmHandler {
     };
   }
 
-  async #boundDevice(udid: string, fingerprint: string): Promise<KnownDevice> {
-    return checkBinding(udid, fingerprint, await this.#o.store.findDeviceByUdid(udid));
+  async #boundDevice(udid: string, fingerprint: string, at: Date): Promise<KnownDevice> {
+    return this.#adopt(
+      checkBinding(udid, fingerprint, await this.#o.store.findDeviceByUdid(udid)),
+      fingerprint,
+      at,
+    );
   }
 
   async #boundReportingDevice(
     udid: string,
     enrollmentId: string,
     fingerprint: string,
+    at: Date,
   ): Promise<ReportingDevice> {
-    return checkBinding(udid, fingerprint, await this.#o.store.findReportingDevice(udid, enrollmentId));
+    const device = await this.#o.store.findReportingDevice(udid, enrollmentId);
+    return this.#adopt(checkBinding(udid, fingerprint, device), fingerprint, at);
+  }
+
+  /** The first message signed by a device's renewed identity makes it the device's identity (decision 0023). */
+  async #adopt<D extends KnownDevice>(device: D, fingerprint: string, at: Date): Promise<D> {
+    if (fingerprint !== device.pendingCertFingerprint) return device;
+    await this.#o.store.adoptRenewedIdentity(device.id, fingerprint, at);
+    return {
+      ...device,
+      previousCertFingerprint: device.certFingerprint,
+      certFingerprint: fingerprint,
+      pendingCertFingerprint: null,
+    };
   }
 
   async #keepFacts(deviceId: string, requestType: string, message: PlistDict, at: Date): Promise<void> {
@@ -284,10 +302,18 @@ export class MdmService implements MdmHandler {
   }
 }
 
-/** The binding of DESIGN §6: a device speaks only with the certificate it authenticated with. */
+/**
+ * The binding of DESIGN §6: a device speaks only with the certificate it authenticated with — or,
+ * during a renewal (decision 0023), with the renewed identity haishin issued for this very device,
+ * or the one that renewal replaced until it expires (the signature check refuses expired ones).
+ */
 function checkBinding<D extends KnownDevice>(udid: string, fingerprint: string, device: D | null): D {
   if (!device) throw new Refusal(`unknown device ${udid}: it must Authenticate first`);
-  if (device.certFingerprint !== fingerprint) {
+  if (
+    device.certFingerprint !== fingerprint &&
+    device.pendingCertFingerprint !== fingerprint &&
+    device.previousCertFingerprint !== fingerprint
+  ) {
     throw new Refusal(`the signing certificate is not the one device ${udid} authenticated with`);
   }
   return device;

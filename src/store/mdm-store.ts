@@ -38,11 +38,25 @@ function hotQueries(db: Kysely<Database>) {
   return {
     deviceByUdid: prepare<
       [udid: string],
-      { id: string; udid: string; cert_fingerprint: string; status: KnownDevice['status'] }
+      {
+        id: string;
+        udid: string;
+        cert_fingerprint: string;
+        status: KnownDevice['status'];
+        pending_cert_fingerprint: string | null;
+        previous_cert_fingerprint: string | null;
+      }
     >(db, (k, arg) =>
       k
         .selectFrom('devices')
-        .select(['id', 'udid', 'cert_fingerprint', 'status'])
+        .select([
+          'id',
+          'udid',
+          'cert_fingerprint',
+          'status',
+          'pending_cert_fingerprint',
+          'previous_cert_fingerprint',
+        ])
         .where('udid', '=', arg<string>(0)),
     ),
     // Most reports are Idles that find the queue empty: the device and that, in one statement.
@@ -53,6 +67,8 @@ function hotQueries(db: Kysely<Database>) {
         udid: string;
         cert_fingerprint: string;
         status: KnownDevice['status'];
+        pending_cert_fingerprint: string | null;
+        previous_cert_fingerprint: string | null;
         queued: number | boolean;
       }
     >(db, (k, arg) =>
@@ -63,6 +79,8 @@ function hotQueries(db: Kysely<Database>) {
           'udid',
           'cert_fingerprint',
           'status',
+          'pending_cert_fingerprint',
+          'previous_cert_fingerprint',
           eb
             .exists(
               eb
@@ -140,7 +158,13 @@ export class KyselyMdmStore implements MdmStore {
     const row = await this.#db
       .selectFrom('identities')
       .leftJoin('devices', 'devices.id', 'identities.device_id')
-      .select(['identities.fingerprint', 'identities.group_id', 'identities.device_id', 'devices.udid'])
+      .select([
+        'identities.fingerprint',
+        'identities.group_id',
+        'identities.device_id',
+        'identities.not_after',
+        'devices.udid',
+      ])
       .where('identities.fingerprint', '=', fingerprint)
       .executeTakeFirst();
     if (!row) return null;
@@ -149,13 +173,21 @@ export class KyselyMdmStore implements MdmStore {
       groupId: row.group_id,
       deviceId: row.device_id,
       boundUdid: row.udid ?? null,
+      notAfter: new Date(row.not_after),
     };
   }
 
   async findDeviceByUdid(udid: string): Promise<KnownDevice | null> {
     const [row] = await this.#q.deviceByUdid.rows(this.#db, udid);
     return row
-      ? { id: row.id, udid: row.udid, certFingerprint: row.cert_fingerprint, status: row.status }
+      ? {
+          id: row.id,
+          udid: row.udid,
+          certFingerprint: row.cert_fingerprint,
+          status: row.status,
+          pendingCertFingerprint: row.pending_cert_fingerprint,
+          previousCertFingerprint: row.previous_cert_fingerprint,
+        }
       : null;
   }
 
@@ -167,6 +199,8 @@ export class KyselyMdmStore implements MdmStore {
           udid: row.udid,
           certFingerprint: row.cert_fingerprint,
           status: row.status,
+          pendingCertFingerprint: row.pending_cert_fingerprint,
+          previousCertFingerprint: row.previous_cert_fingerprint,
           // 0/1 on SQLite, a boolean on PostgreSQL.
           queued: Boolean(row.queued),
         }
@@ -198,6 +232,12 @@ export class KyselyMdmStore implements MdmStore {
         imei: facts.imei,
         meid: facts.meid,
         cert_fingerprint: identity.fingerprint,
+        // A new enrolment starts afresh: no renewal in flight, no older identity accepted.
+        identity_not_after: iso(identity.notAfter),
+        pending_cert_fingerprint: null,
+        previous_cert_fingerprint: null,
+        identity_renewal_command: null,
+        identity_renewal_at: null,
         status: 'pending' as const,
         checked_out_at: null,
         last_seen_at: now,
@@ -331,6 +371,10 @@ export class KyselyMdmStore implements MdmStore {
         .where('device_id', '=', deviceId)
         .execute();
     });
+  }
+
+  async adoptRenewedIdentity(deviceId: string, fingerprint: string, at: Date): Promise<boolean> {
+    return adoptRenewedIdentity(this.#db, deviceId, fingerprint, at);
   }
 
   /**
@@ -598,4 +642,48 @@ export async function nextCounter(db: Kysely<Database>, name: string, by = 1): P
     .returning('value')
     .executeTakeFirstOrThrow();
   return row.value;
+}
+
+/**
+ * Promotes the pending renewed identity `fingerprint` of the device (decision 0023): the one it
+ * replaces is kept as the previous identity (accepted until it expires), the renewal is over.
+ * Idempotent: false when `fingerprint` is not (or no longer) the device's pending identity.
+ */
+export async function adoptRenewedIdentity(
+  db: Kysely<Database>,
+  deviceId: string,
+  fingerprint: string,
+  at: Date,
+): Promise<boolean> {
+  const now = iso(at);
+  return db.transaction().execute(async (tx) => {
+    const identity = await tx
+      .selectFrom('identities')
+      .select(['not_after'])
+      .where('fingerprint', '=', fingerprint)
+      .where('device_id', '=', deviceId)
+      .executeTakeFirst();
+    if (!identity) return false;
+    const updated = await tx
+      .updateTable('devices')
+      .set((eb) => ({
+        previous_cert_fingerprint: eb.ref('cert_fingerprint'),
+        cert_fingerprint: fingerprint,
+        identity_not_after: identity.not_after,
+        pending_cert_fingerprint: null,
+        identity_renewal_command: null,
+        updated_at: now,
+      }))
+      .where('id', '=', deviceId)
+      .where('pending_cert_fingerprint', '=', fingerprint)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) return false;
+    await tx
+      .updateTable('identities')
+      .set({ bound_at: now })
+      .where('fingerprint', '=', fingerprint)
+      .where('bound_at', 'is', null)
+      .execute();
+    return true;
+  });
 }

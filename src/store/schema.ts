@@ -76,8 +76,17 @@ export interface DevicesTable {
   is_supervised: number | null;
   is_shared_ipad: number;
   status: DeviceStatus;
-  /** SHA-256 of the identity certificate bound at the last Authenticate. */
+  /** SHA-256 of the identity certificate bound at the last Authenticate (or promoted by a renewal). */
   cert_fingerprint: string;
+  /** When that certificate expires (decision 0023). */
+  identity_not_after: string | null;
+  /** A renewed identity sent to the device and not seen yet: accepted for this device only. */
+  pending_cert_fingerprint: string | null;
+  /** The identity a renewal replaced: accepted until it expires. */
+  previous_cert_fingerprint: string | null;
+  /** The InstallProfile of the renewal in flight, and when it was queued. */
+  identity_renewal_command: string | null;
+  identity_renewal_at: string | null;
   enrolled_at: string | null;
   last_seen_at: string | null;
   checked_out_at: string | null;

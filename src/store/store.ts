@@ -6,6 +6,7 @@ import type { Db } from './db.ts';
 import { AdminRepo } from './admin-repo.ts';
 import { AppUpdateRepo } from './app-update-repo.ts';
 import { LeaseRepo } from './lease-repo.ts';
+import { IdentityRepo } from './identity-repo.ts';
 import { DiagnosisQueueRepo } from './diagnosis-queue-repo.ts';
 import { VppPacingRepo } from './vpp-pacing-repo.ts';
 import { DeviceRepo } from './device-repo.ts';
@@ -37,6 +38,8 @@ export class Store {
   /** App versions, devices' installed versions, "keep apps up to date" (decision 0018). */
   readonly appUpdates: AppUpdateRepo;
   readonly leases: LeaseRepo;
+  /** Device identities and their renewal (decision 0023). */
+  readonly identities: IdentityRepo;
   /** Per-group enrollment links (decision 0022). */
   readonly enrollmentLinks: EnrollmentLinkRepo;
   /** The Apps and Books pacing per location, shared by several processes (decision 0021). */
@@ -55,6 +58,7 @@ export class Store {
     this.jobs = new JobRepo(db.kysely);
     this.appUpdates = new AppUpdateRepo(db.kysely);
     this.leases = new LeaseRepo(db.kysely);
+    this.identities = new IdentityRepo(db.kysely);
     this.enrollmentLinks = new EnrollmentLinkRepo(db.kysely);
     this.vppPacing = new VppPacingRepo(db.kysely);
     this.diagnosisQueue = new DiagnosisQueueRepo(db.kysely, db.dialect);
@@ -155,6 +159,7 @@ export class Store {
     groupId: string;
     issuedAt: Date;
     notAfter: Date;
+    deviceId?: string;
   }): Promise<void> {
     await this.#k
       .insertInto('identities')
@@ -164,7 +169,8 @@ export class Store {
         group_id: identity.groupId,
         issued_at: identity.issuedAt.toISOString(),
         not_after: identity.notAfter.toISOString(),
-        device_id: null,
+        // A renewal's identity belongs to its device from the start (decision 0023).
+        device_id: identity.deviceId ?? null,
         bound_at: null,
       })
       .execute();

@@ -12,6 +12,10 @@ export interface ServerFacts {
   /** The certificate loaded for APNs (its topic is the one enrollment profiles carry). */
   pushCertificate: { topic: string; notAfter: Date };
   deviceCaPem: string;
+  /** How many CAs verify device identities: the issuing one and those rotated out (decision 0023). */
+  verifyingDeviceCas?: number;
+  /** HAISHIN_IDENTITY_RENEW_BEFORE: the window the device identity counts look at. */
+  identityRenewBeforeMs?: number;
 }
 
 const PACKAGE_VERSION: string = (() => {
@@ -51,7 +55,22 @@ const StatusAnswer = Type.Object({
       },
     ),
   }),
-  deviceCa: Type.Object({ notAfter: Iso }),
+  deviceCa: Type.Object({
+    notAfter: Iso,
+    verifying: Type.Integer({
+      description: 'CAs whose identities are accepted: the issuing one and those rotated out',
+    }),
+  }),
+  deviceIdentities: Type.Object(
+    {
+      expired: Type.Integer({
+        description: 'managed devices whose identity expired before it was renewed: enroll them again',
+      }),
+      expiring: Type.Integer({ description: 'identities within the renewal window, not renewed yet' }),
+      renewing: Type.Integer({ description: 'devices sent a renewed identity that have not used it yet' }),
+    },
+    { description: 'device identities and their renewal (decision 0023)' },
+  ),
   tokens: Type.Object({
     total: Type.Integer(),
     expiring: Type.Integer({ description: 'tokens within 30 days of expiry' }),
@@ -121,7 +140,11 @@ export async function registerStatusRoutes(
           daysLeft: daysLeft(cert.notAfter, now),
           alert: parseAlert(await store.getSetting(PUSH_CERTIFICATE_ALERT)),
         },
-        deviceCa: { notAfter: caNotAfter.toISOString() },
+        deviceCa: { notAfter: caNotAfter.toISOString(), verifying: facts.verifyingDeviceCas ?? 1 },
+        deviceIdentities: await store.identities.counts(
+          now,
+          new Date(now.getTime() + (facts.identityRenewBeforeMs ?? 30 * 86_400_000)),
+        ),
         tokens: {
           total: views.length,
           expiring: views.filter((v) => v.state === 'expiring').length,

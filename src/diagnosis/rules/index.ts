@@ -12,6 +12,7 @@ import { deviceErrorRule } from './device-error.ts';
 import { autoAssignRule, licenceRule, vppErrorRule } from './licence.ts';
 import { stalledInstallRule, wifiSizeRule } from './network.ts';
 import { pushRule, reachabilityRule } from './reachability.ts';
+import { identityRule } from './identity.ts';
 import { tokenPlacementRule, tokenStateRule } from './token.ts';
 import type { Rule } from './facts.ts';
 
@@ -25,6 +26,7 @@ export {
   contentRatingRule,
   deviceErrorRule,
   distributedAsStoreAppRule,
+  identityRule,
   installFailedRule,
   installedUnmanagedRule,
   iworkRule,
@@ -64,6 +66,7 @@ export const RULES: readonly NamedRule[] = [
   { name: 'vpp_error', installOnly: false, run: vppErrorRule },
   { name: 'push', installOnly: false, run: pushRule },
   { name: 'reachability', installOnly: false, run: reachabilityRule },
+  { name: 'identity', installOnly: false, run: identityRule },
   { name: 'stalled_install', installOnly: true, run: stalledInstallRule },
   { name: 'storage', installOnly: true, run: storageRule },
   { name: 'install_failed', installOnly: true, run: installFailedRule },

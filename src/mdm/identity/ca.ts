@@ -164,6 +164,8 @@ export function issueDeviceIdentity(
     now: Date;
     commonName: string;
     validDays?: number;
+    /** Validity in milliseconds; wins over `validDays` (HAISHIN_DEVICE_IDENTITY_VALIDITY, decision 0023). */
+    validMs?: number;
     /** RSA size; 1024 only for simulators and tests, where RSA-2048 key generation (~100–140 ms) dominates. */
     keyBits?: number;
     /** 'ec' makes a P-256 key, as some devices' SCEP identities have. */
@@ -186,7 +188,7 @@ export function issueDeviceIdentity(
   // issuer check fails; compute one only for a CA certificate that has none.
   const authorityKeyId = caFields.subjectKeyId ?? keyIdentifierOfSpki(caFields.spki);
   const serial = randomSerial();
-  const notAfter = wholeSeconds(opts.now.getTime() + (opts.validDays ?? 365) * DAY_MS);
+  const notAfter = wholeSeconds(opts.now.getTime() + (opts.validMs ?? (opts.validDays ?? 365) * DAY_MS));
   const der = buildCertificate({
     serial,
     subjectCommonName: opts.commonName,

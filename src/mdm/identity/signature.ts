@@ -82,7 +82,8 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 
 export class MdmSignatureVerifier {
-  readonly #ca: X509Certificate;
+  /** The CA that issues identities now and the earlier ones that still verify devices (decision 0023). */
+  readonly #cas: readonly X509Certificate[];
   readonly #cacheSize: number;
   /**
    * Keyed by the certificate's DER bytes (as a latin1 string): a device's next message finds its
@@ -90,8 +91,10 @@ export class MdmSignatureVerifier {
    */
   readonly #trusted = new Map<string, TrustedSigner>();
 
-  constructor(caCertPem: string, options?: { cacheSize?: number }) {
-    this.#ca = new X509Certificate(caCertPem);
+  constructor(caCertPem: string | readonly string[], options?: { cacheSize?: number }) {
+    const pems = typeof caCertPem === 'string' ? [caCertPem] : caCertPem;
+    if (pems.length === 0) throw new Error('no device CA to verify signatures with');
+    this.#cas = pems.map((pem) => new X509Certificate(pem));
     this.#cacheSize = Math.max(0, options?.cacheSize ?? 10_000);
   }
 
@@ -319,7 +322,7 @@ export class MdmSignatureVerifier {
     } catch {
       return refuse('signer certificate is unreadable');
     }
-    if (!x509.checkIssued(this.#ca) || !x509.verify(this.#ca.publicKey)) {
+    if (!this.#cas.some((ca) => x509.checkIssued(ca) && x509.verify(ca.publicKey))) {
       return refuse('signer certificate not issued by the haishin device CA');
     }
     if (x509.ca) return refuse('signer certificate is a CA certificate');

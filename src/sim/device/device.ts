@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { systemClock } from '../../core/clock.ts';
 import type { Clock } from '../../core/clock.ts';
 import { pkcs12ToIdentity } from '../../mdm/identity/ca.ts';
@@ -78,6 +78,16 @@ function cellularLimitBytes(osVersion: string): number {
   return Number(osVersion.split('.')[0]) >= 13 ? 200e6 : 150e6;
 }
 
+/** A profile iOS refuses to install (simulated: the domain iOS uses for profile installation). */
+function profileError(description: string): ErrorChainItem {
+  return {
+    ErrorCode: 4001,
+    ErrorDomain: 'MCInstallationErrorDomain',
+    LocalizedDescription: `Profile Installation Failed: ${description}`,
+    USEnglishDescription: `Profile Installation Failed: ${description}`,
+  };
+}
+
 /** ManagedApplicationList statuses a device reports once and then forgets (DESIGN §6). */
 const ONE_SHOT_STATUSES = new Set(['Failed', 'UserRejected', 'ManagementRejected']);
 
@@ -128,6 +138,26 @@ interface Enrolled {
   serverUrl: string;
   topic: string;
   signer: CmsSigner;
+  /** The enrollment profile's PayloadIdentifier: an InstallProfile with the same one replaces it. */
+  profileIdentifier: string;
+  /** The identity certificate's notAfter, as the device's keychain shows it. */
+  identityNotAfter: Date;
+  /** How many times the MDM profile was replaced in place (identity renewals). */
+  renewals: number;
+}
+
+/** The MDM payload and the identity it names in an enrollment profile, as Settings reads them. */
+function readEnrollmentProfile(profile: PlistDict): {
+  mdm: PlistDict;
+  keys: ReturnType<typeof pkcs12ToIdentity>;
+} | null {
+  const payloads = (Array.isArray(profile.PayloadContent) ? profile.PayloadContent : []) as PlistDict[];
+  const mdm = payloads.find((p) => p.PayloadType === 'com.apple.mdm');
+  if (!mdm) return null;
+  const identity = payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID);
+  if (!identity || !(identity.PayloadContent instanceof Uint8Array))
+    throw new Error('the profile has no identity payload');
+  return { mdm, keys: pkcs12ToIdentity(identity.PayloadContent, String(identity.Password ?? '')) };
 }
 
 export interface ExchangeLog {
@@ -209,19 +239,64 @@ export class SimDevice {
     if (response.status !== 200)
       throw new Error(`enrollment profile download failed: HTTP ${response.status} ${text}`);
     const profile = parsePlistDict(text);
-    const payloads = (profile.PayloadContent ?? []) as PlistDict[];
-    const mdm = payloads.find((p) => p.PayloadType === 'com.apple.mdm');
-    if (!mdm) throw new Error('the profile has no com.apple.mdm payload');
-    const identity = payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID);
-    if (!identity || !(identity.PayloadContent instanceof Uint8Array))
-      throw new Error('the profile has no identity payload');
-    const keys = pkcs12ToIdentity(identity.PayloadContent, String(identity.Password ?? ''));
+    const read = readEnrollmentProfile(profile);
+    if (!read) throw new Error('the profile has no com.apple.mdm payload');
+    const { mdm, keys } = read;
     this.#enrolled = {
       checkInUrl: String(mdm.CheckInURL),
       serverUrl: String(mdm.ServerURL),
       topic: String(mdm.Topic),
       signer: new CmsSigner(keys, { now: () => this.#clock.now() }),
+      profileIdentifier: String(profile.PayloadIdentifier),
+      identityNotAfter: new Date(new X509Certificate(keys.certPem).validTo),
+      renewals: 0,
     };
+  }
+
+  /** When the identity this iPad signs with expires (null before enrollment). */
+  get identityNotAfter(): Date | null {
+    return this.#enrolled?.identityNotAfter ?? null;
+  }
+
+  /** How many times its MDM profile was replaced in place by an InstallProfile (identity renewals). */
+  get identityRenewals(): number {
+    return this.#enrolled?.renewals ?? 0;
+  }
+
+  /**
+   * InstallProfile of an enrollment profile, as iOS does it: the MDM profile installed with the same
+   * PayloadIdentifier, server URL and topic is replaced in place — its new identity signs everything
+   * from the acknowledgement on. Another MDM profile cannot be installed next to it. Returns the
+   * refusal, or null when the profile was installed (MDM or not).
+   */
+  #installProfileCommand(command: PlistDict): ErrorChainItem | null {
+    const data = command.Payload;
+    if (!(data instanceof Uint8Array)) return profileError('the command carries no profile');
+    let profile: PlistDict;
+    let read: ReturnType<typeof readEnrollmentProfile>;
+    try {
+      profile = parsePlistDict(Buffer.from(data).toString('utf8'));
+      read = readEnrollmentProfile(profile);
+    } catch (err) {
+      return profileError(`the profile cannot be read: ${(err as Error).message}`);
+    }
+    if (!read) return null;
+    const current = this.#need();
+    if (
+      String(profile.PayloadIdentifier) !== current.profileIdentifier ||
+      String(read.mdm.ServerURL) !== current.serverUrl ||
+      String(read.mdm.Topic) !== current.topic
+    ) {
+      return profileError('a device management profile is already installed on this device');
+    }
+    this.#enrolled = {
+      ...current,
+      checkInUrl: String(read.mdm.CheckInURL),
+      signer: new CmsSigner(read.keys, { now: () => this.#clock.now() }),
+      identityNotAfter: new Date(new X509Certificate(read.keys.certPem).validTo),
+      renewals: current.renewals + 1,
+    };
+    return null;
   }
 
   /** Profile installation end to end: download, Authenticate, TokenUpdate (and one per logged-in Shared iPad user). */
@@ -350,6 +425,10 @@ export class SimDevice {
 
   /** What the iPad's own state makes it answer when no behaviour is forced. */
   #naturalBehaviour(type: string, command: PlistDict): Behaviour {
+    if (type === 'InstallProfile') {
+      const refused = this.#installProfileCommand(command);
+      return refused ? { kind: 'error', chain: [refused] } : { kind: 'acknowledge' };
+    }
     if (type !== 'InstallApplication') return { kind: 'acknowledge' };
     // A Shared iPad installs only while nobody is logged in.
     if (this.spec.sharedIpad && this.users.some((u) => u.loggedIn)) return { kind: 'not_now' };
