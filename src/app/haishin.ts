@@ -178,6 +178,12 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const pusher = metrics.observePusher(new DevicePusher({ store, apns, clock: o.clock }));
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
     leased = new LeasedWork({ leases: store.leases, clock: o.clock });
+    // No answer leaves before what its request wrote is committed (SQLite's group commit, db.ts):
+    // a device must not act on an answer the server could still lose.
+    app.addHook('onSend', async (_request, _reply, payload) => {
+      await store.committed();
+      return payload;
+    });
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
     // One look-up client (and cache) for the token syncs and the update checks.
     const appMeta = new AppMetaClient({ baseUrl: config.appMetaUrl, clock: o.clock });

@@ -70,6 +70,11 @@ export class Store {
     return this.#compaction.run(options);
   }
 
+  /** Resolves once every write made so far is committed (SQLite's group commit, see db.ts). */
+  committed(): Promise<void> {
+    return this.db.committed();
+  }
+
   /** Opens HAISHIN_DB, applies pending migrations and makes sure the root group exists. */
   static async open(url: string, at: Date): Promise<Store> {
     const db = openDb(url);
