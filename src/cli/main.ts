@@ -105,6 +105,27 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CommanderError && err.exitCode !== 0) {
       if (err.code !== 'commander.help' && err.code !== 'commander.helpDisplayed')
         console.error(usageLine(err, langFromArgv(argv.slice(2))));
+  const ca = program
+    .command('ca')
+    .description(
+      'the device CA in the database (decision 0023), configured like serve (HAISHIN_DB, HAISHIN_SECRET_KEY)',
+    );
+  ca.command('ls')
+    .description('the CA that issues device identities and those that still verify devices')
+    .action(async () => {
+      const { listCas } = await import('./ca.ts');
+      await listCas(process.env);
+    });
+  ca.command('rotate')
+    .description(
+      'a new CA issues identities from now on; the current one keeps verifying its devices until renewal moves them over (restart serve afterwards)',
+    )
+    .option('--years <n>', 'validity of the new CA in years', '10')
+    .action(async (options: { years: string }) => {
+      const { rotateCa } = await import('./ca.ts');
+      await rotateCa(process.env, options);
+    });
+
       process.exitCode = 2;
       return;
     }
