@@ -28,6 +28,8 @@ import { registerEventRoutes } from './routes/events.ts';
 import { registerStatusRoutes } from './routes/status.ts';
 import { registerAppRoutes } from './routes/apps.ts';
 import { registerEnrollmentLinkRoutes } from './routes/enrollment-links.ts';
+import { registerPushCertificateRoutes } from './routes/push-certificate.ts';
+import type { PushCertificates } from '../app/push-certificate.ts';
 import type { ServerFacts } from './routes/status.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -94,6 +96,8 @@ export async function registerAdminApi(
     server?: ServerFacts;
     /** HAISHIN_PUBLIC_URL: enrollment links are made of it (decision 0022); without it they are not served. */
     publicUrl?: string;
+    /** The push certificate's replacement at run time (decision 0022); without it not served. */
+    pushCertificates?: PushCertificates;
   },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
@@ -154,6 +158,7 @@ export async function registerAdminApi(
       if (o.server) await registerStatusRoutes(typed, ctx, o.tokens, o.server);
       if (o.appUpdates) await registerAppRoutes(typed, ctx, o.appUpdates);
       if (o.publicUrl !== undefined) await registerEnrollmentLinkRoutes(typed, ctx, o.publicUrl);
+      if (o.pushCertificates) await registerPushCertificateRoutes(typed, ctx, o.pushCertificates);
     },
     { prefix: API_PREFIX },
   );

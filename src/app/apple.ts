@@ -21,7 +21,11 @@ export function readConfigured(path: string, variable: string): Buffer {
  * The MDM push certificate from HAISHIN_APNS_CERT/KEY (PEM) or a PKCS#12 file in HAISHIN_APNS_CERT.
  * Without it haishin cannot wake a single device, so there is no server without it.
  */
-export function pushIdentityFromConfig(config: Config, now: Date): PushIdentity {
+export function pushIdentityFromConfig(
+  config: Config,
+  now: Date,
+  o: { allowExpired?: boolean } = {},
+): PushIdentity {
   const { certFile, keyFile } = config.apns;
   if (!certFile) {
     throw new ConfigError(
@@ -31,7 +35,7 @@ export function pushIdentityFromConfig(config: Config, now: Date): PushIdentity 
   const cert = readConfigured(certFile, 'HAISHIN_APNS_CERT');
   try {
     if (/\.(p12|pfx)$/i.test(certFile))
-      return loadPushIdentity({ pkcs12: cert, password: config.apns.certPassword }, now);
+      return loadPushIdentity({ pkcs12: cert, password: config.apns.certPassword }, now, o);
     if (!keyFile)
       throw new ConfigError(
         'HAISHIN_APNS_KEY is not set: give the private key of the push certificate (PEM)',
@@ -42,6 +46,7 @@ export function pushIdentityFromConfig(config: Config, now: Date): PushIdentity 
         keyPem: readConfigured(keyFile, 'HAISHIN_APNS_KEY').toString('utf8'),
       },
       now,
+      o,
     );
   } catch (err) {
     // Each of these names its variable already; as a ConfigError it stops the server in one line.

@@ -18,6 +18,7 @@ import type { ApnsClient, RetryPolicy } from '../apple/apns/client.ts';
 import type { PushIdentity } from '../apple/apns/pushcert.ts';
 import { ConfigError } from '../core/config.ts';
 import { apnsFromConfig, pushIdentityFromConfig } from './apple.ts';
+import { PushCertificates } from './push-certificate.ts';
 import { resolveSecretKey } from './secret.ts';
 import { tlsFromConfig } from './tls.ts';
 import { DevicePusher } from '../engine/push.ts';
@@ -99,8 +100,13 @@ export interface Haishin {
   mdm: MdmService;
   deviceCa: CertAndKey;
   profiles: EnrollmentProfiles;
-  /** The push certificate loaded from HAISHIN_APNS_CERT (its topic goes into enrollment profiles). */
-  push: PushIdentity;
+  /**
+   * The push certificate in use (its topic goes into enrollment profiles): HAISHIN_APNS_CERT's, or
+   * an uploaded one that expires later (decision 0022).
+   */
+  readonly push: PushIdentity;
+  /** Replaces the push certificate at run time; expiry warnings (decision 0022). */
+  pushCertificates: PushCertificates;
   apns: ApnsClient;
   /** The DevicePusher, counted and logged per batch (src/app/metrics.ts). */
   pusher: Pusher;
@@ -139,7 +145,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   // Configuration that cannot work stops the start before anything is opened.
   // Against the wall clock, not o.clock: APNs judges the certificate in real time (tests run
   // servers on manual clocks set in the past or future).
-  const push = pushIdentityFromConfig(config, new Date());
+  // An expired file is judged once the database says whether a renewed certificate was uploaded.
+  const push = pushIdentityFromConfig(config, new Date(), { allowExpired: true });
   const secretKey = resolveSecretKey(config.secretKey, config.dataDir).key;
   const tls = tlsFromConfig(config, new Date());
   const apns = apnsFromConfig(config, push, o.clock, o.tuning?.apnsRetry);
@@ -156,6 +163,13 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   // Several processes on PostgreSQL: events and wake-ups across them (decision 0020).
   let link: ProcessLink | null = null;
     const box = new SecretBox(secretKey);
+    const pushCertificates = await PushCertificates.open({
+      store,
+      box,
+      apns,
+      configured: push,
+      now: new Date(),
+    });
     // The CA that issues identities, and the earlier ones that still verify devices (decision 0023).
     const deviceCas = await loadDeviceCaSet(store, box, o.clock.now());
     const deviceCa = deviceCas.issuing;
@@ -248,7 +262,8 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       ca: deviceCa,
       clock: o.clock,
       publicUrl: config.publicUrl,
-      topic: push.topic,
+      // A function: a push certificate replaced at run time (decision 0022) is read at each profile.
+      topic: () => pushCertificates.current.topic,
       deviceKeyBits: config.deviceKeyBits,
       deviceKeyType: config.deviceKeyType,
       pkcs12Iterations: config.pkcs12Iterations,
@@ -291,12 +306,21 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       events,
       server: {
         instanceId,
-        pushCertificate: { topic: push.topic, notAfter: push.notAfter },
+        // Getters: the certificate may be replaced at run time (decision 0022).
+        pushCertificate: {
+          get topic() {
+            return pushCertificates.current.topic;
+          },
+          get notAfter() {
+            return pushCertificates.current.notAfter;
+          },
+        },
         deviceCaPem: deviceCa.certPem,
         verifyingDeviceCas: deviceCas.verifying.length,
         identityRenewBeforeMs: config.identity.renewBeforeMs,
       },
       publicUrl: config.publicUrl,
+      pushCertificates,
     });
     // On PostgreSQL several processes may run: the one holding the Apps and Books poll follows the
     // events; the others keep the notifications they receive for it (decision 0019).
@@ -328,6 +352,18 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
     const runs = new Map<string, () => Promise<unknown>>();
     every(60_000, 'app update check', () => appUpdates.maintenance(APP_UPDATE_CHECK_EVERY_MS));
+    // Every process, not under a lease: each follows a certificate another one uploaded; the audit
+    // warning is written once whoever gets there first (decision 0022).
+    const pushUpkeep = () => {
+      pushCertificates
+        .refresh(new Date())
+        .then(() => pushCertificates.warnings(o.clock.now()))
+        .catch((err: unknown) => app.log.error({ err }, 'push certificate upkeep failed'));
+    };
+    for (const timer of [setInterval(pushUpkeep, 60_000), setTimeout(pushUpkeep, 0)]) {
+      timer.unref();
+      timers.push(timer);
+    }
     const engineTickMs = o.tuning?.engineTickMs ?? 2_000;
       runs.set(what, () => leased.run(what, ttl, work));
     if (engineTickMs !== 0) every(engineTickMs, 'engine tick', () => engine.tick());
@@ -365,7 +401,10 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       mdm,
       deviceCa,
       profiles,
-      push,
+      get push() {
+        return pushCertificates.current;
+      },
+      pushCertificates,
       apns,
       pusher,
       commander,

@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { generateDemoPushIdentity } from '../apple/apns/pushcert.ts';
 import { startFakes } from '../sim/fakes.ts';
 import type { Fakes } from '../sim/fakes.ts';
 import { extraApps, lookupSeedOf, SCENARIO_APPS } from '../sim/scenario.ts';
@@ -76,7 +77,7 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   for (const [k, v] of Object.entries(fakes.env)) console.log(`export ${k}=${v}`);
   console.log(`VPP token to register with haishin: ${tokenFile}`);
   console.log(
-    `control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats, GET /pushes/by-token, GET /catalog, POST /apps/<adamId>/version, POST /vpp/fault, GET /vpp/log)`,
+    `control API: ${controlUrl} (GET /pushes as server-sent events, GET /stats, GET /pushes/by-token, GET /catalog, POST /apps/<adamId>/version, POST /vpp/fault, GET /vpp/log, POST /apns/push-certificate)`,
   );
   console.log('fakes ready');
 
@@ -138,6 +139,8 @@ async function handleControl(
           disassociate: fakes.vpp.submittedRequests('DISASSOCIATE'),
         },
         appMeta: { calls: fakes.appMeta.calls },
+        // SHA-256 fingerprints of the push certificates of the latest requests, oldest first.
+        apnsCertificates: fakes.apns.recent().map((r) => r.certificate),
       });
     case 'GET /control/pushes/by-token':
       // Push requests per device token (hex): what a benchmark counts pushes per device with.
@@ -150,6 +153,24 @@ async function handleControl(
         return json(res, 400, { error: 'body must be {"status": <number>, "reason": "<APNs reason>"}' });
       fakes.apns.failAll({ status: body.status, reason: body.reason });
       return json(res, 200, { failing: { status: body.status, reason: body.reason } });
+    }
+    case 'POST /control/apns/push-certificate': {
+      // Apple's Push Certificates Portal, faked: "renew" keeps the topic, "create" makes a new one;
+      // the fake APNs trusts the certificate from now on (issue 17, decision 0022).
+      const body = (await readJson(req)) as { mode?: unknown; validDays?: unknown };
+      const mode = body.mode === 'create' ? 'create' : 'renew';
+      const identity = generateDemoPushIdentity(new Date(), {
+        ...(mode === 'renew' ? { topic: fakes.push.topic } : {}),
+        ...(typeof body.validDays === 'number' ? { validDays: body.validDays } : {}),
+      });
+      fakes.apns.trust(identity.certPem);
+      return json(res, 201, {
+        mode,
+        topic: identity.topic,
+        notAfter: identity.notAfter.toISOString(),
+        certPem: identity.certPem,
+        keyPem: identity.keyPem,
+      });
     }
     case 'POST /control/apns/clear':
       fakes.apns.clearFailures();

@@ -1,3 +1,4 @@
+import { PUSH_CERTIFICATE_NOT_AFTER } from './push.ts';
 import { isAppleBuiltinBundle, isIWorkBundle } from '../core/apple-apps.ts';
 import { effectiveAutoAssign, tokensWithinReach, tokenState, tokenUsableIn } from '../core/tokens.ts';
 import type { JobStatus } from '../core/jobs.ts';
@@ -169,6 +170,8 @@ export async function gatherEvidence(
       lastResult: typeof push.kind === 'string' ? (push.kind as PushResultKind) : null,
       lastReason: typeof push.reason === 'string' ? push.reason : null,
       lastPushAt: date(device.last_push_at),
+      // An expired push certificate is `push.certificate_invalid` before APNs even answers.
+      certificateNotAfter: date(await store.getSetting(PUSH_CERTIFICATE_NOT_AFTER)),
     };
     const installedList: InstalledApp[] | null = installed
       ? installed.map((a) => ({

@@ -13,6 +13,8 @@ export interface PushSummary {
 }
 
 export const PUSH_CERTIFICATE_ALERT = 'alert.push_certificate';
+/** The notAfter of the push certificate in use (src/app/push-certificate.ts keeps it; the diagnosis reads it). */
+export const PUSH_CERTIFICATE_NOT_AFTER = 'push_certificate.not_after';
 
 /**
  * Wakes devices through APNs and keeps every outcome as evidence on the device: the

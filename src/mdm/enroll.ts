@@ -30,8 +30,8 @@ export interface EnrollmentOptions {
   ca: CertAndKey;
   clock: Clock;
   publicUrl: string;
-  /** The push certificate's UID, `com.apple.mgmt.…`. */
-  topic: string;
+  /** The push certificate's UID, `com.apple.mgmt.…`; a function when it can be replaced at run time. */
+  topic: string | (() => string);
   deviceKeyBits: number;
   deviceKeyType?: 'rsa' | 'ec';
   /** Default 2048, like `openssl pkcs12 -export`. */
@@ -127,7 +127,7 @@ export class EnrollmentProfiles {
       PayloadDisplayName: `${org} MDM`,
       ServerURL: `${base}/mdm/connect`,
       CheckInURL: `${base}/mdm/checkin`,
-      Topic: this.#o.topic,
+      Topic: typeof this.#o.topic === 'function' ? this.#o.topic() : this.#o.topic,
       IdentityCertificateUUID: identityUuid,
       SignMessage: true,
       AccessRights: ACCESS_RIGHTS_ALL,

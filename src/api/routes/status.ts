@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { Type } from 'typebox';
 import { daysLeft } from '../../core/tokens.ts';
 import { PUSH_CERTIFICATE_ALERT } from '../../engine/push.ts';
+import { expiryWarningDays } from '../../app/push-certificate.ts';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 
@@ -40,6 +41,10 @@ const StatusAnswer = Type.Object({
     topic: Type.String(),
     notAfter: Iso,
     daysLeft: Type.Integer(),
+    expiryWarningDays: Type.Union([Type.Integer(), Type.Null()], {
+      description:
+        "the expiry warning in force: 30, 14, 7 or 1 (days before expiry; renew in Apple's Push Certificates Portal, then PUT /push-certificate), null when further away",
+    }),
     alert: Type.Union(
       [
         Type.Object({
@@ -138,6 +143,7 @@ export async function registerStatusRoutes(
           topic: cert.topic,
           notAfter: cert.notAfter.toISOString(),
           daysLeft: daysLeft(cert.notAfter, now),
+          expiryWarningDays: expiryWarningDays(cert.notAfter, now),
           alert: parseAlert(await store.getSetting(PUSH_CERTIFICATE_ALERT)),
         },
         deviceCa: { notAfter: caNotAfter.toISOString(), verifying: facts.verifyingDeviceCas ?? 1 },

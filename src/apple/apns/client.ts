@@ -115,7 +115,7 @@ interface Connection {
  */
 export class ApnsClient implements Apns {
   readonly #url: string;
-  readonly #identity: PushIdentity;
+  #identity: PushIdentity;
   readonly #ca: string[] | undefined;
   readonly #clock: Clock;
   readonly #maxInFlight: number;
@@ -168,6 +168,21 @@ export class ApnsClient implements Apns {
 
   get topic(): string {
     return this.#identity.topic;
+  }
+
+  /**
+   * Pushes from now on with another push certificate (a renewed one, decision 0022): the current
+   * connection is told to close once its streams are answered, and the next push opens a new one
+   * with the new identity. Nothing in flight is lost.
+   */
+  setIdentity(identity: PushIdentity): void {
+    this.#identity = identity;
+    const old = this.#connection;
+    this.#connection = null;
+    if (old) {
+      old.usable = false;
+      if (!old.session.destroyed && !old.session.closed) old.session.close();
+    }
   }
 
   stats(): ApnsClientStats {

@@ -47,11 +47,19 @@ const P12_CERT_BAG = '1.2.840.113549.1.12.10.1.3';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
-export function loadPushIdentity(source: PushIdentitySource, now: Date): PushIdentity {
+/**
+ * `allowExpired`: an expired certificate is returned instead of refused — at start, when an
+ * uploaded certificate may replace it (decision 0022); the caller judges the expiry then.
+ */
+export function loadPushIdentity(
+  source: PushIdentitySource,
+  now: Date,
+  o: { allowExpired?: boolean } = {},
+): PushIdentity {
   const certLabel = source.labels?.cert ?? 'HAISHIN_APNS_CERT';
   if ('pkcs12' in source) {
     const fromP12 = unpackPkcs12(source.pkcs12, source.password, certLabel);
-    return checkIdentity(fromP12.certPems, fromP12.keyPem, now, certLabel, certLabel);
+    return checkIdentity(fromP12.certPems, fromP12.keyPem, now, certLabel, certLabel, o.allowExpired);
   }
   const keyLabel = source.labels?.key ?? 'HAISHIN_APNS_KEY';
   const certPems = source.certPem.match(PEM_CERT) ?? [];
@@ -61,7 +69,12 @@ export function loadPushIdentity(source: PushIdentitySource, now: Date): PushIde
       'unreadable',
     );
   }
-  return checkIdentity(certPems, source.keyPem, now, certLabel, keyLabel);
+  return checkIdentity(certPems, source.keyPem, now, certLabel, keyLabel, o.allowExpired);
+}
+
+/** The refusal of an expired push certificate, naming where it came from. */
+export function expiredPushCertificateMessage(certLabel: string, topic: string, notAfter: Date): string {
+  return `${certLabel}: the push certificate for topic ${topic} expired on ${notAfter.toISOString()}; APNs refuses every push made with it — ${RENEW_HINT}, then replace the file`;
 }
 
 function checkIdentity(
@@ -70,6 +83,7 @@ function checkIdentity(
   now: Date,
   certLabel: string,
   keyLabel: string,
+  allowExpired = false,
 ): PushIdentity {
   const leafPem = certPems[0]!;
   let x509: X509Certificate;
@@ -85,11 +99,8 @@ function checkIdentity(
   const subject = oneLineSubject(x509.subject);
   const notBefore = new Date(x509.validFrom);
   const notAfter = new Date(x509.validTo);
-  if (notAfter.getTime() < now.getTime()) {
-    throw new PushCertificateError(
-      `${certLabel}: the push certificate for topic ${topic} expired on ${notAfter.toISOString()}; APNs refuses every push made with it — ${RENEW_HINT}, then replace the file`,
-      'expired',
-    );
+  if (notAfter.getTime() < now.getTime() && !allowExpired) {
+    throw new PushCertificateError(expiredPushCertificateMessage(certLabel, topic, notAfter), 'expired');
   }
   if (notBefore.getTime() > now.getTime()) {
     throw new PushCertificateError(
@@ -202,9 +213,13 @@ function unpackPkcs12(
  * A self-signed stand-in for Apple's MDM push certificate, shaped like the real one (UID topic,
  * `APSP:` common name, clientAuth). Only haishin's fake APNs trusts it: this is for `haishin demo`.
  */
-export function generateDemoPushIdentity(now: Date): PushIdentity {
-  const uuid = randomUUID().toUpperCase();
-  const topic = `com.apple.mgmt.External.${uuid}`;
+export function generateDemoPushIdentity(
+  now: Date,
+  o: { topic?: string; validDays?: number } = {},
+): PushIdentity {
+  // A given topic is a renewal (Apple's portal keeps the topic); none is a new certificate.
+  const uuid = o.topic?.replace(/^com\.apple\.mgmt\.External\./, '') ?? randomUUID().toUpperCase();
+  const topic = o.topic ?? `com.apple.mgmt.External.${uuid}`;
   // node:crypto generates the key in native code; forge's pure-JS RSA keygen takes seconds.
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
@@ -215,10 +230,15 @@ export function generateDemoPushIdentity(now: Date): PushIdentity {
   cert.serialNumber = '01' + randomBytes(15).toString('hex');
   // A little slack so a device or fake APNs whose clock is slightly behind still accepts it.
   cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000);
-  cert.validity.notAfter = new Date(now.getTime() + 365 * 24 * 3600_000);
+  cert.validity.notAfter = new Date(now.getTime() + (o.validDays ?? 365) * 24 * 3600_000);
   const attrs = [
     { type: UID_OID, value: topic },
     { name: 'commonName', value: `APSP:${uuid}` },
+    // A renewal keeps the topic; self-signed, it needs a subject of its own, or a TLS peer that
+    // trusts both would look the old one up by name and fail the signature check.
+    ...(o.topic
+      ? [{ name: 'organizationalUnitName', value: `renewal ${randomBytes(4).toString('hex')}` }]
+      : []),
     { name: 'countryName', value: 'US' },
   ];
   cert.setSubject(attrs);

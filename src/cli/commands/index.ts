@@ -197,6 +197,82 @@ export function registerAdminCommands(program: Command, lang: Lang): void {
     async (ctx, [id]) => (await import('./enrollment-links.ts')).linksRevoke(ctx, s(id)),
   );
 
+  const pushCert = program
+    .command('push-cert')
+    .description(
+      d('MDM プッシュ証明書（作成・更新・置き換え）', 'the MDM push certificate (request, renew, replace)'),
+    );
+  pushCert
+    .command('csr')
+    .description(
+      d(
+        'プッシュ証明書の秘密鍵と署名要求（CSR）を作成（サーバーに接続しません）',
+        'make the private key and the signing request (CSR) for the push certificate (no server needed)',
+      ),
+    )
+    .option('--dir <dir>', d('書き出すフォルダ', 'folder to write push.key and push.csr to'), '.')
+    .option('--cn <name>', d('CSR の Common Name', "the CSR's common name"), 'haishin MDM push')
+    .option('--org <name>', d('組織名', 'organisation name'))
+    .option('--country <CC>', d('国コード（例 JP）', 'country code (e.g. JP)'))
+    .option('--email <address>', d('連絡先メールアドレス', 'contact e-mail address'))
+    .option('--force', d('既存の push.key を上書き', 'overwrite an existing push.key'))
+    .action(
+      async (o: {
+        dir: string;
+        cn: string;
+        org?: string;
+        country?: string;
+        email?: string;
+        force?: boolean;
+      }) => {
+        const { writePushCsr, csrNextSteps } = await import('../push-cert.ts');
+        try {
+          const files = writePushCsr({
+            dir: o.dir,
+            commonName: o.cn,
+            ...(o.org !== undefined ? { organization: o.org } : {}),
+            ...(o.country !== undefined ? { country: o.country } : {}),
+            ...(o.email !== undefined ? { email: o.email } : {}),
+            ...(o.force ? { force: true } : {}),
+          });
+          process.stdout.write(`${csrNextSteps(files, lang)}\n`);
+        } catch (err) {
+          process.stderr.write(`haishin: ${(err as Error).message}\n`);
+          process.exitCode = 2;
+        }
+      },
+    );
+  act(
+    pushCert.command('show').description(d('使用中のプッシュ証明書', 'the push certificate in use')),
+    async (ctx) => (await import('./push-cert.ts')).pushCertShow(ctx),
+  );
+  act(
+    pushCert
+      .command('replace')
+      .description(
+        d(
+          '更新したプッシュ証明書に置き換え（再起動不要。トピックが違う証明書は --force なしでは拒否）',
+          'replace the push certificate with a renewed one, without a restart (another topic is refused without --force)',
+        ),
+      )
+      .option('--cert <file>', d('証明書（PEM）', 'certificate (PEM)'))
+      .option('--key <file>', d('秘密鍵（PEM）', 'private key (PEM)'))
+      .option('--p12 <file>', d('証明書と鍵を含む .p12', 'a .p12 holding both'))
+      .option('--password <password>', d('.p12 のパスワード', "the .p12's password"))
+      .option(
+        '--force',
+        d(
+          'トピックが違っても置き換える（すべての端末の再登録が必要）',
+          'replace even with another topic (every device must enroll again)',
+        ),
+      ),
+    async (ctx, _args, o) =>
+      (await import('./push-cert.ts')).pushCertReplace(
+        ctx,
+        o as { cert?: string; key?: string; p12?: string; password?: string; force?: boolean },
+      ),
+  );
+
   const devices = program.command('devices').description(d('端末（iPad）', 'devices (iPads)'));
   act(
     devices

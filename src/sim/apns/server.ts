@@ -40,6 +40,8 @@ export interface SeenRequest {
   status: number;
   reason: string | null;
   session: number;
+  /** SHA-256 fingerprint of the client (push) certificate of the connection. */
+  certificate: string | null;
 }
 
 export interface FakeApnsStats {
@@ -68,6 +70,7 @@ interface SessionState {
   /** null when the client presented a certificate we accept and that is in its validity window. */
   problem: InjectedFailure | null;
   topic: string | null;
+  certificate: string | null;
 }
 
 /**
@@ -225,6 +228,7 @@ export class FakeApns {
       open: 0,
       lastStreamId: null,
       ...certificateVerdict(socket),
+      certificate: socket.getPeerCertificate()?.fingerprint256 ?? null,
     };
     this.#sessions.set(session, state);
     session.on('error', () => {});
@@ -304,6 +308,7 @@ export class FakeApns {
       status: failure?.status ?? 200,
       reason: failure?.reason ?? null,
       session: state.id,
+      certificate: state.certificate,
     });
 
     if (!stream.closed && !stream.destroyed) {
