@@ -159,9 +159,9 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
   }
   const timers: NodeJS.Timeout[] = [];
   let leased!: LeasedWork;
-  try {
   // Several processes on PostgreSQL: events and wake-ups across them (decision 0020).
   let link: ProcessLink | null = null;
+  try {
     const box = new SecretBox(secretKey);
     const pushCertificates = await PushCertificates.open({
       store,
@@ -184,6 +184,12 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const app = tls
       ? (Fastify({ ...fastifyOptions, https: tls }) as unknown as FastifyInstance)
       : Fastify(fastifyOptions);
+    // No answer leaves before what its request wrote is committed (SQLite's group commit, db.ts):
+    // a device must not act on an answer the server could still lose.
+    app.addHook('onSend', async (_request, _reply, payload) => {
+      await store.committed();
+      return payload;
+    });
     const metrics = createMetrics({
       log: app.log,
       queueDepth: () => store.queueDepth(),
@@ -192,12 +198,6 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const pusher = metrics.observePusher(new DevicePusher({ store, apns, clock: o.clock }));
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.
     leased = new LeasedWork({ leases: store.leases, clock: o.clock });
-    // No answer leaves before what its request wrote is committed (SQLite's group commit, db.ts):
-    // a device must not act on an answer the server could still lose.
-    app.addHook('onSend', async (_request, _reply, payload) => {
-      await store.committed();
-      return payload;
-    });
     const instanceId = await store.setSettingIfAbsent('instance.id', randomUUID(), o.clock.now());
     // One look-up client (and cache) for the token syncs and the update checks.
     const appMeta = new AppMetaClient({ baseUrl: config.appMetaUrl, clock: o.clock });
@@ -327,12 +327,15 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const shared = store.db.dialect === 'postgres';
     await registerVppNotify(app, tokens, {
       direct: () => !shared || leased.held.includes('VPP event poll'),
+      kept: () => link?.wake('VPP event poll'),
     });
     if (o.consoleDir !== null) await registerConsole(app, o.consoleDir ? { dir: o.consoleDir } : {});
     // Each timed work runs under its lease: with several processes on one PostgreSQL database, one
     // of them does it (decision 0019).
+    const runs = new Map<string, () => Promise<unknown>>();
     const every = (ms: number, what: LeasedWorkName, work: () => Promise<unknown>, atStart = false) => {
       const ttl = leaseTtlFor(ms);
+      runs.set(what, () => leased.run(what, ttl, work));
       const run = () => {
         leased.run(what, ttl, work).catch((err: unknown) => app.log.error({ err }, `${what} failed`));
       };
@@ -345,12 +348,10 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         timers.push(first);
       }
     };
-      kept: () => link?.wake('VPP event poll'),
     // At start too: the process that follows the Apps and Books events is known at once, so
     // notifications are applied from the first one (decision 0019).
     every(o.tuning?.vppTickMs ?? 15_000, 'VPP event poll', () => tokens.tick({ shared }), true);
     every(60_000, 'VPP token upkeep', () => tokens.maintenance(TOKEN_SYNC_EVERY_MS));
-    const runs = new Map<string, () => Promise<unknown>>();
     every(60_000, 'app update check', () => appUpdates.maintenance(APP_UPDATE_CHECK_EVERY_MS));
     // Every process, not under a lease: each follows a certificate another one uploaded; the audit
     // warning is written once whoever gets there first (decision 0022).
@@ -365,7 +366,6 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       timers.push(timer);
     }
     const engineTickMs = o.tuning?.engineTickMs ?? 2_000;
-      runs.set(what, () => leased.run(what, ttl, work));
     if (engineTickMs !== 0) every(engineTickMs, 'engine tick', () => engine.tick());
     let compacting: Promise<CompactionResult> | null = null;
     const compactQueue = () =>
@@ -394,6 +394,16 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         }),
       true,
     );
+    if (shared)
+      link = await linkProcesses({
+        url: config.db,
+        db: store.db.kysely,
+        bus: events,
+        tickWorkIn: (event) => engine.changedElsewhere(event),
+        held: () => leased.held,
+        run: (work) => runs.get(work)?.() ?? Promise.resolve(),
+        log: app.log,
+      });
     return {
       app,
       config,
@@ -416,16 +426,6 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       compactQueue,
       leased,
       identityRenewal: renewal,
-    if (shared)
-      link = await linkProcesses({
-        url: config.db,
-        db: store.db.kysely,
-        bus: events,
-        tickWorkIn: (event) => engine.changedElsewhere(event),
-        held: () => leased.held,
-        run: (work) => runs.get(work)?.() ?? Promise.resolve(),
-        log: app.log,
-      });
       listen: async () => {
         const { host, port } = config.listen;
         try {
@@ -441,10 +441,13 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       },
       close: async () => {
         for (const t of timers) clearInterval(t);
+        link?.stopWaking();
         await app.close();
         await engine.close();
         // Given up at once: another process takes the timed work over without waiting for expiry.
+        const held = leased.held;
         await leased.releaseAll().catch(() => {});
+        await link?.close(held).catch(() => {});
         await apns.close();
         await compacting?.catch(() => {});
         await store.close();
@@ -452,6 +455,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     };
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await link?.close([]).catch(() => {});
     await apns.close();
     await store.close();
     throw err;
@@ -459,13 +463,10 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
 }
 
 /** A database URL for messages: the password never goes to a log or a terminal. */
-        link?.stopWaking();
 export function redactUrl(url: string): string {
   return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]+):[^@]*@/, '$1:***@');
 }
-        const held = leased.held;
 
-        await link?.close(held).catch(() => {});
 /** The MDM service has one listener; the engine and an optional observer (tests, demo) share it. */
 function combineListeners(...listeners: (MdmListener | undefined)[]): MdmListener {
   const all = listeners.filter((l): l is MdmListener => l !== undefined);
@@ -473,7 +474,6 @@ function combineListeners(...listeners: (MdmListener | undefined)[]): MdmListene
     onAuthenticate: async (...a) => {
       for (const l of all) await l.onAuthenticate?.(...a);
     },
-    await link?.close([]).catch(() => {});
     onTokenUpdate: async (...a) => {
       for (const l of all) await l.onTokenUpdate?.(...a);
     },
