@@ -375,6 +375,8 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     await page.locator('[data-push-alert]').waitFor();
     expect(await text('[data-push-alert]')).toBe('なし');
     expect(await text('[data-device-total]')).toBe('3');
+    // Device identities (decision 0023): none expired, so no banner line for them either.
+    expect(await text('[data-identities-expired]')).toBe('0');
     expect(await page.locator('[data-banner]').count()).toBe(0);
 
     world.apnsFake.failAll({ status: 403, reason: 'BadCertificate' });

@@ -105,11 +105,12 @@ describe.each(dialects)('store on $name', ({ name, enabled }) => {
   it.skipIf(!enabled)(
     "0007 moves the engine's place out of the reason into jobs.step, for the jobs in flight",
     async () => {
+      // Enrolled with today's code and schema (its Authenticate writes columns added after 0006).
+      const { deviceId } = await enrolledDevice();
       const migrator = new Migrator({ db: store.db.kysely, provider: migrationProvider });
       const back = await migrator.migrateTo('0006_hot_path_indexes');
       expect(back.error).toBeUndefined();
       try {
-        const { deviceId } = await enrolledDevice();
         const distributionId = randomUUID();
         await store.db.kysely
           .insertInto('distributions')

@@ -99,6 +99,10 @@ export interface Device {
   isSharedIPad: boolean;
   lastSeenAt: string | null;
   enrolledAt: string | null;
+  /** When the identity the device signs with expires (decision 0023). */
+  identityNotAfter?: string | null;
+  /** A renewed identity was sent then and not used yet. */
+  identityRenewalAt?: string | null;
 }
 
 export interface Stamped {
@@ -163,7 +167,9 @@ export interface ServerStatus {
     daysLeft: number | null;
     alert: { at: string; status: number | null; reason: string | null } | null;
   } | null;
-  deviceCa: { notAfter: string };
+  deviceCa: { notAfter: string; verifying?: number };
+  /** Device identities and their renewal (decision 0023). */
+  deviceIdentities?: { expired: number; expiring: number; renewing: number };
   tokens: { total: number; expiring: number; expired: number; revoked: number; invalid: number };
   devices: { total: number; enrolled: number; pending: number; unenrolled: number; deactivated: number };
 }

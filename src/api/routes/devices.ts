@@ -30,6 +30,19 @@ export const Device = Type.Object({
   lastSeenAt: Nullable(Type.String({ format: 'date-time' })),
   enrolledAt: Nullable(Type.String({ format: 'date-time' })),
   checkedOutAt: Nullable(Type.String({ format: 'date-time' })),
+  identityNotAfter: Nullable(
+    Type.String({
+      format: 'date-time',
+      description: 'when the identity the device signs with expires; renewed before (decision 0023)',
+    }),
+  ),
+  identityRenewalAt: Nullable(
+    Type.String({
+      format: 'date-time',
+      description:
+        'when a renewed identity was sent that the device has not used yet; null when none is pending',
+    }),
+  ),
 });
 
 const tags = ['devices'];
@@ -52,6 +65,8 @@ export function deviceToApi(d: DeviceRow) {
     lastSeenAt: d.last_seen_at,
     enrolledAt: d.enrolled_at,
     checkedOutAt: d.checked_out_at,
+    identityNotAfter: d.identity_not_after,
+    identityRenewalAt: d.pending_cert_fingerprint !== null ? d.identity_renewal_at : null,
   };
 }
 

@@ -253,6 +253,19 @@ export function DevicePage({ id }: { id: string }) {
             <dd>
               <Time iso={d.lastSeenAt} />
             </dd>
+            <dt>{t('identityNotAfter')}</dt>
+            <dd
+              data-identity-not-after
+              className={d.identityNotAfter && Date.parse(d.identityNotAfter) <= Date.now() ? 'warning' : ''}
+            >
+              <Time iso={d.identityNotAfter ?? null} />
+              {d.identityNotAfter && Date.parse(d.identityNotAfter) <= Date.now() && (
+                <> — {t('identityExpired')}</>
+              )}
+              {d.identityRenewalAt && (
+                <> ({t('identityRenewing', { at: new Date(d.identityRenewalAt).toLocaleString() })})</>
+              )}
+            </dd>
           </dl>
           <div className="actions">
             <button type="button" onClick={() => void refresh()}>

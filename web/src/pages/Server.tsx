@@ -66,6 +66,16 @@ export function bannerLines(s: ServerStatus, i18n: I18n): BannerLine[] {
       link: { to: '/tokens', label: t('openTokens') },
     });
   }
+  // Devices whose identity expired before it was renewed: lost until enrolled again (decision 0023).
+  const expiredIdentities = s.deviceIdentities?.expired ?? 0;
+  if (expiredIdentities > 0) {
+    lines.push({
+      key: 'identities-expired',
+      text: t('bannerIdentitiesExpired', { n: expiredIdentities }),
+      remedy: t('bannerIdentitiesRemedy'),
+      link: { to: '/devices', label: t('openDevices') },
+    });
+  }
   return lines;
 }
 
@@ -153,7 +163,24 @@ export function ServerPage() {
             <dd>
               <Time iso={s.deviceCa.notAfter} />
             </dd>
+            <dt>{t('deviceCaVerifying')}</dt>
+            <dd>{s.deviceCa.verifying ?? 1}</dd>
           </dl>
+          {s.deviceIdentities && (
+            <>
+              <h2>{t('deviceIdentities')}</h2>
+              <dl className="facts" data-identity-counts>
+                <dt>{t('identitiesExpired')}</dt>
+                <dd className={s.deviceIdentities.expired > 0 ? 'warning' : ''} data-identities-expired>
+                  {s.deviceIdentities.expired}
+                </dd>
+                <dt>{t('identitiesExpiring')}</dt>
+                <dd>{s.deviceIdentities.expiring}</dd>
+                <dt>{t('identitiesRenewing')}</dt>
+                <dd>{s.deviceIdentities.renewing}</dd>
+              </dl>
+            </>
+          )}
           <h2>{t('tokens')}</h2>
           <dl className="facts" data-token-counts>
             <dt>{t('total')}</dt>
