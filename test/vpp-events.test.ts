@@ -334,6 +334,32 @@ describe('polling fallback', () => {
     expect((await w.tracker.tick()).polled).toBe(0);
   });
 
+  it('two copies of one notification handled at the same time are applied once (behind a load balancer, decision 0020)', async () => {
+    let applied = 0;
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const w = await world({
+      tracker: {
+        onTestNotification: async () => {
+          applied++;
+          await slow;
+        },
+      },
+    });
+    const copy = () =>
+      w.tracker.handleNotification(
+        { notificationId: 't-1', notificationType: 'TEST_NOTIFICATION' },
+        `Bearer ${w.notifyToken}`,
+      );
+    const first = copy();
+    const second = copy();
+    await new Promise((r) => setTimeout(r, 10));
+    release();
+    const results = await Promise.all([first, second]);
+    expect(applied).toBe(1);
+    expect(results.map((r) => r.accepted && r.duplicate)).toEqual([false, true]);
+  });
+
   it('a notification resets the quiet timer', async () => {
     const w = await world();
     w.fake.addAsset(w.sToken, { adamId: '5', total: 10 });

@@ -16,6 +16,8 @@ interface FakesCommandOptions {
   control: string;
   licences: string;
   apps: string;
+  /** Every Apps and Books notification delivered twice, as Apple may (tests of the de-duplication). */
+  duplicateNotifications?: boolean;
 }
 
 const DAY_MS = 86_400_000;
@@ -40,6 +42,7 @@ export async function runFakes(options: FakesCommandOptions): Promise<void> {
   const fakes = await startFakes({
     dir,
     apps: apps.map(lookupSeedOf),
+    ...(options.duplicateNotifications ? { vpp: { eventDelayMs: 50, duplicateNotifications: true } } : {}),
     onPush: (token, pushMagic) => {
       const event = `data: ${JSON.stringify({ token, pushMagic })}\n\n`;
       for (const res of listeners) res.write(event);

@@ -52,10 +52,19 @@ export async function main(argv: string[]): Promise<void> {
     )
     .option('--licences <n>', 'licences of each app on the VPP token written to the dir', '1000')
     .option('--apps <n>', 'more apps in the catalogue and on the VPP token, for benchmarks (0 to 999)', '0')
-    .action(async (options: { dir: string; control: string; licences: string; apps: string }) => {
-      const { runFakes } = await import('./fakes.ts');
-      await runFakes(options);
-    });
+    .option('--duplicate-notifications', 'deliver every Apps and Books notification twice, as Apple may')
+    .action(
+      async (options: {
+        dir: string;
+        control: string;
+        licences: string;
+        apps: string;
+        duplicateNotifications?: boolean;
+      }) => {
+        const { runFakes } = await import('./fakes.ts');
+        await runFakes(options);
+      },
+    );
 
   program
     .command('fleet')

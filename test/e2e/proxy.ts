@@ -12,6 +12,8 @@ export interface ProxyRecord {
   /** Index of the backend that answered; null: none could (502). */
   backend: number | null;
   status: number;
+  /** The request's body, for the paths the proxy was asked to keep it of. */
+  body?: string;
 }
 
 export interface RoundRobinProxy {
@@ -26,7 +28,9 @@ export interface RoundRobinProxy {
 /** How long a backend that refused a connection is left out before it is tried again. */
 const DOWN_FOR_MS = 2_000;
 
-export async function startRoundRobinProxy(): Promise<RoundRobinProxy> {
+export async function startRoundRobinProxy(
+  o: { keepBodyOf?: (path: string) => boolean } = {},
+): Promise<RoundRobinProxy> {
   let backends: URL[] = [];
   const downUntil = new Map<number, number>();
   let next = 0;
@@ -75,6 +79,7 @@ export async function startRoundRobinProxy(): Promise<RoundRobinProxy> {
         const body = Buffer.concat(chunks);
         const path = (req.url ?? '/').split('?')[0]!;
         const record: ProxyRecord = { method: req.method ?? 'GET', path, backend: null, status: 502 };
+        if (o.keepBodyOf?.(path)) record.body = body.toString('utf8');
         log.push(record);
         // Each backend at most once per request, starting from the next in turn.
         for (let tried = 0; tried < backends.length; tried++) {

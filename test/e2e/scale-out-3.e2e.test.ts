@@ -7,7 +7,8 @@
 // 0020). Then `kill -9` of the process holding the engine's tick in the middle of a second
 // distribution: every job still succeeds, no licence is associated twice and no second
 // InstallApplication is made for any device (a command cut mid-session is re-sent with its
-// UUID). Apple's notifications land on whichever process the proxy picks and are applied once.
+// UUID). Apple's notifications, each delivered twice, land on whichever process the proxy picks
+// and are applied once.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,9 +143,10 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
   }
 
   beforeAll(async () => {
-    fakes = await startFakesProcess(join(dir, 'apple'));
+    // Apple may deliver a notification twice: behind the proxy the copies reach different processes.
+    fakes = await startFakesProcess(join(dir, 'apple'), ['--duplicate-notifications']);
     postgres = await startPostgres();
-    proxy = await startRoundRobinProxy();
+    proxy = await startRoundRobinProxy({ keepBodyOf: (path) => path === '/vpp/notify' });
     const env = {
       ...fakes.info.env,
       HAISHIN_DB: postgres.url,
@@ -287,6 +289,13 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
         const notified = proxy.log.filter((r) => r.path === '/vpp/notify' && r.status === 200);
         expect(notified.length).toBeGreaterThan(0);
         expect(notified.some((r) => r.backend !== serves.indexOf(vppHolder))).toBe(true);
+        // Every notification came twice; for some, the two copies reached two different processes.
+        const backendsById = new Map<string, Set<number | null>>();
+        for (const r of notified) {
+          const id = (JSON.parse(r.body!) as { notificationId: string }).notificationId;
+          backendsById.set(id, (backendsById.get(id) ?? new Set()).add(r.backend));
+        }
+        expect([...backendsById.values()].some((b) => b.size > 1)).toBe(true);
         const tests = await query<{ n: number }>(
           "select count(*)::int as n from audit_events where action = 'token.notification_test'",
         );

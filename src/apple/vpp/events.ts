@@ -152,6 +152,8 @@ export class VppEventTracker {
   readonly #groups = new Set<Group>();
   /** Insertion-ordered, so the oldest id is the first to forget. */
   readonly #seen = new Set<string>();
+  /** Notifications being applied now, by notificationId. */
+  readonly #applying = new Map<string, Promise<NotificationResult>>();
   #ticking = false;
 
   constructor(options: VppEventTrackerOptions) {
@@ -319,6 +321,30 @@ export class VppEventTracker {
     if (this.#seen.has(notificationId)) {
       return { accepted: true, duplicate: true, notificationType, notificationId, settled: [] };
     }
+    // A copy of a notification being applied now (Apple sends some twice; behind a load balancer
+    // the copies may arrive together, one directly and one from another process's inbox): it waits
+    // for the first and is then a duplicate — or applied, if the first failed.
+    const pending = this.#applying.get(notificationId);
+    if (pending) {
+      await pending.catch(() => undefined);
+      return this.handleNotification(body, authHeader);
+    }
+    const applying = this.#applyNotification(notificationId, notificationType, json, raw);
+    this.#applying.set(notificationId, applying);
+    try {
+      return await applying;
+    } finally {
+      this.#applying.delete(notificationId);
+    }
+  }
+
+  async #applyNotification(
+    notificationId: string,
+    notificationType: string,
+    json: Record<string, unknown>,
+    rawBody: string | null,
+  ): Promise<NotificationResult> {
+    let raw = rawBody;
     if (notificationType === 'TEST_NOTIFICATION') {
       // Apple trying the URL and bearer it was just given: nothing to apply, whatever the body holds.
       await this.#onTestNotification?.({ notificationId });
