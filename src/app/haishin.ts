@@ -120,7 +120,10 @@ export interface Haishin {
   engine: DistributionEngine;
   /** App versions, update distributions and "keep apps up to date" (decision 0018). */
   appUpdates: AppUpdates;
-  /** Job, distribution and device changes of this process (GET /api/v1/events). */
+  /**
+   * Job, distribution and device changes (GET /api/v1/events): this process's, and on PostgreSQL
+   * those of the other processes too (decision 0020).
+   */
   events: EventBus;
   /** Set when no admin token existed and haishin made one: show it once, it is stored only hashed. */
   generatedAdminToken: string | null;

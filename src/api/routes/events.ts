@@ -94,7 +94,8 @@ function matches(
 /**
  * `GET /events`: server-sent events — `job` (every persisted status change), `distribution`
  * (created) and `device` (enrolled, checked out, deactivated, …). Admin auth applies as on every
- * /api/v1 route. Events come from this process only and are not replayed: after a reconnect or a
+ * /api/v1 route. With several processes on one PostgreSQL the events of every process come through
+ * (relayed over LISTEN/NOTIFY, decision 0020). Events are not replayed: after a reconnect or a
  * `dropped` event, read the state again over REST.
  */
 export async function registerEventRoutes(
