@@ -67,6 +67,7 @@ describe('GET /api/v1/status in the simulated world', () => {
       topic: expect.stringMatching(/^com\.apple\.mgmt\.External\./),
       notAfter: world.pushNotAfter.toISOString(),
       daysLeft: 364,
+      expiryWarningDays: null,
       alert: null,
     });
     expect(Date.parse(s.deviceCa.notAfter)).toBeGreaterThan(Date.now() + 365 * 86_400_000);
@@ -160,6 +161,8 @@ describe('GET /api/v1/status on bare servers', () => {
         // The certificate keeps whole seconds.
         notAfter: new Date(Math.floor(push.notAfter.getTime() / 1000) * 1000).toISOString(),
         daysLeft: 10,
+        // The warning in force (decision 0022): 30, 14, 7 or 1 days.
+        expiryWarningDays: 14,
         alert: null,
       });
       expect(s.tokens).toEqual({ total: 0, expiring: 0, expired: 0, revoked: 0, invalid: 0 });

@@ -341,8 +341,8 @@ export const M = {
     en: 'The push certificate expires in {n} days ({date}).',
   },
   bannerPushRemedy: {
-    ja: '対処: 証明書を作成した Apple ID で https://identity.apple.com/pushcert にサインインし、同じ証明書を「更新」してください (新規作成するとトピックが変わり、全端末の再登録が必要になります)。新しい証明書を HAISHIN_APNS_CERT / HAISHIN_APNS_KEY に置いて haishin を再起動します。',
-    en: 'Remedy: sign in to https://identity.apple.com/pushcert with the Apple ID that created the certificate and "Renew" that same certificate (a new one changes the topic and every device would have to enroll again). Put the renewed certificate in HAISHIN_APNS_CERT / HAISHIN_APNS_KEY and restart haishin.',
+    ja: '対処: 証明書を作成した Apple ID で https://identity.apple.com/pushcert にサインインし、同じ証明書を「更新」してください (新規作成するとトピックが変わり、全端末の再登録が必要になります)。更新した証明書は「サーバー」ページからアップロードできます (再起動は不要)。HAISHIN_APNS_CERT / HAISHIN_APNS_KEY に置いて haishin を再起動しても構いません。',
+    en: 'Remedy: sign in to https://identity.apple.com/pushcert with the Apple ID that created the certificate and "Renew" that same certificate (a new one changes the topic and every device would have to enroll again). Upload the renewed certificate on the Server page (no restart), or put it in HAISHIN_APNS_CERT / HAISHIN_APNS_KEY and restart haishin.',
   },
   bannerTokens: {
     ja: 'VPP トークン: {expiring} 件が 30 日以内に期限切れ、{expired} 件が期限切れです。',

@@ -4,6 +4,7 @@ import type { ServerStatus } from '../api.ts';
 import { DEVICE_STATUS_LABELS } from '../messages.ts';
 import type { I18n } from '../ui.tsx';
 import { ErrorLine, Link, Loading, Time, useLoad, useT } from '../ui.tsx';
+import { PushCertificateUpload } from './PushCertificateUpload.tsx';
 
 /** Push certificate within this many days of expiry: the banner warns (as for VPP tokens). */
 const PUSH_WARN_DAYS = 30;
@@ -157,6 +158,7 @@ export function ServerPage() {
           ) : (
             <p className="muted">{t('pushNotConfigured')}</p>
           )}
+          <PushCertificateUpload onReplaced={status.reload} />
           <h2>{t('deviceCa')}</h2>
           <dl className="facts">
             <dt>{t('expires')}</dt>
