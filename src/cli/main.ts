@@ -105,15 +105,6 @@ export async function main(argv: string[]): Promise<void> {
       },
     );
 
-  registerAdminCommands(program, langFromArgv(argv.slice(2)));
-
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    // Exit code 2 for every usage error (commander says 1), so scripts can tell it from a refusal.
-    if (err instanceof CommanderError && err.exitCode !== 0) {
-      if (err.code !== 'commander.help' && err.code !== 'commander.helpDisplayed')
-        console.error(usageLine(err, langFromArgv(argv.slice(2))));
   const ca = program
     .command('ca')
     .description(
@@ -135,6 +126,15 @@ export async function main(argv: string[]): Promise<void> {
       await rotateCa(process.env, options);
     });
 
+  registerAdminCommands(program, langFromArgv(argv.slice(2)));
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    // Exit code 2 for every usage error (commander says 1), so scripts can tell it from a refusal.
+    if (err instanceof CommanderError && err.exitCode !== 0) {
+      if (err.code !== 'commander.help' && err.code !== 'commander.helpDisplayed')
+        console.error(usageLine(err, langFromArgv(argv.slice(2))));
       process.exitCode = 2;
       return;
     }

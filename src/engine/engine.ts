@@ -92,8 +92,6 @@ export class DistributionEngine implements MdmListener {
     clearTimeout(timer);
   }
 
-  // ---- distributions and administrator actions (jobs/distributions.ts) --------------------
-
   /**
    * A change another process made (relayed over LISTEN/NOTIFY, decision 0020): whether it leaves
    * work for the tick — a job back to `waiting`, waiting for its licence, a retry or a push, a
@@ -110,6 +108,8 @@ export class DistributionEngine implements MdmListener {
     if (freed) this.#ctx.freed.add(event.deviceId);
     return freed || TICK_WORK.includes(to);
   }
+
+  // ---- distributions and administrator actions (jobs/distributions.ts) --------------------
 
   create(input: DistributionInput, createdBy: string): Promise<{ id: string; jobCount: number }> {
     return this.#distributions.create(input, createdBy);
