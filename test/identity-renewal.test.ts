@@ -188,6 +188,15 @@ describe('identity renewal', () => {
     expect(after.pending_cert_fingerprint).toBeNull();
     expect(after.previous_cert_fingerprint).toBe(fingerprint(old.certPem));
     expect(after.identity_renewal_command).toBeNull();
+    // The answered command no longer holds the device's key.
+    const stored = await server.haishin.store.db.kysely
+      .selectFrom('commands')
+      .select('payload')
+      .where('uuid', '=', String(envelope!.CommandUUID))
+      .executeTakeFirstOrThrow();
+    const redacted = parsePlistDict(stored.payload).Command as PlistDict;
+    expect(redacted.RequestType).toBe('InstallProfile');
+    expect((redacted.Payload as Uint8Array).byteLength).toBe(0);
     expect(after.identity_not_after).toBe(freshCert.validTo && new Date(freshCert.validTo).toISOString());
 
     // The old identity is still accepted until it expires (messages in flight), then refused.

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.ts';
-import { installProfile } from '../mdm/commands.ts';
+import { installProfile, renderCommand } from '../mdm/commands.ts';
 import type { IssuedIdentity } from '../mdm/identity/ca.ts';
 import type { CommandReport, MdmListener } from '../mdm/ports.ts';
 import type { RenewalTarget } from '../mdm/enroll.ts';
@@ -13,7 +13,7 @@ export interface RenewalProfiles {
 }
 
 export interface IdentityRenewalOptions {
-  identities: Pick<IdentityRepo, 'renewalCandidates' | 'startRenewal' | 'renewalAnswered'>;
+  identities: Pick<IdentityRepo, 'renewalCandidates' | 'startRenewal' | 'renewalAnswered' | 'redactCommand'>;
   profiles: RenewalProfiles;
   commander: Pick<Commander, 'queue' | 'drop' | 'wake'>;
   clock: Clock;
@@ -35,6 +35,11 @@ export interface RenewalPassResult {
   /** Devices whose renewal was still queued from an earlier pass: woken again. */
   woken: number;
   failed: number;
+}
+
+/** What stays stored of a renewal's InstallProfile once answered or superseded: no profile, no key. */
+export function redactedInstallProfile(uuid: string): string {
+  return renderCommand(uuid, { RequestType: 'InstallProfile', Payload: new Uint8Array(0) }).payload;
 }
 
 /** The most devices one pass looks at: a bound on one pass, the rest waits for the next one. */
@@ -86,7 +91,13 @@ export class IdentityRenewal implements MdmListener {
           const command = installProfile(newCommandUuid(), body);
           // Accepted before it is queued: the device may answer, signed by it, right after the fetch.
           await o.identities.startRenewal(device.deviceId, identity.fingerprintSha256, command.uuid, at);
-          if (device.renewalCommand !== null) await o.commander.drop([device.renewalCommand]);
+          if (device.renewalCommand !== null) {
+            await o.commander.drop([device.renewalCommand]);
+            await o.identities.redactCommand(
+              device.renewalCommand,
+              redactedInstallProfile(device.renewalCommand),
+            );
+          }
           await o.commander.queue('identity', [{ to, commands: [command] }], at);
           wake.push(to);
           result.sent++;
@@ -111,6 +122,9 @@ export class IdentityRenewal implements MdmListener {
       report.status === 'Acknowledged',
       report.at,
     );
+    // Answered: the key it carried has no business staying in the database (haishin sends
+    // InstallProfile for renewals only).
+    await this.#o.identities.redactCommand(report.commandUuid, redactedInstallProfile(report.commandUuid));
     if (outcome !== 'none') this.#o.onAnswer?.(report.deviceId, outcome);
   }
 }

@@ -124,6 +124,19 @@ export class IdentityRepo {
     return 'failed';
   }
 
+  /**
+   * A renewal's InstallProfile carries the device's private key (in its PKCS#12): once answered or
+   * superseded, the stored command keeps only its shape (`redacted`), not the key.
+   */
+  async redactCommand(commandUuid: string, redacted: string): Promise<void> {
+    await this.#db
+      .updateTable('commands')
+      .set({ payload: redacted })
+      .where('uuid', '=', commandUuid)
+      .where('request_type', '=', 'InstallProfile')
+      .execute();
+  }
+
   async counts(now: Date, renewBy: Date): Promise<IdentityCounts> {
     const row = await this.#db
       .selectFrom('devices')
