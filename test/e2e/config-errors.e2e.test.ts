@@ -129,6 +129,11 @@ describe('haishin serve refuses configurations that cannot work', () => {
     ],
     ['a duration that is not one', () => ({ HAISHIN_PUSH_TIMEOUT: 'soon' }), /HAISHIN_PUSH_TIMEOUT/],
     ['half a TLS pair', () => ({ HAISHIN_TLS_CERT: join(dir, 'other.pem') }), /HAISHIN_TLS_KEY is not set/],
+    [
+      'a renewal window as long as the identities last (decision 0023)',
+      () => ({ HAISHIN_DEVICE_IDENTITY_VALIDITY: '30d', HAISHIN_IDENTITY_RENEW_BEFORE: '30d' }),
+      /HAISHIN_IDENTITY_RENEW_BEFORE must be longer than 0 and shorter than HAISHIN_DEVICE_IDENTITY_VALIDITY/,
+    ],
   ];
 
   it.each(cases)(
