@@ -56,6 +56,9 @@ async function startServe(
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/root',
       LANG: 'C.UTF-8',
+      // Benchmarks measure the server, not enrollment: the lab setting keeps the bare group
+      // link the server prints (decision 0022); older commits ignore it.
+      HAISHIN_ENROLL_OPEN_GROUPS: 'true',
       ...env,
     },
     // Its log goes nowhere, as it would to a quiet journal; it is still formatted and written.

@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDemoPushIdentity } from '../src/apple/apns/pushcert.ts';
 import type { PushIdentity } from '../src/apple/apns/pushcert.ts';
 import { ManualClock } from '../src/core/clock.ts';
+import { PushCertificates } from '../src/app/push-certificate.ts';
+import { SecretBox } from '../src/store/secretbox.ts';
 import { startFakes } from '../src/sim/fakes.ts';
 import type { Fakes } from '../src/sim/fakes.ts';
 import { SimDevice } from '../src/sim/device/device.ts';
@@ -246,5 +248,26 @@ describe('push certificate replaced at run time', () => {
       (a) => a.action === 'push_certificate.replace' && a.object_id === created.topic,
     );
     expect(JSON.parse(forced!.details!)).toMatchObject({ forced: true, topicChanged: true });
+  });
+
+  it('another process that replaces the certificate is followed at the next upkeep', async () => {
+    // A second holder of the same database (as a second serve on PostgreSQL would be).
+    const seen: string[] = [];
+    const other = await PushCertificates.open({
+      store: server.haishin.store,
+      box: new SecretBox('test-secret-key-0123456789'),
+      apns: { setIdentity: (identity) => seen.push(identity.topic) },
+      configured: server.haishin.push,
+      now: new Date(),
+    });
+    const renewed = portal('renew', 600);
+    await other.replace(
+      { certPem: renewed.certPem, keyPem: renewed.keyPem },
+      { force: true, now: new Date() },
+    );
+    expect(fingerprint(server.haishin.push.certPem)).not.toBe(fingerprint(renewed.certPem));
+    expect(await server.haishin.pushCertificates.refresh(new Date())).toBe(true);
+    expect(fingerprint(server.haishin.push.certPem)).toBe(fingerprint(renewed.certPem));
+    expect(await server.haishin.pushCertificates.refresh(new Date())).toBe(false);
   });
 });

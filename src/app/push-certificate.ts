@@ -69,22 +69,22 @@ export class PushCertificates {
   #current: PushIdentity;
   #source: PushCertificateSource;
   #uploadedAt: string | null;
-  /** What HAISHIN_APNS_CERT holds, to compare with what another process uploads. */
-  readonly #configured: PushIdentity;
+  /** The uploaded certificate last seen in the database: a different one was uploaded since. */
+  #seenStored: string | null;
 
   private constructor(o: {
     store: Store;
     box: SecretBox;
     apns: IdentityHolder;
-    configured: PushIdentity;
     current: PushIdentity;
     source: PushCertificateSource;
     uploadedAt: string | null;
+    seenStored: string | null;
   }) {
     this.#store = o.store;
     this.#box = o.box;
     this.#apns = o.apns;
-    this.#configured = o.configured;
+    this.#seenStored = o.seenStored;
     this.#current = o.current;
     this.#source = o.source;
     this.#uploadedAt = o.uploadedAt;
@@ -116,6 +116,7 @@ export class PushCertificates {
       current,
       source: useStored ? 'uploaded' : 'HAISHIN_APNS_CERT',
       uploadedAt: useStored ? stored.uploadedAt : null,
+      seenStored: stored?.identity.certPem ?? null,
     });
     await o.store.putSetting(PUSH_CERTIFICATE_NOT_AFTER, current.notAfter.toISOString(), o.now);
     return certs;
@@ -174,18 +175,22 @@ export class PushCertificates {
     await this.#store.putSetting(PUSH_CERTIFICATE_NOT_AFTER, identity.notAfter.toISOString(), o.now);
     // APNs's refusal of the old certificate says nothing about the new one.
     await this.#store.deleteSetting(PUSH_CERTIFICATE_ALERT);
+    this.#seenStored = identity.certPem;
     this.#adopt(identity, at);
     return { identity, previous, topicChanged, enrolled };
   }
 
-  /** Another process uploaded a certificate: follow it (called periodically by every process). */
+  /**
+   * Another process uploaded a certificate since this one last looked: follow it, as the uploading
+   * process did (called periodically by every process).
+   */
   async refresh(now: Date): Promise<boolean> {
     const certPem = await this.#store.getSetting(CERT);
-    if (certPem === null || certPem === this.#current.certPem) return false;
+    if (certPem === null || certPem === this.#seenStored) return false;
     const stored = await readStored(this.#store, this.#box, now);
-    if (!stored || stored.identity.certPem === this.#current.certPem) return false;
-    // The same rule as at start: an older upload never displaces a newer HAISHIN_APNS_CERT.
-    if (stored.identity.notAfter.getTime() <= this.#configured.notAfter.getTime()) return false;
+    if (!stored) return false;
+    this.#seenStored = stored.identity.certPem;
+    if (stored.identity.certPem === this.#current.certPem) return false;
     this.#adopt(stored.identity, stored.uploadedAt);
     return true;
   }

@@ -48,7 +48,9 @@ export async function registerMdmRoutes(app: FastifyInstance, o: MdmRouteOptions
   });
 
   app.get<{ Querystring: { group?: string; token?: string } }>('/mdm/enroll', async (req, reply) => {
-    const admission = await o.gate.admit({ group: req.query.group, token: req.query.token });
+    // A repeated parameter arrives as an array: not a link anyone was given.
+    const one = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    const admission = await o.gate.admit({ group: one(req.query.group), token: one(req.query.token) });
     if (!admission.ok) {
       req.log.warn({ code: admission.code }, 'enrollment refused');
       const ja = /^\s*ja\b/i.test(req.headers['accept-language'] ?? '');
