@@ -197,6 +197,10 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       log: app.log,
       queueDepth: () => store.queueDepth(),
       leasesHeld: () => leased.held,
+      // Only on PostgreSQL: on SQLite there is no channel, and no series that would read as "down".
+      ...(store.db.dialect === 'postgres'
+        ? { eventsChannel: () => (link ? { connected: link.channel.connected, ...link.relay.stats } : null) }
+        : {}),
     });
     const pusher = metrics.observePusher(new DevicePusher({ store, apns, clock: o.clock }));
     // Apple tells MDM servers apart by mdmInfo.id: one stable id per haishin database.

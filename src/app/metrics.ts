@@ -34,6 +34,20 @@ export interface MetricsOptions {
   queueDepth(): Promise<number>;
   /** The timed work this process holds the lease of (src/app/leases.ts), read at each scrape. */
   leasesHeld?(): readonly string[];
+  /**
+   * The channel between the processes on PostgreSQL (decision 0020), read at each scrape; null
+   * when there is none (SQLite).
+   */
+  eventsChannel?(): EventsChannelState | null;
+}
+
+/** What `/metrics` shows of the events relayed between processes (src/app/event-relay.ts). */
+export interface EventsChannelState {
+  connected: boolean;
+  /** Payloads sent and received, and events dropped (the database did not take them), since start. */
+  sent: number;
+  received: number;
+  dropped: number;
 }
 
 /** The message types Apple documents; anything else a device sends is counted as `other`. */
@@ -144,6 +158,34 @@ export function createMetrics(o: MetricsOptions): Metrics {
       collect() {
         const mine = new Set(held());
         for (const work of LEASED_WORK) this.set({ work }, mine.has(work) ? 1 : 0);
+      },
+    });
+  }
+  if (o.eventsChannel) {
+    const state = o.eventsChannel;
+    new Gauge({
+      name: 'haishin_events_channel_connected',
+      help: "Whether this process listens to the other processes' events and wake-ups on PostgreSQL (LISTEN/NOTIFY, decision 0020); absent on SQLite",
+      registers: [registry],
+      collect() {
+        const now = state();
+        if (now) this.set(now.connected ? 1 : 0);
+      },
+    });
+    // Totals kept by the relay, shown as counters: each scrape adds what grew since the last one.
+    const seen = { sent: 0, received: 0, dropped: 0 };
+    new Counter({
+      name: 'haishin_events_channel_messages_total',
+      help: 'NOTIFY payloads sent to and received from the other processes, and events dropped because the database did not take them (decision 0020)',
+      labelNames: ['direction'],
+      registers: [registry],
+      collect() {
+        const now = state();
+        if (!now) return;
+        for (const direction of ['sent', 'received', 'dropped'] as const) {
+          if (now[direction] > seen[direction]) this.inc({ direction }, now[direction] - seen[direction]);
+          seen[direction] = now[direction];
+        }
       },
     });
   }

@@ -283,6 +283,15 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
           stream.events.filter((e) => e.type === 'distribution' && e.distributionId === distributionId),
         ).toHaveLength(1);
 
+        // Each process says in /metrics that it listens to the others, and what went across.
+        for (const serve of serves) {
+          const text = await (await fetch(`${serve.baseUrl}/metrics`)).text();
+          expect(text).toMatch(/^haishin_events_channel_connected 1$/m);
+          expect(
+            Number(/^haishin_events_channel_messages_total\{direction="received"\} (\d+)$/m.exec(text)?.[1]),
+          ).toBeGreaterThan(0);
+        }
+
         // Apple's notifications: they came through the proxy to any process; each was applied once
         // (the token's test notification is on record once) and none is left waiting.
         const vppHolder = await holderOf('VPP event poll', serves);
