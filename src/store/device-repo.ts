@@ -9,6 +9,8 @@ export interface DeviceFilter {
   groupIds?: readonly string[];
   serialNumber?: string;
   status?: DeviceStatus;
+  /** Only managed devices (pending, enrolled) whose identity expired by then (decision 0023). */
+  identityExpiredAt?: Date;
   afterDeviceNumber?: number;
   limit: number;
 }
@@ -26,6 +28,10 @@ export class DeviceRepo {
     if (f.groupIds) q = q.where('group_id', 'in', f.groupIds.length > 0 ? [...f.groupIds] : ['']);
     if (f.serialNumber) q = q.where('serial_number', '=', f.serialNumber);
     if (f.status) q = q.where('status', '=', f.status);
+    if (f.identityExpiredAt)
+      q = q
+        .where('status', 'in', ['pending', 'enrolled'])
+        .where('identity_not_after', '<=', f.identityExpiredAt.toISOString());
     if (f.afterDeviceNumber !== undefined) q = q.where('device_number', '>', f.afterDeviceNumber);
     return q.orderBy('device_number').limit(f.limit).execute();
   }

@@ -131,6 +131,13 @@ for (const backend of ['sqlite', 'postgres'] as const) {
           expect(status.status).toBe(200);
           expect(status.body.deviceIdentities.expired).toBe(1);
           expect(status.body.deviceCa.verifying).toBe(1);
+          // Which one: the list the console's banner links to.
+          const expired = await api()<{ items: { serialNumber: string; identityNotAfter: string }[] }>(
+            'GET',
+            '/devices?identityExpired=true',
+          );
+          expect(expired.body.items.map((d) => d.serialNumber)).toEqual([offline.serialNumber]);
+          expect(Date.parse(expired.body.items[0]!.identityNotAfter)).toBe(expiry);
 
           // What would happen if an app were distributed to it: the troubleshooter's answer.
           const root = (

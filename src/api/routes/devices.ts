@@ -97,12 +97,18 @@ export async function registerDeviceRoutes(
           includeSubgroups: Type.Optional(Type.Boolean()),
           serialNumber: Type.Optional(Type.String()),
           status: Type.Optional(Status),
+          identityExpired: Type.Optional(
+            Type.Boolean({
+              description:
+                'true: only managed devices whose identity has expired (they must enroll again; decision 0023)',
+            }),
+          ),
         }),
         response: { 200: pageOf(Device) },
       },
     },
     async (req) => {
-      const { groupId, includeSubgroups, serialNumber, status } = req.query;
+      const { groupId, includeSubgroups, serialNumber, status, identityExpired } = req.query;
       const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
       const after = decodeCursor(req.query.cursor, 1);
       let groupIds: string[] | undefined;
@@ -121,6 +127,7 @@ export async function registerDeviceRoutes(
         ...(groupIds ? { groupIds } : {}),
         ...(serialNumber ? { serialNumber } : {}),
         ...(status ? { status } : {}),
+        ...(identityExpired ? { identityExpiredAt: clock.now() } : {}),
         ...(after ? { afterDeviceNumber: Number(after[0]) } : {}),
         limit: limit + 1,
       });

@@ -39,8 +39,10 @@ export function DevicesPage() {
   const [status, setStatus] = useState('');
   const [serialInput, setSerialInput] = useState('');
   const [serial, setSerial] = useState('');
+  // The banner's link for expired identities opens the list filtered on them (decision 0023).
+  const [identityExpired, setIdentityExpired] = useState(query.get('identityExpired') === 'true');
   const groups = useLoad(allGroups, []);
-  const filterKey = `${groupId}|${includeSubgroups}|${status}|${serial}`;
+  const filterKey = `${groupId}|${includeSubgroups}|${status}|${serial}|${identityExpired}`;
   const pager = useCursor(filterKey);
   const devices = useLoad(
     () =>
@@ -50,6 +52,7 @@ export function DevicesPage() {
           includeSubgroups: groupId && includeSubgroups ? true : undefined,
           status,
           serialNumber: serial,
+          identityExpired: identityExpired ? true : undefined,
           limit: PAGE,
           cursor: pager.cursor,
         })}`,
@@ -100,6 +103,15 @@ export function DevicesPage() {
               </option>
             ))}
           </select>
+        </label>
+        <label>
+          <input
+            type="checkbox"
+            checked={identityExpired}
+            onChange={(e) => setIdentityExpired(e.target.checked)}
+            name="identityExpired"
+          />{' '}
+          {t('identityExpiredOnly')}
         </label>
         <label>
           {t('serial')}{' '}

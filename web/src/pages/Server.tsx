@@ -74,7 +74,7 @@ export function bannerLines(s: ServerStatus, i18n: I18n): BannerLine[] {
       key: 'identities-expired',
       text: t('bannerIdentitiesExpired', { n: expiredIdentities }),
       remedy: t('bannerIdentitiesRemedy'),
-      link: { to: '/devices', label: t('openDevices') },
+      link: { to: '/devices?identityExpired=true', label: t('openDevices') },
     });
   }
   return lines;
