@@ -10,6 +10,8 @@ import { EventBus } from '../src/engine/events.ts';
 import type { EventOrigin, HaishinEvent, JobEvent } from '../src/engine/events.ts';
 import { Store } from '../src/store/store.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from './support/pg.ts';
+import { startTestServer } from './support/server.ts';
+import type { TestServer } from './support/server.ts';
 import type { ThrowawayPostgres } from './support/pg.ts';
 
 if (!postgresAvailable) console.warn(`[event-relay.test] ${postgresSkipReason}`);
@@ -245,5 +247,71 @@ describe.skipIf(!postgresAvailable)('events across processes on PostgreSQL', () 
     buses[0]!.publish(job(3));
     await until('delivered after the reconnect', () => (seen[1]!.length > before ? true : undefined));
     expect((seen[1]!.at(-1) as JobEvent).jobId).toBe('job-3');
+  });
+});
+
+describe.skipIf(!postgresAvailable)('two haishin on one PostgreSQL: wake-ups through the composition', () => {
+  let postgres: ThrowawayPostgres;
+  let a: TestServer;
+  let b: TestServer;
+  let aClosed = false;
+  // The periods are an hour: whatever runs during the test was woken, not timed.
+  const HOUR = 3_600_000;
+
+  beforeAll(async () => {
+    postgres = await startPostgres();
+    const tuning = { engineTickMs: HOUR, vppTickMs: HOUR, queueCompactionMs: 0 };
+    a = await startTestServer({ db: postgres.url, tuning });
+    b = await startTestServer({ db: postgres.url, tuning });
+  }, 60_000);
+
+  afterAll(async () => {
+    await b?.close();
+    if (!aClosed) await a?.close();
+    postgres?.stop();
+  });
+
+  async function until<T>(what: string, check: () => T | undefined): Promise<T> {
+    for (let i = 0; i < 200; i++) {
+      const value = check();
+      if (value !== undefined) return value;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${what}: not within 10 s`);
+  }
+
+  it("a job another process moved off a device's slot runs the tick now in its holder; a clean stop hands the tick over at once", async () => {
+    const ticks = { a: 0, b: 0 };
+    for (const [name, server] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
+      const engine = server.haishin.engine;
+      const tick = engine.tick.bind(engine);
+      engine.tick = () => {
+        ticks[name]++;
+        return tick();
+      };
+    }
+    // A holds the tick (its timer would first fire in an hour).
+    expect(await a.haishin.leased.run('engine tick', 30_000, () => a.haishin.engine.tick())).toBe(true);
+    const before = ticks.a;
+    // A device's answer received by B: the job left the in-flight statuses there.
+    const seenByA: HaishinEvent[] = [];
+    a.haishin.events.subscribe((e) => seenByA.push(e), { only: 'elsewhere' });
+    b.haishin.events.publish({
+      ...job(1, 'executing'),
+      from: 'awaiting_response',
+    });
+    await until('A ran its tick', () => (ticks.a > before ? true : undefined));
+    expect(seenByA.map((e) => e.type)).toEqual(['job']);
+    // B, which does not hold the tick, did not run it.
+    expect(ticks.b).toBe(0);
+
+    // A stops cleanly: B takes the tick over at once (not after the lease's 30 s, nor its hour).
+    await a.close();
+    aClosed = true;
+    await until('B took the tick', () => (b.haishin.leased.held.includes('engine tick') ? true : undefined));
+    expect(ticks.b).toBeGreaterThan(0);
   });
 });
