@@ -174,6 +174,7 @@ describe.skipIf(!postgresAvailable)('events across processes on PostgreSQL', () 
   const seen: HaishinEvent[][] = [[], []];
   const ran: string[][] = [[], []];
   const held = [['engine tick'], [] as string[]];
+  const gaps = [0, 0];
 
   beforeAll(async () => {
     postgres = await startPostgres();
@@ -182,6 +183,7 @@ describe.skipIf(!postgresAvailable)('events across processes on PostgreSQL', () 
     const log = { warn: () => {}, error: () => {} };
     for (const [i, store] of [one, two].entries()) {
       buses[i]!.subscribe((event) => seen[i]!.push(event), { only: 'elsewhere' });
+      buses[i]!.onGap(() => gaps[i]!++);
       links.push(
         await linkProcesses({
           url: postgres.url,
@@ -243,6 +245,8 @@ describe.skipIf(!postgresAvailable)('events across processes on PostgreSQL', () 
     }
     await until('both noticed', () => (links.every((l) => !l.channel.connected) ? true : undefined));
     await until('both listen again', () => (links.every((l) => l.channel.connected) ? true : undefined));
+    // What was sent meanwhile is lost: the watchers are told to read the state again.
+    expect(gaps).toEqual([1, 1]);
     const before = seen[1]!.length;
     buses[0]!.publish(job(3));
     await until('delivered after the reconnect', () => (seen[1]!.length > before ? true : undefined));
@@ -257,12 +261,14 @@ describe.skipIf(!postgresAvailable)('two haishin on one PostgreSQL: wake-ups thr
   let aClosed = false;
   // The periods are an hour: whatever runs during the test was woken, not timed.
   const HOUR = 3_600_000;
+  const ADMIN = 'event-relay-admin-token-0123456789';
 
   beforeAll(async () => {
     postgres = await startPostgres();
     const tuning = { engineTickMs: HOUR, vppTickMs: HOUR, queueCompactionMs: 0 };
-    a = await startTestServer({ db: postgres.url, tuning });
-    b = await startTestServer({ db: postgres.url, tuning });
+    const env = { HAISHIN_ADMIN_TOKEN: ADMIN };
+    a = await startTestServer({ db: postgres.url, tuning, env });
+    b = await startTestServer({ db: postgres.url, tuning, env });
   }, 60_000);
 
   afterAll(async () => {
@@ -307,6 +313,27 @@ describe.skipIf(!postgresAvailable)('two haishin on one PostgreSQL: wake-ups thr
     expect(seenByA.map((e) => e.type)).toEqual(['job']);
     // B, which does not hold the tick, did not run it.
     expect(ticks.b).toBe(0);
+
+    // Events of other processes missed (the relay's connection broke): the stream says so with
+    // `dropped`, count unknown, and the console reads the state again.
+    const res = await fetch(`${b.baseUrl}/api/v1/events`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let text = '';
+    const read = async (until: string) => {
+      while (!text.includes(until)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the stream ended before ${until}`);
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await read('event: ready');
+    b.haishin.events.gap();
+    await read('event: dropped');
+    expect(text).toContain('event: dropped\ndata: {"count":null,"firstDroppedId":null}');
+    await reader.cancel();
 
     // A stops cleanly: B takes the tick over at once (not after the lease's 30 s, nor its hour).
     await a.close();

@@ -360,8 +360,10 @@ export async function linkProcesses(o: ProcessLinkOptions): Promise<ProcessLink>
     channel: EVENTS_CHANNEL,
     onMessage: (payload) => relay.receive(payload),
     onError,
-    // Wake-ups may have been missed while the channel was down: the work held runs once now.
+    // Events and wake-ups may have been missed while the channel was down: the streams are told
+    // to read the state again, and the work held runs once now.
     onReconnect: () => {
+      o.bus.gap();
       for (const w of o.held()) soon(w);
     },
   });

@@ -54,6 +54,7 @@ export type EventListener = (event: HaishinEvent, origin: EventOrigin) => void;
  */
 export class EventBus {
   readonly #listeners = new Map<EventListener, EventOrigin | null>();
+  readonly #gapListeners = new Set<() => void>();
 
   /** Returns the function that unsubscribes. `only`: events of that origin alone (default: all). */
   subscribe(listener: EventListener, o: { only?: EventOrigin } = {}): () => void {
@@ -75,6 +76,28 @@ export class EventBus {
   /** A change another process made and published (the relay hands it over). Never throws. */
   deliver(event: HaishinEvent): void {
     this.#emit(event, 'elsewhere');
+  }
+
+  /**
+   * Called when events made elsewhere may have been missed (the relay's connection to PostgreSQL
+   * broke and came back): a watcher should read the state again. Returns the unsubscribe.
+   */
+  onGap(listener: () => void): () => void {
+    this.#gapListeners.add(listener);
+    return () => {
+      this.#gapListeners.delete(listener);
+    };
+  }
+
+  /** Events made elsewhere may have been missed (the relay says so). Never throws. */
+  gap(): void {
+    for (const listener of this.#gapListeners) {
+      try {
+        listener();
+      } catch {
+        // The listener's own problem.
+      }
+    }
   }
 
   /** A failing watcher must not undo or interrupt the work that was just stored. */

@@ -96,7 +96,9 @@ function matches(
  * (created) and `device` (enrolled, checked out, deactivated, …). Admin auth applies as on every
  * /api/v1 route. With several processes on one PostgreSQL the events of every process come through
  * (relayed over LISTEN/NOTIFY, decision 0020). Events are not replayed: after a reconnect or a
- * `dropped` event, read the state again over REST.
+ * `dropped` event, read the state again over REST. `dropped` says how many events this stream
+ * lost (`count`), or `count: null` when the events of other processes may have been missed (the
+ * relay's connection to PostgreSQL broke and came back).
  */
 export async function registerEventRoutes(
   app: AdminApp,
@@ -143,6 +145,7 @@ export async function registerEventRoutes(
       const unsubscribe = bus.subscribe((event) => {
         if (matches(event, filter)) stream.send(event.type, event, nextId++);
       });
+      const offGap = bus.onGap(() => stream.send('dropped', { count: null, firstDroppedId: null }));
       const keepAlive = setInterval(() => stream.comment('keep-alive'), o.keepAliveMs ?? KEEP_ALIVE_MS);
       keepAlive.unref();
       let closed = false;
@@ -150,6 +153,7 @@ export async function registerEventRoutes(
         if (closed) return;
         closed = true;
         unsubscribe();
+        offGap();
         clearInterval(keepAlive);
         closers.delete(close);
         if (!res.writableEnded) res.end();
