@@ -6,9 +6,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
+import { deviceInformation } from '../src/mdm/commands.ts';
 import { rotateDeviceCa } from '../src/mdm/device-ca.ts';
 import { createDeviceCa, issueDeviceIdentity, pkcs12ToIdentity } from '../src/mdm/identity/ca.ts';
 import type { CertAndKey } from '../src/mdm/identity/ca.ts';
@@ -224,6 +225,37 @@ describe('identity renewal', () => {
       (await device.report({ Status: 'Acknowledged', CommandUUID: String(envelope!.CommandUUID) })).status,
     ).toBe(200);
     expect((await row(device.udid))!.cert_fingerprint).toBe(fingerprint(fresh.certPem));
+  });
+
+  it('an Authenticate with the renewed identity (iOS after replacing its profile) keeps the enrollment going', async () => {
+    const device = new HandDevice(server, clock);
+    await device.enroll();
+    const notAfter = new Date(new X509Certificate(device.identity.certPem).validTo);
+    clock.set(new Date(notAfter.getTime() - 10 * DAY));
+    await pass();
+    const { command: envelope } = await device.report({ Status: 'Idle' });
+    const fresh = identityOf(
+      parsePlistDict(Buffer.from((envelope!.Command as PlistDict).Payload as Uint8Array).toString('utf8')),
+    );
+    // Something else is queued meanwhile: a new enrollment would clear it, a renewal must not.
+    const query = deviceInformation(randomUUID().toUpperCase(), ['OSVersion']);
+    await server.haishin.store.mdm.enqueue(
+      [{ enrollmentId: device.udid, command: query, priority: 0 }],
+      clock.now(),
+    );
+    device.use(fresh);
+    expect(await device.checkin({ MessageType: 'Authenticate', Topic: TEST_TOPIC, UDID: device.udid })).toBe(
+      200,
+    );
+    expect(await device.tokenUpdate()).toBe(200);
+    const after = (await row(device.udid))!;
+    expect(after.status).toBe('enrolled');
+    expect(after.cert_fingerprint).toBe(fingerprint(fresh.certPem));
+    expect(after.pending_cert_fingerprint).toBeNull();
+    expect(
+      (await device.report({ Status: 'Acknowledged', CommandUUID: String(envelope!.CommandUUID) })).command
+        ?.CommandUUID,
+    ).toBe(query.uuid);
   });
 
   it('a refused InstallProfile is retried at the next pass with another identity', async () => {

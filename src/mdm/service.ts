@@ -141,6 +141,18 @@ export class MdmService implements MdmHandler {
           `the signing certificate is bound to another device (${identity.boundUdid}), not ${udid}`,
         );
       }
+      if (identity.boundUdid === udid) {
+        // iOS authenticates again once it has replaced its MDM profile in place with a renewed
+        // identity (decision 0023): the same enrollment goes on — no queue to clear, no jobs to reset.
+        const known = await store.findDeviceByUdid(udid);
+        if (known && known.status === 'enrolled' && isRenewal(known, fingerprint)) {
+          if (fingerprint === known.pendingCertFingerprint)
+            await store.adoptRenewedIdentity(known.id, fingerprint, at);
+          await store.touch(known.id, udid, at);
+          await record(udid);
+          return { status: 200, body: '', note: `Authenticate ${udid} with its renewed identity` };
+        }
+      }
       const { deviceId, clearedCommandUuids } = await store.authenticate(
         authenticateFacts(message, udid),
         identity,
@@ -300,6 +312,17 @@ export class MdmService implements MdmHandler {
     if (value === undefined) return;
     await this.#o.store.saveDeviceFacts(deviceId, fact.kind, toJsonValue(value), at);
   }
+}
+
+/**
+ * An Authenticate signed by the identity a renewal sent the device (still pending, or promoted by
+ * the acknowledgement since — the replaced one is then still listed) belongs to that renewal.
+ */
+function isRenewal(device: KnownDevice, fingerprint: string): boolean {
+  return (
+    fingerprint === device.pendingCertFingerprint ||
+    (fingerprint === device.certFingerprint && device.previousCertFingerprint !== null)
+  );
 }
 
 /**

@@ -144,6 +144,8 @@ interface Enrolled {
   identityNotAfter: Date;
   /** How many times the MDM profile was replaced in place (identity renewals). */
   renewals: number;
+  /** Replaced and not announced yet: iOS authenticates again with the new identity. */
+  reauthenticate: boolean;
 }
 
 /** The MDM payload and the identity it names in an enrollment profile, as Settings reads them. */
@@ -250,6 +252,7 @@ export class SimDevice {
       profileIdentifier: String(profile.PayloadIdentifier),
       identityNotAfter: new Date(new X509Certificate(keys.certPem).validTo),
       renewals: 0,
+      reauthenticate: false,
     };
   }
 
@@ -295,6 +298,7 @@ export class SimDevice {
       signer: new CmsSigner(read.keys, { now: () => this.#clock.now() }),
       identityNotAfter: new Date(new X509Certificate(read.keys.certPem).validTo),
       renewals: current.renewals + 1,
+      reauthenticate: true,
     };
     return null;
   }
@@ -380,6 +384,13 @@ export class SimDevice {
       log.push(exchange);
       if (!exchange.command) break;
       const answer = this.answer(exchange.command);
+      // An MDM profile replaced in place: Authenticate and TokenUpdate with the new identity, as
+      // iOS does, before the command's answer.
+      if (this.#enrolled?.reauthenticate) {
+        this.#enrolled.reauthenticate = false;
+        await this.authenticate();
+        await this.tokenUpdate();
+      }
       if (!answer) break;
       report = answer;
     }
