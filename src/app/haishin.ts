@@ -30,7 +30,7 @@ import type { EngineTimings } from '../engine/engine.ts';
 import { AppMetaClient } from '../apple/appmeta/client.ts';
 import { AppUpdates } from '../engine/app-updates.ts';
 import type { VppTokensOptions } from '../engine/vpp-tokens.ts';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
 import { IdentityRenewal } from '../engine/identity-renewal.ts';
 import type { CertAndKey } from '../mdm/identity/ca.ts';
@@ -38,6 +38,8 @@ import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
 import type { MdmListener } from '../mdm/ports.ts';
 import { registerMdmRoutes } from '../mdm/routes.ts';
 import { EnrollmentGate } from '../mdm/enrollment-gate.ts';
+import { ScepServer } from '../mdm/scep/server.ts';
+import { registerScepRoutes } from '../mdm/scep/routes.ts';
 import { MdmService } from '../mdm/service.ts';
 import { SecretBox } from '../store/secretbox.ts';
 import { Store } from '../store/store.ts';
@@ -275,6 +277,20 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       deviceKeyType: config.deviceKeyType,
       pkcs12Iterations: config.pkcs12Iterations,
       identityValidityMs: config.identity.validityMs,
+      // HAISHIN_DEVICE_IDENTITY=scep: the device makes its key and asks /scep (decision 0024).
+      ...(config.deviceIdentity.source === 'scep'
+        ? {
+            scep: {
+              url: `${config.publicUrl}/scep`,
+              challenges: store.scepChallenges,
+              challengeTtlMs: config.deviceIdentity.challengeTtlMs,
+              caFingerprintSha1: createHash('sha1')
+                .update(new X509Certificate(deviceCa.certPem).raw)
+                .digest(),
+              keySize: [1024, 2048, 4096].includes(config.deviceKeyBits) ? config.deviceKeyBits : 2048,
+            },
+          }
+        : {}),
     });
     const renewal = new IdentityRenewal({
       identities: store.identities,
@@ -300,6 +316,18 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       }),
       maxBodyBytes: config.maxBodyBytes,
     });
+    if (config.deviceIdentity.source === 'scep')
+      await registerScepRoutes(
+        app,
+        new ScepServer({
+          ca: deviceCa,
+          clock: o.clock,
+          challenges: store.scepChallenges,
+          identities: store,
+          identityValidityMs: config.identity.validityMs,
+          minRsaBits: Math.min(2048, config.deviceKeyBits),
+        }),
+      );
     await registerOpsRoutes(app, { metrics, metricsToken: config.metricsToken, ping: () => store.ping() });
     await registerAdminApi(app, {
       store,

@@ -44,6 +44,13 @@ export interface Config {
    * whatever their age (src/store/queue-compaction.ts says what else always stays).
    */
   queue: { retentionMs: number; keepMessagesPerDevice: number };
+  /**
+   * HAISHIN_DEVICE_IDENTITY (decision 0024): `pkcs12` (default) puts an identity haishin made in the
+   * enrollment profile; `scep` puts a `com.apple.security.scep` payload there, and the device makes
+   * its own key and asks haishin's SCEP service (`/scep`) for its certificate with a one-time
+   * challenge valid for HAISHIN_SCEP_CHALLENGE_TTL (1h).
+   */
+  deviceIdentity: { source: 'pkcs12' | 'scep'; challengeTtlMs: number };
   deviceKeyBits: number;
   /** `rsa` (default) or `ec` (P-256): the key of issued device identities. */
   deviceKeyType: 'rsa' | 'ec';
@@ -98,6 +105,16 @@ export function parseConfig(env: Env): Config {
   if (deviceKeyType !== 'rsa' && deviceKeyType !== 'ec')
     throw new ConfigError(`HAISHIN_DEVICE_KEY_TYPE="${deviceKeyType}" must be rsa or ec`);
   const pkcs12Iterations = integer('HAISHIN_PKCS12_ITERATIONS', 2048, 1);
+  const identitySource = get('HAISHIN_DEVICE_IDENTITY', 'pkcs12');
+  if (identitySource !== 'pkcs12' && identitySource !== 'scep')
+    throw new ConfigError(
+      `HAISHIN_DEVICE_IDENTITY="${identitySource}" must be pkcs12 or scep (scep: devices make their own key and ask haishin's SCEP service for their identity)`,
+    );
+  const scepChallengeTtlMs = duration('HAISHIN_SCEP_CHALLENGE_TTL', '1h');
+  if (scepChallengeTtlMs < 1_000)
+    throw new ConfigError(
+      'HAISHIN_SCEP_CHALLENGE_TTL must be at least 1s (e.g. 1h): it is how long a downloaded enrollment profile can still obtain its identity',
+    );
   const identityValidityMs = duration('HAISHIN_DEVICE_IDENTITY_VALIDITY', '365d');
   const renewBeforeMs = duration('HAISHIN_IDENTITY_RENEW_BEFORE', '30d');
   const renewEveryMs = duration('HAISHIN_IDENTITY_RENEW_EVERY', '1d');
@@ -164,6 +181,7 @@ export function parseConfig(env: Env): Config {
       retentionMs: queueRetentionMs,
       keepMessagesPerDevice: integer('HAISHIN_QUEUE_KEEP_MESSAGES', 20, 0),
     },
+    deviceIdentity: { source: identitySource, challengeTtlMs: scepChallengeTtlMs },
     deviceKeyBits: deviceKeyBits === 1024 || deviceKeyBits >= 2048 ? deviceKeyBits : 2048,
     deviceKeyType,
     pkcs12Iterations,

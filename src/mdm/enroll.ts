@@ -39,6 +39,24 @@ export interface EnrollmentOptions {
   organization?: string;
   /** How long issued identities are valid (HAISHIN_DEVICE_IDENTITY_VALIDITY; default 365 days). */
   identityValidityMs?: number;
+  /**
+   * HAISHIN_DEVICE_IDENTITY=scep (decision 0024): enrollment profiles carry a SCEP payload with a
+   * one-time challenge instead of a PKCS#12 identity; the device makes its own key.
+   */
+  scep?: ScepProfileOptions;
+}
+
+export interface ScepProfileOptions {
+  /** The SCEP service's URL (`<public URL>/scep`). */
+  url: string;
+  challenges: {
+    issue(binding: { groupId: string; deviceId: string | null }, at: Date, expiresAt: Date): Promise<string>;
+  };
+  challengeTtlMs: number;
+  /** SHA-1 of the issuing CA's DER: iOS checks GetCACert's answer against it. */
+  caFingerprintSha1: Uint8Array;
+  /** Keysize of the payload: 1024, 2048 or 4096. */
+  keySize: number;
 }
 
 /**
@@ -57,14 +75,15 @@ export class EnrollmentProfiles {
     this.#o = options;
   }
 
-  async profileFor(groupId: string): Promise<{ body: string; fingerprint: string }> {
+  async profileFor(groupId: string): Promise<{ body: string; fingerprint: string | null }> {
     const group = await this.#o.store.getGroup(groupId);
     if (!group)
       throw new UnknownGroupError(
         `no group with id "${groupId}": ask your administrator for a current enrollment link`,
       );
     const { body, identity } = await this.#build(group, undefined);
-    return { body, fingerprint: identity.fingerprintSha256 };
+    // With SCEP the identity does not exist yet: the device asks for it after installing the profile.
+    return { body, fingerprint: identity?.fingerprintSha256 ?? null };
   }
 
   /**
@@ -77,48 +96,38 @@ export class EnrollmentProfiles {
       id: target.profileGroupId,
       name: target.profileGroupId,
     };
-    return this.#build(group, target.deviceId);
+    const { body, identity } = await this.#build(group, target.deviceId);
+    if (!identity) throw new Error('a renewal profile carries the identity it renews with');
+    return { body, identity };
   }
 
   async #build(
     group: { id: string; name: string },
     deviceId: string | undefined,
-  ): Promise<{ body: string; identity: IssuedIdentity }> {
+  ): Promise<{ body: string; identity: IssuedIdentity | null }> {
     const now = this.#o.clock.now();
     const identityUuid = randomUUID().toUpperCase();
-    const identity = issueDeviceIdentity(this.#o.ca, {
-      now,
-      commonName: `haishin device ${identityUuid}`,
-      keyBits: this.#o.deviceKeyBits,
-      keyType: this.#o.deviceKeyType ?? 'rsa',
-      ...(this.#o.identityValidityMs !== undefined ? { validMs: this.#o.identityValidityMs } : {}),
-    });
-    await this.#o.store.recordIssuedIdentity({
-      fingerprint: identity.fingerprintSha256,
-      serialHex: identity.serialHex,
-      groupId: group.id,
-      issuedAt: now,
-      notAfter: identity.notAfter,
-      ...(deviceId !== undefined ? { deviceId } : {}),
-    });
-    // The password travels inside the same profile; it only satisfies the PKCS#12 format.
-    const password = randomBytes(12).toString('base64url');
-    const pkcs12 = identityToPkcs12(identity, {
-      password,
-      friendlyName: 'haishin device identity',
-      ...(this.#o.pkcs12Iterations !== undefined ? { iterations: this.#o.pkcs12Iterations } : {}),
-    });
+    // Renewals keep the PKCS#12 form for now: the renewal tracks the new identity's fingerprint
+    // from the moment it is queued (decision 0023; decision 0024 says what SCEP renewal needs).
+    const scep = deviceId === undefined ? this.#o.scep : undefined;
+    let identity: IssuedIdentity | null = null;
+    let identityPayload: PlistDict;
+    if (scep) {
+      identityPayload = await this.#scepPayload(scep, group.id, identityUuid, now);
+    } else {
+      identity = this.#issue(identityUuid, now);
+      await this.#o.store.recordIssuedIdentity({
+        fingerprint: identity.fingerprintSha256,
+        serialHex: identity.serialHex,
+        groupId: group.id,
+        issuedAt: now,
+        notAfter: identity.notAfter,
+        ...(deviceId !== undefined ? { deviceId } : {}),
+      });
+      identityPayload = this.#pkcs12Payload(identity, identityUuid);
+    }
     const org = this.#o.organization ?? 'haishin';
     const base = this.#o.publicUrl;
-    const identityPayload: PlistDict = {
-      PayloadType: 'com.apple.security.pkcs12',
-      PayloadVersion: 1,
-      PayloadIdentifier: `haishin.identity.${identityUuid}`,
-      PayloadUUID: identityUuid,
-      PayloadDisplayName: 'haishin device identity',
-      PayloadContent: pkcs12,
-      Password: password,
-    };
     const mdmPayload: PlistDict = {
       PayloadType: 'com.apple.mdm',
       PayloadVersion: 1,
@@ -146,5 +155,70 @@ export class EnrollmentProfiles {
       PayloadContent: [identityPayload, mdmPayload],
     };
     return { body: buildPlist(profile), identity };
+  }
+
+  #issue(identityUuid: string, now: Date): IssuedIdentity {
+    return issueDeviceIdentity(this.#o.ca, {
+      now,
+      commonName: `haishin device ${identityUuid}`,
+      keyBits: this.#o.deviceKeyBits,
+      keyType: this.#o.deviceKeyType ?? 'rsa',
+      ...(this.#o.identityValidityMs !== undefined ? { validMs: this.#o.identityValidityMs } : {}),
+    });
+  }
+
+  #pkcs12Payload(identity: IssuedIdentity, identityUuid: string): PlistDict {
+    // The password travels inside the same profile; it only satisfies the PKCS#12 format.
+    const password = randomBytes(12).toString('base64url');
+    const pkcs12 = identityToPkcs12(identity, {
+      password,
+      friendlyName: 'haishin device identity',
+      ...(this.#o.pkcs12Iterations !== undefined ? { iterations: this.#o.pkcs12Iterations } : {}),
+    });
+    return {
+      PayloadType: 'com.apple.security.pkcs12',
+      PayloadVersion: 1,
+      PayloadIdentifier: `haishin.identity.${identityUuid}`,
+      PayloadUUID: identityUuid,
+      PayloadDisplayName: 'haishin device identity',
+      PayloadContent: pkcs12,
+      Password: password,
+    };
+  }
+
+  /**
+   * The `com.apple.security.scep` payload (decision 0024): the device makes an RSA key, asks
+   * `<public URL>/scep` for its certificate with this profile's one-time challenge, and uses it as
+   * its MDM identity. The challenge binds the identity to the group the profile was made for.
+   */
+  async #scepPayload(
+    scep: ScepProfileOptions,
+    groupId: string,
+    identityUuid: string,
+    now: Date,
+  ): Promise<PlistDict> {
+    const challenge = await scep.challenges.issue(
+      { groupId, deviceId: null },
+      now,
+      new Date(now.getTime() + scep.challengeTtlMs),
+    );
+    return {
+      PayloadType: 'com.apple.security.scep',
+      PayloadVersion: 1,
+      PayloadIdentifier: `haishin.identity.${identityUuid}`,
+      PayloadUUID: identityUuid,
+      PayloadDisplayName: 'haishin device identity (SCEP)',
+      PayloadContent: {
+        URL: scep.url,
+        Name: 'haishin',
+        Subject: [[['O', this.#o.organization ?? 'haishin']], [['CN', `haishin device ${identityUuid}`]]],
+        Challenge: challenge,
+        Keysize: scep.keySize,
+        'Key Type': 'RSA',
+        // 1 signing + 4 encryption: the identity signs MDM messages and opens the SCEP answer.
+        'Key Usage': 5,
+        CAFingerprint: scep.caFingerprintSha1,
+      },
+    };
   }
 }

@@ -36,6 +36,7 @@ export interface Database {
   device_apps: DeviceAppsTable;
   group_app_updates: GroupAppUpdatesTable;
   enrollment_links: EnrollmentLinksTable;
+  scep_challenges: ScepChallengesTable;
 }
 
 export interface SettingsTable {
@@ -434,4 +435,19 @@ export interface DiagnosisQueueTable {
   queued_at: string;
   claimed_by: string | null;
   claim_expires_at: string | null;
+}
+
+/** One-time SCEP challenges (decision 0024): only the challenge's SHA-256 is stored. */
+export interface ScepChallengesTable {
+  id: string;
+  challenge_hash: string;
+  group_id: string;
+  device_id: string | null;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  transaction_id: string | null;
+  public_key_sha256: string | null;
+  cert_fingerprint: string | null;
+  cert_pem: string | null;
 }

@@ -17,6 +17,7 @@ import { QueueCompaction } from './queue-compaction.ts';
 import type { CompactionOptions, CompactionResult } from './queue-compaction.ts';
 import { VppRepo } from './vpp-repo.ts';
 import { EnrollmentLinkRepo } from './enrollment-link-repo.ts';
+import { ScepChallengeRepo } from './scep-challenge-repo.ts';
 import type { GroupRow } from './group-repo.ts';
 import type { DeviceRow } from './device-repo.ts';
 import type { Database } from './schema.ts';
@@ -42,6 +43,8 @@ export class Store {
   readonly identities: IdentityRepo;
   /** Per-group enrollment links (decision 0022). */
   readonly enrollmentLinks: EnrollmentLinkRepo;
+  /** One-time SCEP challenges (decision 0024). */
+  readonly scepChallenges: ScepChallengeRepo;
   /** The Apps and Books pacing per location, shared by several processes (decision 0021). */
   readonly vppPacing: VppPacingRepo;
   /** Failed jobs waiting for their background diagnosis, claimed by one process (decision 0021). */
@@ -60,6 +63,7 @@ export class Store {
     this.leases = new LeaseRepo(db.kysely);
     this.identities = new IdentityRepo(db.kysely);
     this.enrollmentLinks = new EnrollmentLinkRepo(db.kysely);
+    this.scepChallenges = new ScepChallengeRepo(db.kysely);
     this.vppPacing = new VppPacingRepo(db.kysely);
     this.diagnosisQueue = new DiagnosisQueueRepo(db.kysely, db.dialect);
     this.#compaction = new QueueCompaction(db.kysely);

@@ -136,6 +136,24 @@ export function createDeviceCa(opts: { now: Date; commonName?: string; validYear
   };
 }
 
+/**
+ * A short-lived self-signed certificate for a key: what a SCEP client signs its request with before
+ * it has an identity (RFC 8894 §2.3). The simulated iPads use it.
+ */
+export function selfSignedCertificate(opts: { key: KeyObject; commonName: string; now: Date }): string {
+  const spki = createPublicKey(opts.key).export({ type: 'spki', format: 'der' });
+  const der = buildCertificate({
+    serial: randomSerial(),
+    subjectCommonName: opts.commonName,
+    notBefore: wholeSeconds(opts.now.getTime() - HOUR_MS),
+    notAfter: wholeSeconds(opts.now.getTime() + DAY_MS),
+    spki,
+    extensions: [{ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true }],
+    signingKey: opts.key,
+  });
+  return toPem('CERTIFICATE', der);
+}
+
 function subjectKeyIdentifierValue(spki: Uint8Array): forge.asn1.Asn1 {
   return forge.asn1.create(
     forge.asn1.Class.UNIVERSAL,
@@ -182,13 +200,32 @@ export function issueDeviceIdentity(
       : generateKeyPairSync('rsa', { modulusLength: keyBits });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
 
+  const cert = certifyPublicKey(ca, {
+    now: opts.now,
+    commonName: opts.commonName,
+    spki,
+    validMs: opts.validMs ?? (opts.validDays ?? 365) * DAY_MS,
+  });
+  return { ...cert, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+}
+
+/**
+ * A device identity certificate for a public key the device made itself (SCEP, decision 0024): the
+ * same profile of extensions as the PKCS#12 identities, so the MDM signature check treats both alike.
+ */
+export function certifyPublicKey(
+  ca: CertAndKey,
+  opts: { now: Date; commonName: string; spki: Uint8Array; validMs: number },
+): Omit<IssuedIdentity, 'keyPem'> {
+  const spki = Buffer.from(opts.spki);
+  const keyType = createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyType;
   const issuer = issuerOf(ca);
   const caFields = issuer.fields;
   // The authority key identifier must equal the CA's own subjectKeyIdentifier, or OpenSSL's
   // issuer check fails; compute one only for a CA certificate that has none.
   const authorityKeyId = caFields.subjectKeyId ?? keyIdentifierOfSpki(caFields.spki);
   const serial = randomSerial();
-  const notAfter = wholeSeconds(opts.now.getTime() + (opts.validMs ?? (opts.validDays ?? 365) * DAY_MS));
+  const notAfter = wholeSeconds(opts.now.getTime() + opts.validMs);
   const der = buildCertificate({
     serial,
     subjectCommonName: opts.commonName,
@@ -208,7 +245,6 @@ export function issueDeviceIdentity(
   });
   return {
     certPem: toPem('CERTIFICATE', der),
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     fingerprintSha256: createHash('sha256').update(der).digest('hex'),
     serialHex: serial.toString('hex'),
     notAfter,

@@ -4,6 +4,8 @@ import type { Clock } from '../../core/clock.ts';
 import { pkcs12ToIdentity } from '../../mdm/identity/ca.ts';
 import { buildPlist, parsePlistDict, real } from '../../mdm/plist.ts';
 import type { PlistDict, PlistValue } from '../../mdm/plist.ts';
+import type { CertAndKey } from '../../mdm/identity/ca.ts';
+import { scepEnroll } from './scep-client.ts';
 import { CmsSigner } from './signer.ts';
 
 /** What a simulated iPad is: the facts it reports and the state it keeps. */
@@ -157,6 +159,9 @@ function readEnrollmentProfile(profile: PlistDict): {
   const mdm = payloads.find((p) => p.PayloadType === 'com.apple.mdm');
   if (!mdm) return null;
   const identity = payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID);
+  // A SCEP payload (decision 0024) is run by installProfile, which may talk to the network.
+  if (identity?.PayloadType === 'com.apple.security.scep')
+    throw new Error('a SCEP identity cannot be installed through InstallProfile by this simulator');
   if (!identity || !(identity.PayloadContent instanceof Uint8Array))
     throw new Error('the profile has no identity payload');
   return { mdm, keys: pkcs12ToIdentity(identity.PayloadContent, String(identity.Password ?? '')) };
@@ -241,7 +246,7 @@ export class SimDevice {
     if (response.status !== 200)
       throw new Error(`enrollment profile download failed: HTTP ${response.status} ${text}`);
     const profile = parsePlistDict(text);
-    const read = readEnrollmentProfile(profile);
+    const read = (await this.#scepIdentity(profile)) ?? readEnrollmentProfile(profile);
     if (!read) throw new Error('the profile has no com.apple.mdm payload');
     const { mdm, keys } = read;
     this.#enrolled = {
@@ -254,6 +259,19 @@ export class SimDevice {
       renewals: 0,
       reauthenticate: false,
     };
+  }
+
+  /**
+   * A profile whose MDM identity is a `com.apple.security.scep` payload: the iPad makes its key and
+   * runs the SCEP exchange against the payload's URL, as iOS does (decision 0024). Null otherwise.
+   */
+  async #scepIdentity(profile: PlistDict): Promise<{ mdm: PlistDict; keys: CertAndKey } | null> {
+    const payloads = (Array.isArray(profile.PayloadContent) ? profile.PayloadContent : []) as PlistDict[];
+    const mdm = payloads.find((p) => p.PayloadType === 'com.apple.mdm');
+    const identity = mdm && payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID);
+    if (!mdm || identity?.PayloadType !== 'com.apple.security.scep') return null;
+    const keys = await scepEnroll(identity, { fetch: this.#fetch, now: this.#clock.now() });
+    return { mdm, keys };
   }
 
   /** When the identity this iPad signs with expires (null before enrollment). */

@@ -13,6 +13,7 @@ import * as m0011 from './0011_vpp_notification_inbox.ts';
 import * as m0012 from './0012_shared_pacing_and_diagnosis_queue.ts';
 import * as m0013 from './0013_enrollment_links.ts';
 import * as m0014 from './0014_identity_renewal.ts';
+import * as m0015 from './0015_scep_challenges.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -30,6 +31,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0012_shared_pacing_and_diagnosis_queue': m0012,
   '0013_enrollment_links': m0013,
   '0014_identity_renewal': m0014,
+  '0015_scep_challenges': m0015,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,110 @@
+// SCEP as the device identity source (issue 17 item 2, decision 0024): the SCEP service, the
+// profile's com.apple.security.scep payload and the simulated iPad's SCEP client, in process.
+import { X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/core/clock.ts';
+import { parseConfig, ConfigError } from '../src/core/config.ts';
+import { parsePlistDict } from '../src/mdm/plist.ts';
+import type { PlistDict } from '../src/mdm/plist.ts';
+import { SimDevice } from '../src/sim/device/device.ts';
+import { scepEnroll, ScepEnrollmentError } from '../src/sim/device/scep-client.ts';
+import { startTestServer } from './support/server.ts';
+import type { TestServer } from './support/server.ts';
+
+const clock = new ManualClock(new Date());
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer({
+    clock,
+    env: { HAISHIN_DEVICE_IDENTITY: 'scep', HAISHIN_SCEP_CHALLENGE_TTL: '10m' },
+  });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+async function scepPayload(): Promise<PlistDict> {
+  const res = await fetch(server.enrollUrl());
+  expect(res.status).toBe(200);
+  const profile = parsePlistDict(await res.text());
+  const payloads = profile.PayloadContent as PlistDict[];
+  const scep = payloads.find((p) => p.PayloadType === 'com.apple.security.scep');
+  if (!scep) throw new Error('no SCEP payload');
+  return scep;
+}
+
+const caPem = () => server.haishin.deviceCa.certPem;
+
+describe('the SCEP service', () => {
+  it('GetCACaps lists what it does and GetCACert returns the issuing device CA (DER)', async () => {
+    const caps = await fetch(`${server.baseUrl}/scep?operation=GetCACaps`);
+    expect(caps.status).toBe(200);
+    expect((await caps.text()).split('\n')).toEqual(
+      expect.arrayContaining(['AES', 'POSTPKIOperation', 'SHA-256', 'SCEPStandard']),
+    );
+    const ca = await fetch(`${server.baseUrl}/scep?operation=GetCACert`);
+    expect(ca.headers.get('content-type')).toBe('application/x-x509-ca-cert');
+    const der = Buffer.from(await ca.arrayBuffer());
+    expect(new X509Certificate(der).fingerprint256).toBe(new X509Certificate(caPem()).fingerprint256);
+    const bad = await fetch(`${server.baseUrl}/scep?operation=Nope`);
+    expect(bad.status).toBe(400);
+  });
+
+  it('issues a certificate of the device CA for the profile’s challenge, once', async () => {
+    const payload = await scepPayload();
+    const keys = await scepEnroll(payload, { fetch, now: clock.now(), keyBits: 1024 });
+    const cert = new X509Certificate(keys.certPem);
+    expect(cert.checkIssued(new X509Certificate(caPem()))).toBe(true);
+    expect(cert.verify(new X509Certificate(caPem()).publicKey)).toBe(true);
+    expect(cert.subject).toMatch(/CN=haishin device /);
+    expect(cert.keyUsage ?? []).toEqual(expect.arrayContaining(['1.3.6.1.5.5.7.3.2']));
+    // The same challenge a second time (another key, another transaction): refused.
+    await expect(scepEnroll(payload, { fetch, now: clock.now(), keyBits: 1024 })).rejects.toThrow(
+      /FAILURE \(badRequest\)/,
+    );
+  });
+
+  it('refuses a wrong challenge and an expired one with FAILURE badRequest', async () => {
+    const payload = await scepPayload();
+    const content = payload.PayloadContent as PlistDict;
+    const wrong = { ...payload, PayloadContent: { ...content, Challenge: 'not-the-challenge' } };
+    await expect(scepEnroll(wrong, { fetch, now: clock.now(), keyBits: 1024 })).rejects.toThrow(
+      ScepEnrollmentError,
+    );
+    clock.advance(11 * 60_000);
+    await expect(scepEnroll(payload, { fetch, now: clock.now(), keyBits: 1024 })).rejects.toThrow(
+      /FAILURE \(badRequest\)/,
+    );
+  });
+
+  it('answers 400 to a PKIOperation that is not a signed pkiMessage', async () => {
+    const res = await fetch(`${server.baseUrl}/scep?operation=PKIOperation`, {
+      method: 'POST',
+      body: Buffer.from('30030201ff', 'hex'),
+      headers: { 'content-type': 'application/x-pki-message' },
+    });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('a simulated iPad enrolling through SCEP', () => {
+  it('makes its key, obtains its identity and checks in with it', async () => {
+    const device = new SimDevice({});
+    await device.enroll(server.enrollUrl());
+    expect(device.enrolled).toBe(true);
+    const row = await server.haishin.store.getDeviceByUdid(device.udid);
+    expect(row?.status).toBe('enrolled');
+    expect(row?.group_id).toBe(server.rootGroupId);
+    expect((await device.connect()).length).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('HAISHIN_DEVICE_IDENTITY', () => {
+  it('defaults to pkcs12 and refuses anything else with one clear line', () => {
+    expect(parseConfig({}).deviceIdentity.source).toBe('pkcs12');
+    expect(parseConfig({ HAISHIN_DEVICE_IDENTITY: 'scep' }).deviceIdentity.source).toBe('scep');
+    expect(() => parseConfig({ HAISHIN_DEVICE_IDENTITY: 'p12' })).toThrow(ConfigError);
+    expect(() => parseConfig({ HAISHIN_DEVICE_IDENTITY: 'p12' })).toThrow(/must be pkcs12 or scep/);
+  });
+});
