@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
+import { parseConfig } from '../src/core/config.ts';
 import { deviceInformation } from '../src/mdm/commands.ts';
 import { rotateDeviceCa } from '../src/mdm/device-ca.ts';
 import { createDeviceCa, issueDeviceIdentity, pkcs12ToIdentity } from '../src/mdm/identity/ca.ts';
@@ -414,5 +415,30 @@ describe('device CA rotation', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('identity configuration', () => {
+  const parse = (env: Record<string, string>) => () => parseConfig(env);
+
+  it('defaults to a year, renewed 30 days ahead by a daily pass', () => {
+    expect(parseConfig({}).identity).toEqual({
+      validityMs: 365 * DAY,
+      renewBeforeMs: 30 * DAY,
+      renewEveryMs: DAY,
+    });
+  });
+
+  it('refuses a window that cannot work, naming the variable', () => {
+    expect(parse({ HAISHIN_DEVICE_IDENTITY_VALIDITY: '0s' })).toThrow(/HAISHIN_DEVICE_IDENTITY_VALIDITY/);
+    expect(parse({ HAISHIN_DEVICE_IDENTITY_VALIDITY: '20d' })).toThrow(
+      /HAISHIN_IDENTITY_RENEW_BEFORE must be longer than 0 and shorter than HAISHIN_DEVICE_IDENTITY_VALIDITY/,
+    );
+    expect(parse({ HAISHIN_IDENTITY_RENEW_EVERY: '31d' })).toThrow(/HAISHIN_IDENTITY_RENEW_EVERY/);
+    // Longer than a timer can wait is refused even within the window.
+    expect(parse({ HAISHIN_IDENTITY_RENEW_BEFORE: '60d', HAISHIN_IDENTITY_RENEW_EVERY: '30d' })).toThrow(
+      /at most 7d/,
+    );
+    expect(parse({ HAISHIN_IDENTITY_RENEW_EVERY: 'daily' })).toThrow(/HAISHIN_IDENTITY_RENEW_EVERY/);
   });
 });

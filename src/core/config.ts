@@ -126,9 +126,10 @@ export function parseConfig(env: Env): Config {
     throw new ConfigError(
       `HAISHIN_IDENTITY_RENEW_BEFORE must be longer than 0 and shorter than HAISHIN_DEVICE_IDENTITY_VALIDITY (e.g. 30d of 365d): otherwise identities are renewed ${renewBeforeMs <= 0 ? 'never' : 'as soon as they are issued'}`,
     );
-  if (renewEveryMs <= 0 || renewEveryMs > renewBeforeMs)
+  // At most a week: a timer cannot wait longer than 24.8 days (Node fires it at once instead).
+  if (renewEveryMs <= 0 || renewEveryMs > renewBeforeMs || renewEveryMs > 7 * 86_400_000)
     throw new ConfigError(
-      'HAISHIN_IDENTITY_RENEW_EVERY must be longer than 0 and at most HAISHIN_IDENTITY_RENEW_BEFORE (e.g. 1d): the renewal pass must run within the renewal window',
+      'HAISHIN_IDENTITY_RENEW_EVERY must be longer than 0, at most 7d and at most HAISHIN_IDENTITY_RENEW_BEFORE (e.g. 1d): the renewal pass must run several times within the renewal window',
     );
   const queueRetentionMs = duration('HAISHIN_QUEUE_RETENTION', '7d');
   if (queueRetentionMs <= 0)
