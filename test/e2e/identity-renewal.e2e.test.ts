@@ -15,7 +15,7 @@ import { mapLimit, relayPushes, SimFleet } from '../../src/sim/fleet.ts';
 import { SCENARIO_APPS } from '../../src/sim/scenario.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from '../support/pg.ts';
 import type { ThrowawayPostgres } from '../support/pg.ts';
-import { adminApi, eventually, startFakesProcess, startServe } from './support.ts';
+import { adminApi, eventually, runHaishin, startFakesProcess, startServe } from './support.ts';
 import type { FakesInfo, HaishinProcess } from './support.ts';
 
 if (!postgresAvailable) console.warn(`[identity-renewal.e2e.test] ${postgresSkipReason}`);
@@ -138,6 +138,14 @@ for (const backend of ['sqlite', 'postgres'] as const) {
           );
           expect(expired.body.items.map((d) => d.serialNumber)).toEqual([offline.serialNumber]);
           expect(Date.parse(expired.body.items[0]!.identityNotAfter)).toBe(expiry);
+          // The same from the command line.
+          const cli = await runHaishin(['devices', 'ls', '--identity-expired', '--lang', 'en'], {
+            HAISHIN_URL: baseUrl,
+            HAISHIN_TOKEN: ADMIN,
+          });
+          expect(cli.code).toBe(0);
+          expect(cli.stdout.filter((l) => l.includes(offline.serialNumber))).toHaveLength(1);
+          expect(online.some((d) => cli.stdout.join('\n').includes(d.serialNumber))).toBe(false);
 
           // What would happen if an app were distributed to it: the troubleshooter's answer.
           const root = (

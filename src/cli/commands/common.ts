@@ -46,6 +46,10 @@ export interface DeviceDoc {
   lastSeenAt: string | null;
   enrolledAt: string | null;
   checkedOutAt: string | null;
+  /** When the identity the device signs with expires (decision 0023). */
+  identityNotAfter?: string | null;
+  /** A renewed identity sent then and not used yet. */
+  identityRenewalAt?: string | null;
 }
 
 export interface TokenDoc {

@@ -18,7 +18,14 @@ async function groupPaths(ctx: Ctx): Promise<Map<string, string>> {
 
 export async function devicesLs(
   ctx: Ctx,
-  o: { group?: string; includeSubgroups?: boolean; status?: string; serial?: string; limit?: string },
+  o: {
+    group?: string;
+    includeSubgroups?: boolean;
+    status?: string;
+    serial?: string;
+    identityExpired?: boolean;
+    limit?: string;
+  },
 ): Promise<void> {
   checkChoice({ ja: '端末の状態', en: 'Device status' }, o.status, DEVICE_STATUSES);
   const max = positiveInt('--limit', o.limit) ?? Infinity;
@@ -29,6 +36,7 @@ export async function devicesLs(
       includeSubgroups: o.group !== undefined && o.includeSubgroups ? true : undefined,
       status: o.status,
       serialNumber: o.serial,
+      identityExpired: o.identityExpired ? true : undefined,
     },
     max,
   );
@@ -77,6 +85,12 @@ function devicePairs(ctx: Ctx, d: DeviceDoc, groupPath: string | undefined): Pai
     [{ ja: 'グループ', en: 'Group' }, groupPath ? `${groupPath} (${d.groupId})` : d.groupId],
     [{ ja: '登録日時', en: 'Enrolled' }, when(d.enrolledAt)],
     [{ ja: '最終通信', en: 'Last seen' }, when(d.lastSeenAt)],
+    [
+      { ja: '識別証明書の有効期限', en: 'Identity expires' },
+      d.identityNotAfter
+        ? `${when(d.identityNotAfter)}${d.identityRenewalAt ? ctx.t(`（更新を送信済み ${when(d.identityRenewalAt)}）`, ` (renewal sent ${when(d.identityRenewalAt)})`) : ''}`
+        : null,
+    ],
   ];
 }
 

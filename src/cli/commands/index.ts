@@ -282,6 +282,13 @@ export function registerAdminCommands(program: Command, lang: Lang): void {
       .option('--include-subgroups', d('下位グループの端末も含める', 'with the devices of its subgroups'))
       .option('--status <status>', 'pending | enrolled | unenrolled | deactivated')
       .option('--serial <serial>', d('シリアル番号で絞り込む', 'only this serial number'))
+      .option(
+        '--identity-expired',
+        d(
+          '識別証明書が期限切れの端末のみ（再登録が必要）',
+          'only devices whose identity expired (they must enroll again)',
+        ),
+      )
       .option('--limit <n>', d('表示する最大件数', 'at most this many')),
     async (ctx, _args, o) => (await import('./devices.ts')).devicesLs(ctx, o),
   );
