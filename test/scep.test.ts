@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
 import { parseConfig, ConfigError } from '../src/core/config.ts';
 import { parsePlistDict } from '../src/mdm/plist.ts';
+import { certsOf } from '../src/mdm/scep/pkimessage.ts';
 import type { PlistDict } from '../src/mdm/plist.ts';
 import { SimDevice } from '../src/sim/device/device.ts';
 import { scepEnroll, ScepEnrollmentError } from '../src/sim/device/scep-client.ts';
@@ -43,10 +44,13 @@ describe('the SCEP service', () => {
     expect((await caps.text()).split('\n')).toEqual(
       expect.arrayContaining(['AES', 'POSTPKIOperation', 'SHA-256', 'SCEPStandard']),
     );
+    // The service's own certificate (it signs answers and receives requests) and the issuing CA.
     const ca = await fetch(`${server.baseUrl}/scep?operation=GetCACert`);
-    expect(ca.headers.get('content-type')).toBe('application/x-x509-ca-cert');
-    const der = Buffer.from(await ca.arrayBuffer());
-    expect(new X509Certificate(der).fingerprint256).toBe(new X509Certificate(caPem()).fingerprint256);
+    expect(ca.headers.get('content-type')).toBe('application/x-x509-ca-ra-cert');
+    const [ra, issuing] = certsOf(Buffer.from(await ca.arrayBuffer())).map((d) => new X509Certificate(d));
+    expect(issuing!.fingerprint256).toBe(new X509Certificate(caPem()).fingerprint256);
+    expect(ra!.checkIssued(issuing!)).toBe(true);
+    expect(ra!.ca).toBe(false);
     const bad = await fetch(`${server.baseUrl}/scep?operation=Nope`);
     expect(bad.status).toBe(400);
   });

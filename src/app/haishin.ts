@@ -40,6 +40,7 @@ import { registerMdmRoutes } from '../mdm/routes.ts';
 import { EnrollmentGate } from '../mdm/enrollment-gate.ts';
 import { ScepServer } from '../mdm/scep/server.ts';
 import { registerScepRoutes } from '../mdm/scep/routes.ts';
+import { loadOrCreateScepRa } from '../mdm/scep/ra.ts';
 import { MdmService } from '../mdm/service.ts';
 import { SecretBox } from '../store/secretbox.ts';
 import { Store } from '../store/store.ts';
@@ -321,6 +322,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         app,
         new ScepServer({
           ca: deviceCa,
+          ra: await loadOrCreateScepRa(store, box, deviceCa, o.clock.now()),
           clock: o.clock,
           challenges: store.scepChallenges,
           identities: store,

@@ -137,6 +137,37 @@ export function createDeviceCa(opts: { now: Date; commonName?: string; validYear
 }
 
 /**
+ * The SCEP service's own certificate (an "RA" certificate, RFC 8894 §2.2), issued by the device CA:
+ * it signs the answers and receives the requests. The CA certificate cannot do it — its key usage
+ * is keyCertSign and cRLSign only, and OpenSSL-based clients refuse a signer without
+ * digitalSignature. No extended key usage: S/MIME-style checks reject one without emailProtection.
+ */
+export function issueScepRaCertificate(
+  ca: CertAndKey,
+  opts: { now: Date; spki: Uint8Array; notAfter: Date; commonName?: string },
+): string {
+  const spki = Buffer.from(opts.spki);
+  const issuer = issuerOf(ca);
+  const authorityKeyId = issuer.fields.subjectKeyId ?? keyIdentifierOfSpki(issuer.fields.spki);
+  const der = buildCertificate({
+    serial: randomSerial(),
+    subjectCommonName: opts.commonName ?? 'haishin SCEP service',
+    issuerName: issuer.fields.subject,
+    notBefore: wholeSeconds(opts.now.getTime() - HOUR_MS),
+    notAfter: wholeSeconds(opts.notAfter.getTime()),
+    spki,
+    extensions: [
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'subjectKeyIdentifier', value: subjectKeyIdentifierValue(spki) },
+      { name: 'authorityKeyIdentifier', keyIdentifier: Buffer.from(authorityKeyId).toString('binary') },
+    ],
+    signingKey: issuer.key,
+  });
+  return toPem('CERTIFICATE', der);
+}
+
+/**
  * A short-lived self-signed certificate for a key: what a SCEP client signs its request with before
  * it has an identity (RFC 8894 §2.3). The simulated iPads use it.
  */

@@ -247,7 +247,10 @@ const fromBinary = (bytes: Uint8Array): forge.asn1.Asn1 =>
 const toBuffer = (asn1: forge.asn1.Asn1): Buffer => Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
 
 /** Opens a pkcsPKIEnvelope (ContentInfo of EnvelopedData) with the recipient's RSA key. */
-export function openEnvelope(der: Uint8Array, keyPem: string): { content: Buffer; cipherOid: string } {
+export function openEnvelope(
+  der: Uint8Array,
+  keyPems: string | readonly string[],
+): { content: Buffer; cipherOid: string } {
   let message: ForgeEnveloped;
   try {
     message = forge.pkcs7.messageFromAsn1(fromBinary(der)) as unknown as ForgeEnveloped;
@@ -258,14 +261,16 @@ export function openEnvelope(der: Uint8Array, keyPem: string): { content: Buffer
     throw new ScepError('the pkcsPKIEnvelope is not an EnvelopedData with a recipient');
   const cipherOid = message.encryptedContent.algorithm;
   if (!CIPHERS.has(cipherOid)) throw new ScepError('unsupported content encryption', 'badAlg');
-  const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
   let lastError: unknown = null;
-  for (const recipient of message.recipients) {
-    try {
-      message.decrypt(recipient, key);
-      if (message.content) return { content: Buffer.from(message.content.getBytes(), 'binary'), cipherOid };
-    } catch (err) {
-      lastError = err;
+  for (const keyPem of typeof keyPems === 'string' ? [keyPems] : keyPems) {
+    const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
+    for (const recipient of message.recipients) {
+      try {
+        message.decrypt(recipient, key);
+        if (message.content) return { content: Buffer.from(message.content.getBytes(), 'binary'), cipherOid };
+      } catch (err) {
+        lastError = err;
+      }
     }
   }
   throw new ScepError(
@@ -362,7 +367,10 @@ export function certsOf(der: Uint8Array): Buffer[] {
 
 /** The CertRep (RFC 8894 §3.3.2): signed by the CA, its envelope (on success) sealed to the requester. */
 export function certRep(o: {
-  ca: Signer;
+  /** The SCEP service's certificate and key. */
+  signer: Signer;
+  /** Sent with the answer: the signer's certificate and its CA. */
+  certificates: Uint8Array[];
   status: PkiStatus;
   failInfo?: FailInfo;
   transactionId: string;
@@ -382,9 +390,11 @@ export function certRep(o: {
   if (o.status === 'FAILURE')
     attributes.push(attribute(SCEP_OID.failInfo, printable(FAIL_INFO[o.failInfo ?? 'badRequest'])));
   return signedData({
-    content: o.status === 'SUCCESS' ? (o.envelope ?? null) : null,
-    signer: o.ca,
-    certificates: [o.ca.certDer],
+    // A FAILURE or PENDING carries no pkcsPKIEnvelope, but an empty content rather than none:
+    // OpenSSL's PKCS7_verify (certmonger, sscep) refuses a SignedData without content.
+    content: o.status === 'SUCCESS' ? (o.envelope ?? Buffer.alloc(0)) : Buffer.alloc(0),
+    signer: o.signer,
+    certificates: o.certificates,
     attributes,
     ...(o.digest ? { digest: o.digest } : {}),
   });

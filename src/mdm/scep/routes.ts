@@ -25,8 +25,10 @@ export async function registerScepRoutes(app: FastifyInstance, scep: ScepServer)
       switch (operation) {
         case 'GetCACaps':
           return reply.type('text/plain').send(scep.caCaps());
-        case 'GetCACert':
-          return reply.type('application/x-x509-ca-cert').send(scep.caCert());
+        case 'GetCACert': {
+          const { contentType, body } = scep.caCert();
+          return reply.type(contentType).send(body);
+        }
         case 'PKIOperation': {
           if (!message || message.length === 0)
             return reply.code(400).type('text/plain').send('PKIOperation needs a pkiMessage\n');

@@ -48,8 +48,10 @@ export interface ScepChallengePort {
 }
 
 export interface ScepServerOptions {
-  /** The issuing device CA: it signs the answers, opens the requests and issues the identities. */
+  /** The issuing device CA: it issues the identities. */
   ca: CertAndKey;
+  /** The SCEP service's certificate (src/mdm/scep/ra.ts): it signs the answers and opens the requests. */
+  ra: CertAndKey;
   clock: Clock;
   challenges: ScepChallengePort;
   identities: Pick<EnrollmentStore, 'recordIssuedIdentity'>;
@@ -79,21 +81,26 @@ class Failure extends Error {
 export class ScepServer {
   readonly #o: ScepServerOptions;
   readonly #caDer: Buffer;
-  readonly #caKey: KeyObject;
+  readonly #raDer: Buffer;
+  readonly #raKey: KeyObject;
 
   constructor(options: ScepServerOptions) {
     this.#o = options;
     this.#caDer = pemToDer(options.ca.certPem);
-    this.#caKey = createPrivateKey(options.ca.keyPem);
+    this.#raDer = pemToDer(options.ra.certPem);
+    this.#raKey = createPrivateKey(options.ra.keyPem);
   }
 
   caCaps(): string {
     return `${CA_CAPS.join('\n')}\n`;
   }
 
-  /** GetCACert: the issuing CA alone (no RA), DER. */
-  caCert(): Buffer {
-    return this.#caDer;
+  /**
+   * GetCACert: the SCEP service's certificate and the issuing CA, as a degenerate PKCS#7
+   * (`application/x-x509-ca-ra-cert`, RFC 8894 §4.2.1.2).
+   */
+  caCert(): { contentType: string; body: Buffer } {
+    return { contentType: 'application/x-x509-ca-ra-cert', body: certsOnly([this.#raDer, this.#caDer]) };
   }
 
   /** PKIOperation: a PKCSReq in, a CertRep out. */
@@ -111,7 +118,8 @@ export class ScepServer {
       return { status: 400, body: Buffer.alloc(0), note: 'pkiMessage without a transactionID' };
     const answer = (status: 'SUCCESS' | 'FAILURE', extra: { failInfo?: FailInfo; envelope?: Buffer }) =>
       certRep({
-        ca: { certDer: this.#caDer, key: this.#caKey },
+        signer: { certDer: this.#raDer, key: this.#raKey },
+        certificates: [this.#raDer, this.#caDer],
         status,
         transactionId,
         recipientNonce: senderNonce,
@@ -143,7 +151,8 @@ export class ScepServer {
     if (type !== MESSAGE_TYPE.PKCSReq)
       throw new Failure(`messageType ${type ?? '(none)'} is not supported: only PKCSReq (19)`, 'badRequest');
     if (!request.content) throw new Failure('PKCSReq without a pkcsPKIEnvelope', 'badRequest');
-    const opened = openEnvelope(request.content, this.#o.ca.keyPem);
+    // Encrypted to the service certificate (what GetCACert offers); the CA's own key as a fallback.
+    const opened = openEnvelope(request.content, [this.#o.ra.keyPem, this.#o.ca.keyPem]);
     const cipherOid = opened.cipherOid;
     const csr = readCsr(opened.content);
     this.#checkKey(csr.spki);

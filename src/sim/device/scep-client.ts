@@ -4,6 +4,7 @@
  * self-signed certificate, and installs the certificate the CA answers with. The key never leaves it.
  */
 import {
+  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -56,16 +57,21 @@ export async function scepEnroll(
     throw new ScepEnrollmentError(`GetCACert answered HTTP ${caResponse.status}`);
   const caBytes = Buffer.from(await caResponse.arrayBuffer());
   const type = caResponse.headers.get('content-type') ?? '';
-  const caDer = type.includes('ca-ra-cert') ? certsOf(caBytes)[0] : caBytes;
-  if (!caDer) throw new ScepEnrollmentError('GetCACert returned no certificate');
+  // The CA alone (x509-ca-cert), or a service ("RA") certificate with its CA (x509-ca-ra-cert):
+  // requests are encrypted to the RA, answers signed by it; the fingerprint names the CA.
+  const certs = type.includes('ca-ra-cert') ? certsOf(caBytes) : [caBytes];
+  const selfIssued = (der: Buffer) => {
+    const c = new X509Certificate(der);
+    return c.subject === c.issuer;
+  };
+  const caDer = certs.find(selfIssued) ?? certs[0];
+  const raDer = certs.find((c) => !selfIssued(c)) ?? caDer;
+  if (!caDer || !raDer) throw new ScepEnrollmentError('GetCACert returned no certificate');
+  if (!new X509Certificate(raDer).checkIssued(new X509Certificate(caDer)))
+    throw new ScepEnrollmentError('the SCEP service certificate is not issued by the CA');
   if (content.CAFingerprint instanceof Uint8Array) {
-    const { createHash } = await import('node:crypto');
-    const algorithm =
-      content.CAFingerprint.byteLength === 16
-        ? 'md5'
-        : content.CAFingerprint.byteLength === 32
-          ? 'sha256'
-          : 'sha1';
+    const length = content.CAFingerprint.byteLength;
+    const algorithm = length === 16 ? 'md5' : length === 32 ? 'sha256' : 'sha1';
     if (!createHash(algorithm).update(caDer).digest().equals(Buffer.from(content.CAFingerprint)))
       throw new ScepEnrollmentError('the CA certificate does not match the payload’s CAFingerprint');
   }
@@ -81,7 +87,7 @@ export async function scepEnroll(
   const senderNonce = randomBytes(16);
   const message = pkcsReq({
     csrDer,
-    caCertDer: caDer,
+    caCertDer: raDer,
     signer: { certDer: selfSigned, key: createPrivateKey(keyPem) },
     transactionId,
     senderNonce,
@@ -93,7 +99,7 @@ export async function scepEnroll(
   });
   if (response.status !== 200)
     throw new ScepEnrollmentError(`PKIOperation answered HTTP ${response.status}: ${await response.text()}`);
-  const rep = readSignedData(Buffer.from(await response.arrayBuffer()), { signerCert: caDer });
+  const rep = readSignedData(Buffer.from(await response.arrayBuffer()), { signerCert: raDer });
   if (stringAttribute(rep.attributes, SCEP_OID.transactionID) !== transactionId)
     throw new ScepEnrollmentError('the CertRep answers another transaction');
   const recipientNonce = octetAttribute(rep.attributes, SCEP_OID.recipientNonce);
@@ -107,8 +113,8 @@ export async function scepEnroll(
     );
   }
   if (!rep.content) throw new ScepEnrollmentError('the CertRep carries no certificate');
-  const certs = certsOf(openEnvelope(rep.content, keyPem).content);
-  const mine = certs.find((der) =>
+  const issued = certsOf(openEnvelope(rep.content, keyPem).content);
+  const mine = issued.find((der) =>
     new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }).equals(spki),
   );
   if (!mine) throw new ScepEnrollmentError('the CertRep holds no certificate for our key');
