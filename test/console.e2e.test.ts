@@ -280,6 +280,28 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     await page.screenshot({ path: join(shotDir, 'tokens-ja.png'), fullPage: true });
   });
 
+  it('the audit page lists who changed what, filtered by kind', async () => {
+    const created = await world.api<{ id: string }>('POST', '/groups', {
+      name: '監査テスト校',
+      parentId: schoolId,
+    });
+    expect(created.status).toBe(201);
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
+    await page.locator('nav').getByText('操作履歴').click();
+    await page.locator('table[data-table="audit"] tbody tr').first().waitFor();
+    await page.locator('input[name="kind"]').fill('group.create');
+    await page.getByRole('button', { name: '絞り込む' }).click();
+    const row = page.locator('table[data-table="audit"] tr[data-action="group.create"]', {
+      hasText: created.body.id,
+    });
+    await row.waitFor();
+    await expect(row.textContent()).resolves.toContain('127.0.0.1');
+    // Only group.create rows once filtered.
+    const rows = page.locator('table[data-table="audit"] tbody tr');
+    const creates = page.locator('table[data-table="audit"] tbody tr[data-action="group.create"]');
+    await expect.poll(async () => (await rows.count()) === (await creates.count())).toBe(true);
+  });
+
   it('falls back to polling when the event stream is blocked, and still shows a new distribution', async () => {
     const tab = await context.newPage();
     try {

@@ -22,6 +22,7 @@ import { Refusal } from '../core/refusal.ts';
 import { ApiError, errorBody } from './errors.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
 import { registerVppRoutes } from './routes/vpp.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
 import { registerEventRoutes } from './routes/events.ts';
@@ -151,6 +152,7 @@ export async function registerAdminApi(
       );
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
       await registerGroupRoutes(typed, ctx, o.tokens);
+      await registerAuditRoutes(typed, ctx);
       await registerDeviceRoutes(typed, ctx, o.deviceActions);
       await registerVppRoutes(typed, ctx, o.tokens, o.engine, o.appUpdates);
       await registerJobRoutes(typed, ctx, o.engine, o.tokens);

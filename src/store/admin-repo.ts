@@ -14,6 +14,18 @@ export interface AuditEntry {
   at: Date;
 }
 
+/** What GET /audit-events filters on; `from`/`to` are ISO-8601 instants (`to` excluded). */
+export interface AuditFilter {
+  objectType?: string;
+  objectId?: string;
+  /** The admin token's id or name. */
+  actor?: string;
+  /** An action (`group.create`) or a kind (`group`: every `group.*`). */
+  action?: string;
+  from?: string;
+  to?: string;
+}
+
 export const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
 
 /** Admin API tokens (stored hashed) and the audit trail. */
@@ -78,10 +90,47 @@ export class AdminRepo {
       .execute();
   }
 
-  listAudit(filter: { objectType?: string; objectId?: string; limit: number }): Promise<AuditRow[]> {
-    let q = this.#db.selectFrom('audit_events').selectAll();
-    if (filter.objectType) q = q.where('object_type', '=', filter.objectType);
-    if (filter.objectId) q = q.where('object_id', '=', filter.objectId);
-    return q.orderBy('at', 'desc').orderBy('id').limit(filter.limit).execute();
+  listAudit(filter: AuditFilter & { limit: number }): Promise<AuditRow[]> {
+    return this.auditPage(filter, null, filter.limit);
+  }
+
+  /**
+   * The audit trail newest first, filtered, `limit` rows after `after` (the (at, id) of the last row
+   * of the previous page). The actor's token name comes along (null for haishin's own work).
+   */
+  auditPage(
+    filter: AuditFilter,
+    after: { at: string; id: string } | null,
+    limit: number,
+  ): Promise<(AuditRow & { actor_name: string | null })[]> {
+    let q = this.#db
+      .selectFrom('audit_events as e')
+      .leftJoin('admin_tokens as t', 't.id', 'e.actor')
+      .selectAll('e')
+      .select('t.name as actor_name');
+    if (filter.objectType) q = q.where('e.object_type', '=', filter.objectType);
+    if (filter.objectId) q = q.where('e.object_id', '=', filter.objectId);
+    if (filter.actor)
+      q = q.where((eb) => eb.or([eb('e.actor', '=', filter.actor!), eb('t.name', '=', filter.actor!)]));
+    if (filter.action) {
+      // "group" is every group.* action; "group.create" that one.
+      const action = filter.action;
+      q = action.includes('.')
+        ? q.where('e.action', '=', action)
+        : // `kind.` ≤ action < `kind/` ('/' follows '.'): every `kind.*`, with no LIKE wildcards to escape.
+          q.where((eb) =>
+            eb.or([
+              eb('e.action', '=', action),
+              eb.and([eb('e.action', '>=', `${action}.`), eb('e.action', '<', `${action}/`)]),
+            ]),
+          );
+    }
+    if (filter.from) q = q.where('e.at', '>=', filter.from);
+    if (filter.to) q = q.where('e.at', '<', filter.to);
+    if (after)
+      q = q.where((eb) =>
+        eb.or([eb('e.at', '<', after.at), eb.and([eb('e.at', '=', after.at), eb('e.id', '<', after.id)])]),
+      );
+    return q.orderBy('e.at', 'desc').orderBy('e.id', 'desc').limit(limit).execute();
   }
 }

@@ -238,6 +238,50 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       },
     );
 
+    it('GET /audit-events lists what the administrator changed, filtered and paged, as JSON and CSV, with no secret in it', async () => {
+      type Page = {
+        items: {
+          id: string;
+          action: string;
+          actor: { id: string; name: string | null };
+          target: { type: string; id: string | null };
+        }[];
+        nextCursor: string | null;
+      };
+      const tokens = await api()<Page>('GET', '/audit-events?kind=token');
+      expect(tokens.status).toBe(200);
+      const registered = tokens.body.items.find((e) => e.action === 'token.register');
+      expect(registered?.target).toEqual({ type: 'vpp_token', id: tokenId });
+      expect(registered?.actor.name).toBeTruthy();
+      expect(tokens.body.items.every((e) => e.action.startsWith('token.'))).toBe(true);
+      // By actor name, one event a page: the pages do not overlap and the cursor walks on.
+      const first = await api()<Page>(
+        'GET',
+        `/audit-events?limit=1&actor=${encodeURIComponent(registered!.actor.name!)}`,
+      );
+      expect(first.body.items).toHaveLength(1);
+      expect(first.body.nextCursor).not.toBeNull();
+      const second = await api()<Page>(
+        'GET',
+        `/audit-events?limit=1&actor=${encodeURIComponent(registered!.actor.name!)}&cursor=${first.body.nextCursor}`,
+      );
+      expect(second.body.items).toHaveLength(1);
+      expect(second.body.items[0]!.id).not.toBe(first.body.items[0]!.id);
+      const csv = await fetch(`${baseUrl}/api/v1/audit-events.csv?targetType=vpp_token`, {
+        headers: { authorization: `Bearer ${ADMIN}` },
+      });
+      expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+      const text = await csv.text();
+      expect(text.split('\r\n')[0]).toBe(
+        'at,actor_id,actor_name,source,action,target_type,target_id,details',
+      );
+      expect(text).toContain(`token.register,vpp_token,${tokenId}`);
+      const all = await api()<Page>('GET', '/audit-events?limit=1000');
+      const everything = JSON.stringify(all.body) + text;
+      expect(everything).not.toContain(ADMIN);
+      expect(everything).not.toContain(readFileSync(fakes.info.tokenFile, 'utf8').trim());
+    });
+
     it('GET /metrics of the serve process counts its pushes and check-ins (Prometheus text, no auth by default)', async () => {
       const res = await fetch(`${baseUrl}/metrics`);
       expect(res.status).toBe(200);

@@ -13,6 +13,7 @@ import { ExplainPage } from './pages/Explain.tsx';
 import { GroupsPage } from './pages/Groups.tsx';
 import { JobPage } from './pages/Job.tsx';
 import { ServerPage, StatusBanner } from './pages/Server.tsx';
+import { AuditPage } from './pages/Audit.tsx';
 import { TokensPage } from './pages/Tokens.tsx';
 import { ErrorLine, LangContext, Link, useLocation, useT } from './ui.tsx';
 import './style.css';
@@ -93,6 +94,7 @@ function Routes() {
   if (path === '/apps') return <AppsPage />;
   if (path === '/explain') return <ExplainPage />;
   if (path === '/server') return <ServerPage />;
+  if (path === '/audit') return <AuditPage />;
   return <p className="muted">{t('notFound')}</p>;
 }
 
@@ -103,6 +105,7 @@ const NAV: { to: string; label: keyof typeof M; match: RegExp }[] = [
   { to: '/tokens', label: 'navTokens', match: /^\/tokens/ },
   { to: '/apps', label: 'navApps', match: /^\/apps/ },
   { to: '/explain', label: 'navExplain', match: /^\/explain/ },
+  { to: '/audit', label: 'navAudit', match: /^\/audit/ },
   { to: '/server', label: 'navServer', match: /^\/server/ },
 ];
 

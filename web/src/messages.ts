@@ -409,6 +409,27 @@ export const M = {
   off: { ja: 'オフ', en: 'off' },
   keepStartedN: { ja: '{n} 台のアップデートを開始しました', en: 'Updates started on {n} devices' },
 
+  navAudit: { ja: '操作履歴', en: 'Audit' },
+  auditTitle: { ja: '操作履歴 (監査ログ)', en: 'Audit trail' },
+  auditHelp: {
+    ja: '誰が・いつ・どこから・何を変更したか。haishin 自身の処理 (system, apple) も記録されます。秘密情報は記録しません。',
+    en: 'Who changed what, when and from where. haishin’s own work (system, apple) is recorded too. No secret is ever recorded.',
+  },
+  auditKind: { ja: '種類 (例: group, token.register)', en: 'Kind (e.g. group, token.register)' },
+  auditActor: { ja: '操作者 (トークン名または ID)', en: 'Actor (token name or id)' },
+  auditTarget: { ja: '対象 ID', en: 'Target id' },
+  auditFrom: { ja: '開始日時', en: 'From' },
+  auditTo: { ja: '終了日時', en: 'To' },
+  auditAt: { ja: '日時', en: 'When' },
+  auditWho: { ja: '操作者', en: 'Who' },
+  auditSource: { ja: '接続元', en: 'From address' },
+  auditAction: { ja: '操作', en: 'Action' },
+  auditObject: { ja: '対象', en: 'Target' },
+  auditDetails: { ja: '内容', en: 'Details' },
+  auditNone: { ja: '該当する操作はありません', en: 'No matching events' },
+  auditCsv: { ja: 'CSV をダウンロード', en: 'Download CSV' },
+  auditApply: { ja: '絞り込む', en: 'Filter' },
+
   networkError: { ja: 'サーバーに接続できません', en: 'Cannot reach the server' },
   notFound: { ja: 'ページが見つかりません', en: 'Page not found' },
 } as const satisfies Record<string, Bilingual>;
