@@ -411,9 +411,13 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
           before: new Date(o.clock.now().getTime() - config.queue.retentionMs),
           keepMessagesPerDevice: config.queue.keepMessagesPerDevice,
         })
-        .then((r) => {
+        .then(async (r) => {
           if (r.messages + r.results + r.commands > 0)
             app.log.info({ ...r, ms: Math.round(r.ms) }, 'queue history compacted');
+          // SCEP challenges expired longer ago than the retention go too (decision 0024).
+          await store.scepChallenges.purgeExpired(
+            new Date(o.clock.now().getTime() - config.queue.retentionMs),
+          );
           return r;
         })
         .finally(() => {

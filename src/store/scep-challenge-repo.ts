@@ -101,12 +101,14 @@ export class ScepChallengeRepo {
       .execute();
   }
 
-  /** Challenges past their expiry that were never used: nothing can use them any more. */
+  /**
+   * Challenges that expired before `before`, used or not: an unused one can no longer be used, and
+   * a used one was kept only for a client repeating its transaction (bounded table, decision 0024).
+   */
   async purgeExpired(before: Date): Promise<number> {
     const result = await this.#db
       .deleteFrom('scep_challenges')
       .where('expires_at', '<', before.toISOString())
-      .where('used_at', 'is', null)
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
