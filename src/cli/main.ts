@@ -126,6 +126,23 @@ export async function main(argv: string[]): Promise<void> {
       await rotateCa(process.env, options);
     });
 
+  program
+    .command('secrets')
+    .description('the secrets at rest in the database, configured like serve (HAISHIN_DB, HAISHIN_SECRET_KEY)')
+    .command('rotate')
+    .description(
+      're-seal every secret at rest with a new HAISHIN_SECRET_KEY in one transaction (stop every serve process first)',
+    )
+    .option(
+      '--new-key-file <file>',
+      'the new key: read from FILE, or generated into FILE (mode 0600) when it does not exist; or set HAISHIN_NEW_SECRET_KEY',
+    )
+    .option('--force', 'rotate although a lease says a serve process is running (one that is gone)')
+    .action(async (options: { newKeyFile?: string; force?: boolean }) => {
+      const { rotateSecrets } = await import('./commands/secrets.ts');
+      await rotateSecrets(process.env, options);
+    });
+
   registerAdminCommands(program, langFromArgv(argv.slice(2)));
 
   try {
