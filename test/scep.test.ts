@@ -104,6 +104,64 @@ describe('a simulated iPad enrolling through SCEP', () => {
   });
 });
 
+describe('identity renewal through SCEP (decisions 0023, 0024)', () => {
+  const renewalClock = new ManualClock(new Date());
+  let renewing: TestServer;
+  beforeAll(async () => {
+    renewing = await startTestServer({
+      clock: renewalClock,
+      env: {
+        HAISHIN_DEVICE_IDENTITY: 'scep',
+        HAISHIN_DEVICE_IDENTITY_VALIDITY: '10d',
+        HAISHIN_IDENTITY_RENEW_BEFORE: '5d',
+      },
+    });
+  });
+  afterAll(async () => {
+    await renewing?.close();
+  });
+
+  it('the renewal profile carries a SCEP payload bound to the device; the iPad obtains and uses its new identity', async () => {
+    const device = new SimDevice({ clock: renewalClock });
+    await device.enroll(renewing.enrollUrl());
+    const store = renewing.haishin.store;
+    const before = (await store.getDeviceByUdid(device.udid))!;
+    renewalClock.advance(6 * 86_400_000);
+    const pass = await renewing.haishin.identityRenewal.pass();
+    expect(pass).toMatchObject({ due: 1, sent: 1, failed: 0 });
+    // Nothing is pending until the iPad asks: the key is made on the iPad.
+    expect((await store.getDeviceByUdid(device.udid))!.pending_cert_fingerprint).toBeNull();
+
+    await device.connect();
+    expect(device.received).toContain('InstallProfile');
+    expect(device.identityRenewals).toBe(1);
+    const after = (await store.getDeviceByUdid(device.udid))!;
+    expect(after.cert_fingerprint).not.toBe(before.cert_fingerprint);
+    expect(after.previous_cert_fingerprint).toBe(before.cert_fingerprint);
+    expect(after.pending_cert_fingerprint).toBeNull();
+    expect(new Date(after.identity_not_after!).getTime()).toBeGreaterThan(
+      new Date(before.identity_not_after!).getTime(),
+    );
+    // Issued through the renewal's challenge, which names this device.
+    const challenge = await store.db.kysely
+      .selectFrom('scep_challenges')
+      .selectAll()
+      .where('cert_fingerprint', '=', after.cert_fingerprint)
+      .executeTakeFirst();
+    expect(challenge?.device_id).toBe(before.id);
+    const identity = await store.db.kysely
+      .selectFrom('identities')
+      .selectAll()
+      .where('fingerprint', '=', after.cert_fingerprint)
+      .executeTakeFirst();
+    expect(identity).toMatchObject({ device_id: before.id, group_id: before.group_id });
+    // It keeps checking in with the new identity past the old one's expiry.
+    renewalClock.advance(5 * 86_400_000);
+    const log = await device.connect();
+    expect(log.every((e) => e.status === 200)).toBe(true);
+  });
+});
+
 describe('HAISHIN_DEVICE_IDENTITY', () => {
   it('defaults to pkcs12 and refuses anything else with one clear line', () => {
     expect(parseConfig({}).deviceIdentity.source).toBe('pkcs12');

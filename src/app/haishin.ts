@@ -285,6 +285,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
               url: `${config.publicUrl}/scep`,
               challenges: store.scepChallenges,
               challengeTtlMs: config.deviceIdentity.challengeTtlMs,
+              renewalChallengeTtlMs: config.identity.renewBeforeMs,
               caFingerprintSha1: createHash('sha1')
                 .update(new X509Certificate(deviceCa.certPem).raw)
                 .digest(),
@@ -326,6 +327,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
           clock: o.clock,
           challenges: store.scepChallenges,
           identities: store,
+          renewals: store.identities,
           identityValidityMs: config.identity.validityMs,
           minRsaBits: Math.min(2048, config.deviceKeyBits),
         }),

@@ -9,7 +9,8 @@ import { newCommandUuid } from './commander.ts';
 
 /** Where renewed profiles come from (src/mdm/enroll.ts: the enrollment profile with a new identity). */
 export interface RenewalProfiles {
-  renewalProfile(target: RenewalTarget): Promise<{ body: string; identity: IssuedIdentity }>;
+  /** `identity` is null with SCEP (decision 0024): the SCEP service records it when the device asks. */
+  renewalProfile(target: RenewalTarget): Promise<{ body: string; identity: IssuedIdentity | null }>;
 }
 
 export interface IdentityRenewalOptions {
@@ -90,7 +91,12 @@ export class IdentityRenewal implements MdmListener {
           });
           const command = installProfile(newCommandUuid(), body);
           // Accepted before it is queued: the device may answer, signed by it, right after the fetch.
-          await o.identities.startRenewal(device.deviceId, identity.fingerprintSha256, command.uuid, at);
+          await o.identities.startRenewal(
+            device.deviceId,
+            identity?.fingerprintSha256 ?? null,
+            command.uuid,
+            at,
+          );
           if (device.renewalCommand !== null) {
             await o.commander.drop([device.renewalCommand]);
             await o.identities.redactCommand(

@@ -53,6 +53,11 @@ export interface ScepProfileOptions {
     issue(binding: { groupId: string; deviceId: string | null }, at: Date, expiresAt: Date): Promise<string>;
   };
   challengeTtlMs: number;
+  /**
+   * How long a renewal's challenge stays valid: its InstallProfile may wait in the queue until the
+   * device comes back, at most until its identity expires (HAISHIN_IDENTITY_RENEW_BEFORE).
+   */
+  renewalChallengeTtlMs?: number;
   /** SHA-1 of the issuing CA's DER: iOS checks GetCACert's answer against it. */
   caFingerprintSha1: Uint8Array;
   /** Keysize of the payload: 1024, 2048 or 4096. */
@@ -91,14 +96,14 @@ export class EnrollmentProfiles {
    * server URL and topic, so the device replaces its MDM profile in place, with a new identity
    * recorded as this device's. The group is the one the installed profile was made for.
    */
-  async renewalProfile(target: RenewalTarget): Promise<{ body: string; identity: IssuedIdentity }> {
+  async renewalProfile(target: RenewalTarget): Promise<{ body: string; identity: IssuedIdentity | null }> {
     const group = (await this.#o.store.getGroup(target.profileGroupId)) ?? {
       id: target.profileGroupId,
       name: target.profileGroupId,
     };
-    const { body, identity } = await this.#build(group, target.deviceId);
-    if (!identity) throw new Error('a renewal profile carries the identity it renews with');
-    return { body, identity };
+    // With SCEP (decision 0024) the identity is null: the device asks for it with the profile's
+    // challenge, bound to this device, and the SCEP service records it as the device's pending one.
+    return this.#build(group, target.deviceId);
   }
 
   async #build(
@@ -107,13 +112,11 @@ export class EnrollmentProfiles {
   ): Promise<{ body: string; identity: IssuedIdentity | null }> {
     const now = this.#o.clock.now();
     const identityUuid = randomUUID().toUpperCase();
-    // Renewals keep the PKCS#12 form for now: the renewal tracks the new identity's fingerprint
-    // from the moment it is queued (decision 0023; decision 0024 says what SCEP renewal needs).
-    const scep = deviceId === undefined ? this.#o.scep : undefined;
+    const scep = this.#o.scep;
     let identity: IssuedIdentity | null = null;
     let identityPayload: PlistDict;
     if (scep) {
-      identityPayload = await this.#scepPayload(scep, group.id, identityUuid, now);
+      identityPayload = await this.#scepPayload(scep, group.id, deviceId ?? null, identityUuid, now);
     } else {
       identity = this.#issue(identityUuid, now);
       await this.#o.store.recordIssuedIdentity({
@@ -194,14 +197,12 @@ export class EnrollmentProfiles {
   async #scepPayload(
     scep: ScepProfileOptions,
     groupId: string,
+    deviceId: string | null,
     identityUuid: string,
     now: Date,
   ): Promise<PlistDict> {
-    const challenge = await scep.challenges.issue(
-      { groupId, deviceId: null },
-      now,
-      new Date(now.getTime() + scep.challengeTtlMs),
-    );
+    const ttl = deviceId === null ? scep.challengeTtlMs : (scep.renewalChallengeTtlMs ?? scep.challengeTtlMs);
+    const challenge = await scep.challenges.issue({ groupId, deviceId }, now, new Date(now.getTime() + ttl));
     return {
       PayloadType: 'com.apple.security.scep',
       PayloadVersion: 1,

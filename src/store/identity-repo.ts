@@ -79,7 +79,12 @@ export class IdentityRepo {
   }
 
   /** A renewed identity was issued and its InstallProfile is being queued: it is accepted from now on. */
-  async startRenewal(deviceId: string, fingerprint: string, commandUuid: string, at: Date): Promise<void> {
+  async startRenewal(
+    deviceId: string,
+    fingerprint: string | null,
+    commandUuid: string,
+    at: Date,
+  ): Promise<void> {
     await this.#db
       .updateTable('devices')
       .set({
@@ -90,6 +95,21 @@ export class IdentityRepo {
       })
       .where('id', '=', deviceId)
       .execute();
+  }
+
+  /**
+   * SCEP (decision 0024): the device of a renewal under way obtained its renewed identity with the
+   * renewal profile's challenge; it is accepted for this device from now on, as a PKCS#12 renewal's
+   * is from the moment it is queued. False when no renewal is under way any more.
+   */
+  async scepRenewalIssued(deviceId: string, fingerprint: string, at: Date): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('devices')
+      .set({ pending_cert_fingerprint: fingerprint, updated_at: at.toISOString() })
+      .where('id', '=', deviceId)
+      .where('identity_renewal_command', 'is not', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   /**

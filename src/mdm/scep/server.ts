@@ -55,6 +55,11 @@ export interface ScepServerOptions {
   clock: Clock;
   challenges: ScepChallengePort;
   identities: Pick<EnrollmentStore, 'recordIssuedIdentity'>;
+  /**
+   * A renewal's identity (its challenge is bound to a device) becomes the device's pending one
+   * (decision 0023's acceptance rules); src/store/identity-repo.ts.
+   */
+  renewals?: { scepRenewalIssued(deviceId: string, fingerprint: string, at: Date): Promise<boolean> };
   /** HAISHIN_DEVICE_IDENTITY_VALIDITY. */
   identityValidityMs: number;
   /** Smallest RSA key accepted (the profile asks for 2048; 1024 only for simulators and tests). */
@@ -192,6 +197,8 @@ export class ScepServer {
       ...(use.binding.deviceId !== null ? { deviceId: use.binding.deviceId } : {}),
     });
     await this.#o.challenges.issued(use.id, { fingerprint: cert.fingerprintSha256, certPem: cert.certPem });
+    if (use.binding.deviceId !== null)
+      await this.#o.renewals?.scepRenewalIssued(use.binding.deviceId, cert.fingerprintSha256, now);
     return {
       certDer: pemToDer(cert.certPem),
       note: `issued ${cert.serialHex} for group ${use.binding.groupId} (transaction ${transactionId})`,

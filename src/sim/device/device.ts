@@ -151,7 +151,11 @@ interface Enrolled {
 }
 
 /** The MDM payload and the identity it names in an enrollment profile, as Settings reads them. */
-function readEnrollmentProfile(profile: PlistDict): {
+function readEnrollmentProfile(
+  profile: PlistDict,
+  /** Identities already obtained through SCEP, by the SCEP payload's UUID (decision 0024). */
+  scepKeys?: ReadonlyMap<string, CertAndKey>,
+): {
   mdm: PlistDict;
   keys: ReturnType<typeof pkcs12ToIdentity>;
 } | null {
@@ -160,8 +164,11 @@ function readEnrollmentProfile(profile: PlistDict): {
   if (!mdm) return null;
   const identity = payloads.find((p) => p.PayloadUUID === mdm.IdentityCertificateUUID);
   // A SCEP payload (decision 0024) is run by installProfile, which may talk to the network.
-  if (identity?.PayloadType === 'com.apple.security.scep')
-    throw new Error('a SCEP identity cannot be installed through InstallProfile by this simulator');
+  if (identity?.PayloadType === 'com.apple.security.scep') {
+    const keys = scepKeys?.get(String(identity.PayloadUUID));
+    if (!keys) throw new Error('the SCEP payload obtained no certificate');
+    return { mdm, keys };
+  }
   if (!identity || !(identity.PayloadContent instanceof Uint8Array))
     throw new Error('the profile has no identity payload');
   return { mdm, keys: pkcs12ToIdentity(identity.PayloadContent, String(identity.Password ?? '')) };
@@ -193,6 +200,8 @@ export class SimDevice {
   /** Every request type received, in order — tests read it. */
   readonly received: string[] = [];
   #enrolled: Enrolled | null = null;
+  /** Identities obtained through SCEP for an InstallProfile being answered, by payload UUID. */
+  readonly #scepKeys = new Map<string, CertAndKey>();
   readonly #catalog: ReadonlyMap<number, Omit<SimApp, 'managedAdamId' | 'managedStatus'>>;
   readonly #fetch: typeof fetch;
   readonly #clock: Clock;
@@ -274,6 +283,32 @@ export class SimDevice {
     return { mdm, keys };
   }
 
+  /**
+   * An InstallProfile whose profile has a SCEP payload (a renewal, decision 0024): the iPad runs the
+   * SCEP exchange while it installs the profile, before it answers. A failed exchange leaves no
+   * identity, and the InstallProfile is answered with an error.
+   */
+  async #runScep(envelope: PlistDict): Promise<void> {
+    const command = (envelope.Command ?? {}) as PlistDict;
+    if (command.RequestType !== 'InstallProfile' || !(command.Payload instanceof Uint8Array)) return;
+    if (this.behaviours.has('InstallProfile')) return;
+    let payload: PlistDict | undefined;
+    try {
+      const profile = parsePlistDict(Buffer.from(command.Payload).toString('utf8'));
+      const payloads = (Array.isArray(profile.PayloadContent) ? profile.PayloadContent : []) as PlistDict[];
+      payload = payloads.find((p) => p.PayloadType === 'com.apple.security.scep');
+    } catch {
+      return;
+    }
+    if (!payload) return;
+    try {
+      const keys = await scepEnroll(payload, { fetch: this.#fetch, now: this.#clock.now() });
+      this.#scepKeys.set(String(payload.PayloadUUID), keys);
+    } catch {
+      // Answered as a profile that cannot be installed (readEnrollmentProfile finds no identity).
+    }
+  }
+
   /** When the identity this iPad signs with expires (null before enrollment). */
   get identityNotAfter(): Date | null {
     return this.#enrolled?.identityNotAfter ?? null;
@@ -297,7 +332,7 @@ export class SimDevice {
     let read: ReturnType<typeof readEnrollmentProfile>;
     try {
       profile = parsePlistDict(Buffer.from(data).toString('utf8'));
-      read = readEnrollmentProfile(profile);
+      read = readEnrollmentProfile(profile, this.#scepKeys);
     } catch (err) {
       return profileError(`the profile cannot be read: ${(err as Error).message}`);
     }
@@ -401,7 +436,9 @@ export class SimDevice {
       const exchange = await this.sendReport(report);
       log.push(exchange);
       if (!exchange.command) break;
+      await this.#runScep(exchange.command);
       const answer = this.answer(exchange.command);
+      this.#scepKeys.clear();
       // An MDM profile replaced in place: Authenticate and TokenUpdate with the new identity, as
       // iOS does, before the command's answer.
       if (this.#enrolled?.reauthenticate) {
