@@ -20,6 +20,7 @@ const PUBLIC_URL = 'https://mdm.school.example.jp';
 const TOPIC = 'com.apple.mgmt.External.9a1c5d3e-0000-4000-8000-conformance';
 
 let profile: PlistDict;
+let renewal: PlistDict;
 let caPem: string;
 const issued: { groupId: string; deviceId: string | null; ttlMs: number }[] = [];
 const recorded: unknown[] = [];
@@ -47,11 +48,15 @@ beforeAll(async () => {
         },
       },
       challengeTtlMs: 3_600_000,
+      renewalChallengeTtlMs: 30 * 86_400_000,
       caFingerprintSha1: createHash('sha1').update(new X509Certificate(ca.certPem).raw).digest(),
       keySize: 2048,
     },
   });
   profile = parsePlistDict((await profiles.profileFor(GROUP.id)).body, { exactReals: true });
+  const renewed = await profiles.renewalProfile({ deviceId: 'device-7', profileGroupId: GROUP.id });
+  expect(renewed.identity).toBeNull();
+  renewal = parsePlistDict(renewed.body, { exactReals: true });
 });
 
 function payloadKeys(payloadType: string): SchemaKey[] {
@@ -93,7 +98,7 @@ describe('the enrollment profile in SCEP mode', () => {
     expect(content['Key Type']).toBe('RSA');
     expect(content['Key Usage']).toBe(5);
     expect(content.Challenge).toBe('c0ffee00c0ffee00c0ffee00c0ffee00');
-    expect(issued).toEqual([{ groupId: GROUP.id, deviceId: null, ttlMs: 3_600_000 }]);
+    expect(issued[0]).toEqual({ groupId: GROUP.id, deviceId: null, ttlMs: 3_600_000 });
     // The CA's fingerprint, which iOS compares with GetCACert's answer.
     expect(Buffer.from(content.CAFingerprint as Uint8Array).toString('hex')).toBe(
       new X509Certificate(caPem).fingerprint.replace(/:/g, '').toLowerCase(),
@@ -112,5 +117,25 @@ describe('the enrollment profile in SCEP mode', () => {
     expect(problems(mdm, 'com.apple.mdm')).toBe('');
     expect(mdm.IdentityCertificateUUID).toBe(payload('com.apple.security.scep').PayloadUUID);
     expect(mdm.SignMessage).toBe(true);
+  });
+});
+
+describe('the renewal profile in SCEP mode (InstallProfile, decision 0024)', () => {
+  const renewalPayloads = () => renewal.PayloadContent as PlistDict[];
+
+  it('keeps the enrollment profile’s identifiers and carries a valid SCEP payload', () => {
+    expect(renewal.PayloadIdentifier).toBe(profile.PayloadIdentifier);
+    expect(formatProblems(validateDict(renewal, profileSchema('TopLevel').payloadkeys, IPAD))).toBe('');
+    const scep = renewalPayloads().find((p) => p.PayloadType === 'com.apple.security.scep')!;
+    const mdm = renewalPayloads().find((p) => p.PayloadType === 'com.apple.mdm')!;
+    expect(problems(scep, 'com.apple.security.scep')).toBe('');
+    expect(problems(mdm, 'com.apple.mdm')).toBe('');
+    expect(mdm.IdentityCertificateUUID).toBe(scep.PayloadUUID);
+    expect(mdm.PayloadIdentifier).toBe(payload('com.apple.mdm').PayloadIdentifier);
+  });
+
+  it('binds its challenge to the device, valid for the renewal window', () => {
+    expect(issued.at(-1)).toEqual({ groupId: GROUP.id, deviceId: 'device-7', ttlMs: 30 * 86_400_000 });
+    expect(recorded).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ export interface Database {
   settings: SettingsTable;
   leases: LeasesTable;
   vpp_notification_inbox: VppNotificationInboxTable;
+  vpp_notification_ids: VppNotificationIdsTable;
   vpp_pacing: VppPacingTable;
   diagnosis_queue: DiagnosisQueueTable;
   counters: CountersTable;
@@ -450,4 +451,14 @@ export interface ScepChallengesTable {
   public_key_sha256: string | null;
   cert_fingerprint: string | null;
   cert_pem: string | null;
+}
+
+/** Apps and Books notification ids claimed or applied, per token (decision 0026). */
+export interface VppNotificationIdsTable {
+  token_id: string;
+  notification_id: string;
+  received_at: string;
+  claimed_by: string | null;
+  claim_expires_at: string | null;
+  applied_at: string | null;
 }

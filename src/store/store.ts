@@ -16,6 +16,7 @@ import { KyselyMdmStore } from './mdm-store.ts';
 import { QueueCompaction } from './queue-compaction.ts';
 import type { CompactionOptions, CompactionResult } from './queue-compaction.ts';
 import { VppRepo } from './vpp-repo.ts';
+import { VppNotificationRepo } from './vpp-notification-repo.ts';
 import { EnrollmentLinkRepo } from './enrollment-link-repo.ts';
 import { ScepChallengeRepo } from './scep-challenge-repo.ts';
 import type { GroupRow } from './group-repo.ts';
@@ -35,6 +36,8 @@ export class Store {
   readonly groups: GroupRepo;
   readonly devices: DeviceRepo;
   readonly vpp: VppRepo;
+  /** Apps and Books notification ids already applied, whichever process got them (decision 0026). */
+  readonly vppNotifications: VppNotificationRepo;
   readonly jobs: JobRepo;
   /** App versions, devices' installed versions, "keep apps up to date" (decision 0018). */
   readonly appUpdates: AppUpdateRepo;
@@ -58,6 +61,7 @@ export class Store {
     this.groups = new GroupRepo(db.kysely);
     this.devices = new DeviceRepo(db.kysely);
     this.vpp = new VppRepo(db.kysely);
+    this.vppNotifications = new VppNotificationRepo(db.kysely);
     this.jobs = new JobRepo(db.kysely);
     this.appUpdates = new AppUpdateRepo(db.kysely);
     this.leases = new LeaseRepo(db.kysely);

@@ -134,6 +134,11 @@ describe('haishin serve refuses configurations that cannot work', () => {
       () => ({ HAISHIN_DEVICE_IDENTITY_VALIDITY: '30d', HAISHIN_IDENTITY_RENEW_BEFORE: '30d' }),
       /HAISHIN_IDENTITY_RENEW_BEFORE must be longer than 0 and shorter than HAISHIN_DEVICE_IDENTITY_VALIDITY/,
     ],
+    [
+      'a device identity source haishin does not know (decision 0024)',
+      () => ({ HAISHIN_DEVICE_IDENTITY: 'p12' }),
+      /HAISHIN_DEVICE_IDENTITY="p12" must be pkcs12 or scep/,
+    ],
   ];
 
   it.each(cases)(

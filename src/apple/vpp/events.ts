@@ -37,6 +37,22 @@ export interface VppAssetCountChange {
   countDelta: number;
 }
 
+/**
+ * Who applies a notification when more than this tracker's memory may have seen it: several
+ * processes behind a load balancer, a takeover of the events by another process, a restart
+ * (decision 0026). A notification is claimed before it is applied, the claim marked once it is
+ * applied and given back when applying failed (Apple's next copy then gets another chance).
+ */
+export interface NotificationClaims {
+  /** A claim on the id, or null when it was applied already or is being applied elsewhere. */
+  claim(notificationId: string): Promise<NotificationClaim | null>;
+}
+
+export interface NotificationClaim {
+  applied(): Promise<void>;
+  release(): Promise<void>;
+}
+
 /** What the tracker needs from a {@link VppClient}. */
 export interface VppEventClient {
   eventStatus(eventId: string): Promise<VppEventStatus>;
@@ -66,6 +82,11 @@ export interface VppEventTrackerOptions {
   maxResubmits?: number;
   /** notificationIds remembered for de-duplication (oldest forgotten first). Default 50 000. */
   rememberNotifications?: number;
+  /**
+   * The ids applied by anyone (the database, decision 0026); without it the tracker's memory is
+   * all there is. With it the memory stays as a cache of the ids applied here.
+   */
+  claims?: NotificationClaims;
 }
 
 export type NotificationResult =
@@ -147,6 +168,7 @@ export class VppEventTracker {
   readonly #resubmitAfterMs: number;
   readonly #maxResubmits: number;
   readonly #remember: number;
+  readonly #claims: NotificationClaims | null;
 
   readonly #events = new Map<string, TrackedEvent>();
   readonly #groups = new Set<Group>();
@@ -174,6 +196,7 @@ export class VppEventTracker {
     this.#resubmitAfterMs = options.resubmitAfterMs ?? 10 * 60_000;
     this.#maxResubmits = options.maxResubmits ?? 2;
     this.#remember = Math.max(1, options.rememberNotifications ?? 50_000);
+    this.#claims = options.claims ?? null;
   }
 
   /** Events not settled yet (registered ones and their resubmissions). */
@@ -227,7 +250,13 @@ export class VppEventTracker {
     const list = Array.isArray(events) ? events : 'events' in events ? events.events : [events];
     const now = this.#clock.now().getTime();
     for (const ev of list) {
-      if (this.#events.has(ev.eventId)) continue;
+      const known = this.#events.get(ev.eventId);
+      if (known) {
+        // Followed already, but notifications may have gone elsewhere meanwhile (another process
+        // followed the events, decision 0026): polled at once as well.
+        if (options.missedNotifications === true && !known.group.done) known.group.pollAtOnce = true;
+        continue;
+      }
       const group: Group = {
         key: ev.eventId,
         eventType: ev.eventType,
@@ -329,13 +358,53 @@ export class VppEventTracker {
       await pending.catch(() => undefined);
       return this.handleNotification(body, authHeader);
     }
-    const applying = this.#applyNotification(notificationId, notificationType, json, raw);
+    const applying = this.#claimAndApply(notificationId, notificationType, json, raw);
     this.#applying.set(notificationId, applying);
     try {
       return await applying;
     } finally {
       this.#applying.delete(notificationId);
     }
+  }
+
+  /**
+   * Applies the notification once whoever else received a copy: with claims, only the copy that
+   * wins the claim is applied; the others are duplicates. The id is remembered (in memory, and as
+   * applied in the claims) only once handled, so a failure makes Apple's next copy count.
+   */
+  async #claimAndApply(
+    notificationId: string,
+    notificationType: string,
+    json: Record<string, unknown>,
+    rawBody: string | null,
+  ): Promise<NotificationResult> {
+    const claims = this.#claims;
+    const claim = claims ? await claims.claim(notificationId) : null;
+    if (claims && !claim) {
+      // Applied by another process (or an earlier run), or being applied by one now: if that one
+      // fails, it gives the claim back and answers Apple with an error, so Apple sends it again.
+      return { accepted: true, duplicate: true, notificationType, notificationId, settled: [] };
+    }
+    let result: NotificationResult;
+    try {
+      result = await this.#applyNotification(notificationId, notificationType, json, rawBody);
+    } catch (err) {
+      await claim?.release().catch(() => undefined);
+      throw err;
+    }
+    if (!result.accepted) {
+      await claim?.release();
+      return result;
+    }
+    try {
+      await claim?.applied();
+    } catch (err) {
+      // Applied all the same: Apple gets its 200. The claim lapses unmarked, so only a copy that
+      // comes after its expiry to another process could be applied again.
+      this.#onError(err as Error, null);
+    }
+    this.#rememberSeen(notificationId);
+    return result;
   }
 
   async #applyNotification(
@@ -348,7 +417,6 @@ export class VppEventTracker {
     if (notificationType === 'TEST_NOTIFICATION') {
       // Apple trying the URL and bearer it was just given: nothing to apply, whatever the body holds.
       await this.#onTestNotification?.({ notificationId });
-      this.#rememberSeen(notificationId);
       return { accepted: true, duplicate: false, notificationType, notificationId, settled: [] };
     }
     const payload = json['notification'];
@@ -373,7 +441,6 @@ export class VppEventTracker {
       }
     }
     // Other types (USER_MANAGEMENT, USER_ASSOCIATED) are acknowledged: device licensing does not use them.
-    this.#rememberSeen(notificationId);
     return { accepted: true, duplicate: false, notificationType, notificationId, settled };
   }
 

@@ -1,14 +1,29 @@
+import { randomUUID } from 'node:crypto';
 import { VppEventTracker } from '../../apple/vpp/events.ts';
-import type { VppEventOutcome } from '../../apple/vpp/events.ts';
+import type { NotificationClaims, VppEventOutcome } from '../../apple/vpp/events.ts';
 import type { VppTokenRow } from '../../store/vpp-repo.ts';
 import type { TokenContext } from './context.ts';
+
+/**
+ * How long a notification id is remembered in the database (decision 0026). Apple sends a copy
+ * again for as long as it gets no 200 — hours, not weeks; a week covers any late copy.
+ */
+export const NOTIFICATION_IDS_RETENTION_MS = 7 * 86_400_000;
+
+/**
+ * How long a claim on a notification lasts while it is applied (milliseconds, or seconds with a
+ * slow database). A process that dies meanwhile answered Apple nothing, so Apple sends the
+ * notification again: after this long, another process may take the claim over and apply it.
+ */
+const NOTIFICATION_CLAIM_TTL_MS = 2 * 60_000;
 
 /**
  * Apps and Books events of every token: associate and disassociate complete later, by Apple's
  * notification or by polling. One tracker per token, held in memory; after a restart the
  * licences still `assigning`/`reclaiming` register their events again (`recover`). An event's
  * outcome settles its licences (`assigned`, `reclaimed` or `failed`); ASSET_COUNT moves an
- * asset's counts; a TEST_NOTIFICATION is audited.
+ * asset's counts; a TEST_NOTIFICATION is audited. The notification ids applied are kept in the
+ * database, so each notification is applied once by whichever process gets it (decision 0026).
  */
 export class TokenEvents {
   readonly #ctx: TokenContext;
@@ -34,6 +49,7 @@ export class TokenEvents {
         client: ctx.client(row),
         notificationAuthToken: row.notification_auth_token,
         onOutcome: (outcome) => this.#settle(tokenId, outcome),
+        claims: this.#claims(tokenId),
         onAssetCount: async (change) => {
           const asset = await ctx.store.vpp.asset(tokenId, change.adamId);
           if (!asset) return;
@@ -67,6 +83,26 @@ export class TokenEvents {
     return tracker;
   }
 
+  /**
+   * The notification ids applied, in the database (decision 0026): whichever process receives a
+   * copy — before or after a takeover of the events, or a restart — the notification is applied once.
+   */
+  #claims(tokenId: string): NotificationClaims {
+    const ctx = this.#ctx;
+    const ids = ctx.store.vppNotifications;
+    return {
+      claim: async (notificationId) => {
+        const claimId = randomUUID();
+        if (!(await ids.claim(tokenId, notificationId, claimId, ctx.now(), NOTIFICATION_CLAIM_TTL_MS)))
+          return null;
+        return {
+          applied: () => ids.applied(tokenId, notificationId, claimId, ctx.now()),
+          release: () => ids.release(tokenId, notificationId, claimId),
+        };
+      },
+    };
+  }
+
   /** Drops the tracker of a token that is gone (deleted, or its registration refused). */
   forget(tokenId: string): void {
     this.#trackers.delete(tokenId);
@@ -96,7 +132,10 @@ export class TokenEvents {
     // commits in flight and clocks a little apart), not every open licence at every poll.
     const since = this.#adoptedAt ? new Date(this.#adoptedAt.getTime() - 60_000) : undefined;
     const now = this.#ctx.now();
-    const n = await this.#follow({ missedNotifications: false }, since);
+    // The first pass of this process — at its start, or taking the events over from a holder that
+    // stopped or died — polls what it adopts at once: notifications the old holder applied went to
+    // its memory only, and their late copies are duplicates here (decision 0026).
+    const n = await this.#follow({ missedNotifications: since === undefined }, since);
     this.#adoptedAt = now;
     return n;
   }
@@ -179,7 +218,8 @@ export class TokenEvents {
       const row = await store.vpp.getToken(ev.tokenId);
       if (!row) continue;
       const tracker = this.tracker(row);
-      if (tracker.isTracking(eventId)) continue;
+      // Already followed: registered again only to be polled at once (notifications were missed).
+      if (tracker.isTracking(eventId) && !options.missedNotifications) continue;
       // After a restart Apple's notifications for these may have come while haishin was stopped:
       // polled at once.
       tracker.register(

@@ -4,6 +4,7 @@ import { Refusal } from '../../core/refusal.ts';
 import { dueExpiryWarning } from '../../core/tokens.ts';
 import { noteAppleError } from './apple-errors.ts';
 import type { TokenContext } from './context.ts';
+import { NOTIFICATION_IDS_RETENTION_MS } from './events.ts';
 
 /**
  * Token upkeep: the full sync with Apple (claim check and every asset, with app facts when an
@@ -100,8 +101,9 @@ export class TokenMaintenance {
   }
 
   /**
-   * Periodic upkeep: expiry warnings become audit events (once per threshold) and tokens not
-   * synced for `syncEveryMs` get a full sync. Errors are recorded on the token, not thrown.
+   * Periodic upkeep: expiry warnings become audit events (once per threshold), notification ids
+   * past their retention are forgotten, and tokens not synced for `syncEveryMs` get a full sync.
+   * Errors are recorded on the token, not thrown.
    */
   async maintenance(syncEveryMs: number): Promise<{ warnings: number; synced: number }> {
     const ctx = this.#ctx;
@@ -118,6 +120,8 @@ export class TokenMaintenance {
         at: now,
       });
     }
+    // Notification ids older than the retention: no copy of them comes any more (decision 0026).
+    await ctx.store.vppNotifications.prune(new Date(now.getTime() - NOTIFICATION_IDS_RETENTION_MS));
     let synced = 0;
     for (const row of await ctx.store.vpp.allTokens()) {
       if (row.claim_state !== 'ours') continue;

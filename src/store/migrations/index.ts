@@ -14,6 +14,7 @@ import * as m0012 from './0012_shared_pacing_and_diagnosis_queue.ts';
 import * as m0013 from './0013_enrollment_links.ts';
 import * as m0014 from './0014_identity_renewal.ts';
 import * as m0015 from './0015_scep_challenges.ts';
+import * as m0016 from './0016_vpp_notification_ids.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -32,6 +33,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0013_enrollment_links': m0013,
   '0014_identity_renewal': m0014,
   '0015_scep_challenges': m0015,
+  '0016_vpp_notification_ids': m0016,
 };
 
 export const migrationProvider: MigrationProvider = {
