@@ -1,11 +1,20 @@
 // SCEP as the device identity source (issue 17 item 2, decision 0024): the SCEP service, the
 // profile's com.apple.security.scep payload and the simulated iPad's SCEP client, in process.
-import { X509Certificate } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
 import { parseConfig, ConfigError } from '../src/core/config.ts';
 import { parsePlistDict } from '../src/mdm/plist.ts';
-import { certsOf } from '../src/mdm/scep/pkimessage.ts';
+import {
+  buildCsr,
+  certsOf,
+  pkcsReq,
+  readSignedData,
+  SCEP_OID,
+  stringAttribute,
+} from '../src/mdm/scep/pkimessage.ts';
+import { selfSignedCertificate } from '../src/mdm/identity/ca.ts';
+import { pemToDer } from '../src/mdm/identity/x509.ts';
 import type { PlistDict } from '../src/mdm/plist.ts';
 import { SimDevice } from '../src/sim/device/device.ts';
 import { scepEnroll, ScepEnrollmentError } from '../src/sim/device/scep-client.ts';
@@ -80,6 +89,57 @@ describe('the SCEP service', () => {
     await expect(scepEnroll(payload, { fetch, now: clock.now(), keyBits: 1024 })).rejects.toThrow(
       /FAILURE \(badRequest\)/,
     );
+  });
+
+  it('never fails on a damaged pkiMessage: truncated or flipped, the answer is a 400 or a FAILURE', async () => {
+    const caRes = await fetch(`${server.baseUrl}/scep?operation=GetCACert`);
+    const [raDer] = certsOf(Buffer.from(await caRes.arrayBuffer()));
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+    const certDer = pemToDer(
+      selfSignedCertificate({ key: privateKey, commonName: 'fuzz', now: clock.now() }),
+    );
+    const message = pkcsReq({
+      csrDer: buildCsr({ key: privateKey, spki, commonName: 'fuzz', challenge: 'not-a-challenge' }),
+      caCertDer: raDer!,
+      signer: { certDer, key: privateKey },
+      transactionId: 'fuzz-transaction',
+      senderNonce: randomBytes(16),
+    });
+    const damaged: Buffer[] = [];
+    for (const cut of [1, 2, 10, 100, 500, message.length - 1]) damaged.push(message.subarray(0, cut));
+    for (let i = 0; i < 24; i++) {
+      const copy = Buffer.from(message);
+      const at = Math.floor((i / 24) * copy.length);
+      copy[at] = copy[at]! ^ 0xff;
+      damaged.push(copy);
+    }
+    for (const body of damaged) {
+      const res = await fetch(`${server.baseUrl}/scep?operation=PKIOperation`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/x-pki-message' },
+      });
+      expect([200, 400]).toContain(res.status);
+      if (res.status === 200) {
+        const rep = readSignedData(Buffer.from(await res.arrayBuffer()), { signerCert: raDer! });
+        expect(stringAttribute(rep.attributes, SCEP_OID.pkiStatus)).toBe('2');
+      }
+    }
+    // The signature's last byte flipped: the transaction is answered FAILURE badMessageCheck.
+    const forged = Buffer.from(message);
+    forged[forged.length - 1] = forged[forged.length - 1]! ^ 0x01;
+    const res = await fetch(`${server.baseUrl}/scep?operation=PKIOperation`, {
+      method: 'POST',
+      body: forged,
+      headers: { 'content-type': 'application/x-pki-message' },
+    });
+    expect(res.status).toBe(200);
+    const rep = readSignedData(Buffer.from(await res.arrayBuffer()), { signerCert: raDer! });
+    expect(stringAttribute(rep.attributes, SCEP_OID.pkiStatus)).toBe('2');
+    expect(stringAttribute(rep.attributes, SCEP_OID.failInfo)).toBe('1');
+    expect(stringAttribute(rep.attributes, SCEP_OID.transactionID)).toBe('fuzz-transaction');
+    expect(rep.content?.length ?? 0).toBe(0);
   });
 
   it('answers 400 to a PKIOperation that is not a signed pkiMessage', async () => {

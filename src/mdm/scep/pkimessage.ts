@@ -40,6 +40,12 @@ import type { HashName } from '../identity/oids.ts';
 import { certFields } from '../identity/x509.ts';
 
 export class ScepError extends Error {
+  /**
+   * The message's signed attributes when they could be read but not trusted (digest or signature
+   * wrong): enough to answer the transaction with a FAILURE badMessageCheck.
+   */
+  unverifiedAttributes: Map<string, Buffer> | null = null;
+
   constructor(
     message: string,
     /** RFC 8894 §3.2.1.4: what to answer when this stops a request. */
@@ -195,6 +201,32 @@ function readSignedDataOrThrow(buf: Buffer, opts: { signerCert?: Uint8Array }): 
       (hex === OID_HEX.messageDigest ? 'messageDigest' : hex === OID_HEX.contentType ? 'contentType' : hex);
     attributes.set(key, Buffer.from(whole(buf, first)));
   }
+  try {
+    checkSignature(buf, { attributes, eContent, digest, hash, signerCert, signedAttrs, signature });
+  } catch (err) {
+    const refusal =
+      err instanceof ScepError
+        ? err
+        : new ScepError(`unreadable signature: ${(err as Error).message}`, 'badMessageCheck');
+    refusal.unverifiedAttributes = attributes;
+    throw refusal;
+  }
+  return { content: eContent, certificates, signerCert, attributes, digest };
+}
+
+function checkSignature(
+  buf: Buffer,
+  o: {
+    attributes: Map<string, Buffer>;
+    eContent: Buffer | null;
+    digest: HashName;
+    hash: HashName;
+    signerCert: Buffer;
+    signedAttrs: Tlv;
+    signature: Tlv;
+  },
+): void {
+  const { attributes, eContent, digest, hash, signerCert, signedAttrs, signature } = o;
   const messageDigest = attributes.get('messageDigest');
   if (!messageDigest) throw new ScepError('no messageDigest attribute', 'badMessageCheck');
   const expected = createHash(digest)
@@ -207,7 +239,6 @@ function readSignedDataOrThrow(buf: Buffer, opts: { signerCert?: Uint8Array }): 
   const key = new X509Certificate(signerCert).publicKey;
   if (!verify(hash, signed, key, content(buf, signature)))
     throw new ScepError('the signature does not verify', 'badMessageCheck');
-  return { content: eContent, certificates, signerCert, attributes, digest };
 }
 
 /** A PrintableString attribute's text. */

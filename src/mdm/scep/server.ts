@@ -114,8 +114,29 @@ export class ScepServer {
     try {
       request = readSignedData(message);
     } catch (err) {
-      // Without a readable, signed request there is no transaction to answer in a CertRep.
-      return { status: 400, body: Buffer.alloc(0), note: `unreadable pkiMessage: ${(err as Error).message}` };
+      // Attributes readable but not trusted (digest or signature wrong): FAILURE badMessageCheck to
+      // the transaction they name. Without even that there is no transaction to answer.
+      const attrs = err instanceof ScepError ? err.unverifiedAttributes : null;
+      const transactionId = attrs ? stringAttribute(attrs, SCEP_OID.transactionID) : null;
+      if (!attrs || !transactionId)
+        return {
+          status: 400,
+          body: Buffer.alloc(0),
+          note: `unreadable pkiMessage: ${(err as Error).message}`,
+        };
+      return {
+        status: 200,
+        body: certRep({
+          signer: { certDer: this.#raDer, key: this.#raKey },
+          certificates: [this.#raDer, this.#caDer],
+          status: 'FAILURE',
+          failInfo: (err as ScepError).failInfo,
+          transactionId,
+          recipientNonce: octetAttribute(attrs, SCEP_OID.senderNonce),
+          senderNonce: randomBytes(16),
+        }),
+        note: `refused (${(err as ScepError).failInfo}): ${(err as Error).message}`,
+      };
     }
     const transactionId = stringAttribute(request.attributes, SCEP_OID.transactionID);
     const senderNonce = octetAttribute(request.attributes, SCEP_OID.senderNonce);
