@@ -32,6 +32,11 @@ export interface MetricsOptions {
   log: FastifyBaseLogger;
   /** Commands owed to devices, read at each scrape. */
   queueDepth(): Promise<number>;
+  /**
+   * Failed jobs waiting for their background diagnosis and being diagnosed, read from the database
+   * at each scrape (the queue is shared by every process, decision 0021).
+   */
+  diagnosisQueue?(): Promise<{ waiting: number; claimed: number }>;
   /** The timed work this process holds the lease of (src/app/leases.ts), read at each scrape. */
   leasesHeld?(): readonly string[];
   /**
@@ -148,6 +153,26 @@ export function createMetrics(o: MetricsOptions): Metrics {
       }
     },
   });
+  if (o.diagnosisQueue) {
+    const depth = o.diagnosisQueue;
+    new Gauge({
+      name: 'haishin_diagnosis_queue_jobs',
+      help: 'Failed jobs in the diagnosis queue shared by every process: waiting for a claim (state="waiting") or being diagnosed (state="claimed"); read from the database at each scrape (decision 0021)',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        try {
+          const now = await depth();
+          this.set({ state: 'waiting' }, now.waiting);
+          this.set({ state: 'claimed' }, now.claimed);
+        } catch (err) {
+          this.set({ state: 'waiting' }, Number.NaN);
+          this.set({ state: 'claimed' }, Number.NaN);
+          o.log.warn({ err }, 'metrics: the diagnosis queue could not be read');
+        }
+      },
+    });
+  }
   if (o.leasesHeld) {
     const held = o.leasesHeld;
     new Gauge({

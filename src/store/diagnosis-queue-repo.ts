@@ -79,6 +79,26 @@ export class DiagnosisQueueRepo {
       .execute();
   }
 
+  /**
+   * The queue's depth (`/metrics`): rows waiting for a claim (never claimed, or their claim lapsed)
+   * and rows claimed by a live process, being diagnosed.
+   */
+  async depth(now: Date): Promise<{ waiting: number; claimed: number }> {
+    const at = now.toISOString();
+    const row = await this.#db
+      .selectFrom('diagnosis_queue')
+      .select((eb) => [
+        eb.fn.countAll<number | string>().as('rows'),
+        eb.fn
+          .countAll<number | string>()
+          .filterWhere((f) => f.and([f('claimed_by', 'is not', null), f('claim_expires_at', '>=', at)]))
+          .as('claimed'),
+      ])
+      .executeTakeFirstOrThrow();
+    const claimed = Number(row.claimed);
+    return { waiting: Number(row.rows) - claimed, claimed };
+  }
+
   all(): Promise<DiagnosisQueueRow[]> {
     return this.#db
       .selectFrom('diagnosis_queue')
