@@ -1,3 +1,4 @@
+import type { FastifyServerOptions } from 'fastify';
 import { apiMessage } from '../core/messages.ts';
 import type { ApiMessageCode, Bilingual } from '../core/messages.ts';
 
@@ -38,3 +39,18 @@ export function errorBody(err: ApiError, acceptLanguage: string | undefined) {
     },
   };
 }
+
+/**
+ * Fastify's own refusals before any route runs (a URL with broken percent-encoding such as
+ * `/api/v1/devices/%C0%80`): still a 400 in the DESIGN §7 shape, found by the fuzz run (decision 0028).
+ */
+export const answerFrameworkError: NonNullable<FastifyServerOptions['frameworkErrors']> = (
+  err,
+  req,
+  reply,
+) => {
+  const accept = req.headers['accept-language'];
+  const body = errorBody(ApiError.of(400, 'request.invalid', { detail: err.message }), accept);
+  // The reply's route generics are unknown here (no route matched): a plain 400 with the body.
+  void (reply as unknown as { code(s: number): { send(b: unknown): unknown } }).code(400).send(body);
+};
