@@ -32,6 +32,7 @@ import { registerEnrollmentLinkRoutes } from './routes/enrollment-links.ts';
 import { registerPushCertificateRoutes } from './routes/push-certificate.ts';
 import type { PushCertificates } from '../app/push-certificate.ts';
 import type { ServerFacts } from './routes/status.ts';
+import type { AuthFailureLimiter } from './limits.ts';
 
 export const API_PREFIX = '/api/v1';
 
@@ -99,6 +100,8 @@ export async function registerAdminApi(
     publicUrl?: string;
     /** The push certificate's replacement at run time (decision 0022); without it not served. */
     pushCertificates?: PushCertificates;
+    /** Wrong admin tokens per client address (decision 0027); without it not limited. */
+    authFailures?: AuthFailureLimiter | null;
   },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
@@ -136,12 +139,16 @@ export async function registerAdminApi(
           operations.push({ method: method.toLowerCase(), url: route.url, schema: route.schema });
         }
       });
-      scope.addHook('onRequest', async (req) => {
+      scope.addHook('onRequest', async (req, reply) => {
         const header = req.headers.authorization;
         const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
         if (!match) throw ApiError.of(401, 'auth.required');
+        await o.authFailures?.check(req, reply);
         const token = await o.store.admin.findToken(match[1]!);
-        if (!token) throw ApiError.of(401, 'auth.invalid');
+        if (!token) {
+          await o.authFailures?.failed(req);
+          throw ApiError.of(401, 'auth.invalid');
+        }
         req.adminTokenId = token.id;
       });
       scope.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) =>
@@ -170,6 +177,8 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
   let apiError: ApiError;
   if (err instanceof ApiError) apiError = err;
   else if (err instanceof Refusal) apiError = ApiError.of(err.status, err.code, err.params);
+  else if (isClientError(err) && err.statusCode === 413)
+    apiError = ApiError.of(413, 'request.too_large', { limit: req.routeOptions.bodyLimit ?? 0 });
   else if (isValidationError(err)) apiError = ApiError.of(400, 'request.invalid', { detail: err.message });
   else if (isClientError(err)) apiError = ApiError.of(400, 'request.invalid', { detail: err.message });
   else {

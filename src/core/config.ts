@@ -61,6 +61,27 @@ export interface Config {
    * issues identities (labs only; decision 0022). Default false: the bare group form is refused.
    */
   enrollOpenGroups: boolean;
+  /** Request limits per client address and the admin API's body size (issue 18, decision 0027). */
+  limits: LimitsConfig;
+}
+
+/** `n` requests per `windowMs` from one address; null: no limit. */
+export interface RateLimit {
+  max: number;
+  windowMs: number;
+}
+
+export interface LimitsConfig {
+  /** HAISHIN_RATE_LIMIT_ENROLL: `GET /mdm/enroll` (profile downloads) per address. */
+  enroll: RateLimit | null;
+  /** HAISHIN_RATE_LIMIT_SCEP: `/scep` requests per address (an enrollment makes about four). */
+  scep: RateLimit | null;
+  /** HAISHIN_RATE_LIMIT_AUTH: wrong admin tokens per address before the API answers 429. */
+  authFailures: RateLimit | null;
+  /** HAISHIN_TRUST_PROXY: addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client. */
+  trustProxy: string[];
+  /** HAISHIN_API_MAX_BODY_BYTES: largest admin API body (routes taking long lists get HAISHIN_MAX_BODY_BYTES). */
+  apiMaxBodyBytes: number;
 }
 
 export class ConfigError extends Error {}
@@ -187,5 +208,44 @@ export function parseConfig(env: Env): Config {
     deviceKeyType,
     pkcs12Iterations,
     enrollOpenGroups: ['true', '1', 'yes'].includes(openGroupsText),
+    limits: {
+      enroll: rateLimit('HAISHIN_RATE_LIMIT_ENROLL', get('HAISHIN_RATE_LIMIT_ENROLL', '60/1m')),
+      scep: rateLimit('HAISHIN_RATE_LIMIT_SCEP', get('HAISHIN_RATE_LIMIT_SCEP', '240/1m')),
+      authFailures: rateLimit('HAISHIN_RATE_LIMIT_AUTH', get('HAISHIN_RATE_LIMIT_AUTH', '20/1m')),
+      trustProxy: trustProxy(get('HAISHIN_TRUST_PROXY', '')),
+      apiMaxBodyBytes: integer('HAISHIN_API_MAX_BODY_BYTES', 1024 * 1024, 1024),
+    },
   };
+}
+
+/** `60/1m` (60 requests a minute), or `off`. */
+function rateLimit(name: string, text: string): RateLimit | null {
+  if (/^(off|false|0|no)$/i.test(text.trim())) return null;
+  const m = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(text);
+  let windowMs = NaN;
+  try {
+    windowMs = m ? parseDuration(m[2]!) : NaN;
+  } catch {
+    // reported below with the expected form
+  }
+  const max = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isInteger(max) || max < 1 || !(windowMs >= 1_000) || windowMs > 86_400_000)
+    throw new ConfigError(
+      `${name}="${text}" must be <requests>/<window> (e.g. 60/1m; the window from 1s to 1d) or off`,
+    );
+  return { max, windowMs };
+}
+
+/** `127.0.0.1,::1,10.0.0.0/8`: the reverse proxies in front of haishin; empty trusts none. */
+function trustProxy(text: string): string[] {
+  const list = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const entry of list)
+    if (!/^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)(\/\d{1,3})?$/i.test(entry))
+      throw new ConfigError(
+        `HAISHIN_TRUST_PROXY="${text}": "${entry}" is not an IP address or CIDR (list the reverse proxies in front of haishin, e.g. 127.0.0.1)`,
+      );
+  return list;
 }

@@ -20,6 +20,18 @@ export const API_MESSAGES = {
     en: 'The request is not valid: {detail}',
     ja: 'リクエストの内容が正しくありません: {detail}',
   },
+  'request.too_large': {
+    en: 'The request body is larger than this route accepts ({limit} bytes).',
+    ja: 'リクエストの本文が大きすぎます（このルートの上限は {limit} バイトです）。',
+  },
+  'request.rate_limited': {
+    en: 'Too many requests from this address: try again in {seconds} s.',
+    ja: 'このアドレスからのリクエストが多すぎます。{seconds} 秒後にもう一度試してください。',
+  },
+  'auth.rate_limited': {
+    en: 'Too many wrong admin tokens from this address: try again in {seconds} s.',
+    ja: 'このアドレスから正しくない管理者トークンが続いたため、受け付けを止めています。{seconds} 秒後にもう一度試してください。',
+  },
   'route.not_found': {
     en: 'There is no {method} {url} in the haishin API.',
     ja: 'haishin API に {method} {url} はありません。',
