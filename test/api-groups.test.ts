@@ -161,6 +161,26 @@ describe('groups', () => {
     expect((await api('GET', `/groups/${empty.id}`)).status).toBe(404);
   });
 
+  it('deletes a group its devices enrolled through once they moved away, and one whose profile was fetched but never used', async () => {
+    const school = await createGroup('移動元の学校', server.rootGroupId);
+    const device = new SimDevice();
+    await device.enroll(server.enrollUrl(school.id));
+    const { body: listed } = await api<{ items: { id: string; serialNumber: string }[] }>(
+      'GET',
+      '/devices?limit=1000',
+    );
+    const id = listed.items.find((d) => d.serialNumber === device.serialNumber)!.id;
+    expect((await api('PATCH', `/devices/${id}`, { groupId: server.rootGroupId })).status).toBe(200);
+    expect((await api('DELETE', `/groups/${school.id}`)).status).toBe(204);
+    // The device still checks in with the identity its profile (made for the deleted group) carries.
+    const [idle] = await device.connect();
+    expect(idle!.status).toBe(200);
+
+    const unused = await createGroup('使われなかったリンク', server.rootGroupId);
+    expect((await fetch(server.enrollUrl(unused.id))).status).toBe(200);
+    expect((await api('DELETE', `/groups/${unused.id}`)).status).toBe(204);
+  });
+
   it('paginates with nextCursor until null, without repeats', async () => {
     const parent = await createGroup('ページ', server.rootGroupId);
     for (let i = 0; i < 5; i++) await createGroup(`p${i}`, parent.id);

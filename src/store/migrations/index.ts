@@ -15,6 +15,7 @@ import * as m0013 from './0013_enrollment_links.ts';
 import * as m0014 from './0014_identity_renewal.ts';
 import * as m0015 from './0015_scep_challenges.ts';
 import * as m0016 from './0016_vpp_notification_ids.ts';
+import * as m0018 from './0018_identities_outlive_groups.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -34,6 +35,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0014_identity_renewal': m0014,
   '0015_scep_challenges': m0015,
   '0016_vpp_notification_ids': m0016,
+  '0018_identities_outlive_groups': m0018,
 };
 
 export const migrationProvider: MigrationProvider = {
