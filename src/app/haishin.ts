@@ -4,8 +4,10 @@ import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { loadDeviceCaSet } from '../mdm/device-ca.ts';
 import { registerAdminApi } from '../api/admin.ts';
+import { answerFrameworkError } from '../api/errors.ts';
 import { Commander, sessionGraceFor } from '../engine/commander.ts';
 import { LeasedWork, leaseTtlFor } from './leases.ts';
+import { registerLimits } from '../api/limits.ts';
 import type { LeasedWorkName } from './leases.ts';
 import { linkProcesses } from './event-relay.ts';
 import type { ProcessLink } from './event-relay.ts';
@@ -181,9 +183,13 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     const deviceCa = deviceCas.issuing;
     const fastifyOptions = {
       logger: o.logger ?? false,
+      // HAISHIN_TRUST_PROXY: the client address of a request through these proxies (decision 0027).
+      trustProxy: config.limits.trustProxy.length > 0 ? config.limits.trustProxy : false,
       bodyLimit: config.maxBodyBytes,
       // Unknown fields are a client mistake worth a 400, not something to drop silently.
       ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' as const, useDefaults: true } },
+      // A malformed URL is refused before routing: a 400 in the API's error shape (decision 0028).
+      frameworkErrors: answerFrameworkError,
     };
     // With HAISHIN_TLS_* the instance is typed over https.Server; routes, hooks and inject() are the
     // same for both, so the rest of haishin keeps the plain FastifyInstance type.
@@ -195,6 +201,12 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     app.addHook('onSend', async (_request, _reply, payload) => {
       await store.committed();
       return payload;
+    });
+    // Before any route: the limits attach to the routes as they are added (decision 0027).
+    const limits = await registerLimits(app, {
+      limits: config.limits,
+      maxBodyBytes: config.maxBodyBytes,
+      publicUrl: config.publicUrl,
     });
     const metrics = createMetrics({
       log: app.log,
@@ -361,6 +373,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       },
       publicUrl: config.publicUrl,
       pushCertificates,
+      authFailures: limits.authFailures,
     });
     // On PostgreSQL several processes may run: the one holding the Apps and Books poll follows the
     // events; the others keep the notifications they receive for it (decision 0019).
