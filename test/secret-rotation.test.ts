@@ -1,6 +1,7 @@
 // Issue 18, item 7 (decision 0027): every secret at rest re-sealed with a new key in one
 // transaction — device CA keys (the first one and a rotated one), the SCEP service's key, the
 // uploaded push certificate's key, VPP sTokens; a key that does not open a secret changes nothing.
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDeviceCaSet, loadOrCreateDeviceCa, rotateDeviceCa } from '../src/mdm/device-ca.ts';
 import { loadOrCreateScepRa } from '../src/mdm/scep/ra.ts';
@@ -21,7 +22,10 @@ const dialects = [
 async function allSealed(store: Store): Promise<string[]> {
   const settings = await store.db.kysely.selectFrom('settings').select('value').execute();
   const tokens = await store.db.kysely.selectFrom('vpp_tokens').select('sealed_stoken').execute();
-  const values: string[] = [];
+  const extra = await sql<{
+    v: string;
+  }>`select sealed_note as v from extra_secrets where sealed_note is not null`.execute(store.db.kysely);
+  const values: string[] = extra.rows.map((r) => r.v);
   for (const { value } of settings) {
     if (looksSealed(value)) values.push(value);
     else if (value.startsWith('{')) {
@@ -64,6 +68,11 @@ describe.each(dialects)('haishin secrets rotate on $name', ({ name, enabled }) =
         },
         T0,
       );
+    // A secret added later in a column named sealed_* is rotated without touching the command.
+    await sql`create table extra_secrets (id text primary key, sealed_note text)`.execute(store.db.kysely);
+    await sql`insert into extra_secrets (id, sealed_note) values ('a', ${OLD.seal('note')}), ('b', null)`.execute(
+      store.db.kysely,
+    );
     await store.committed();
   }, 120_000);
   afterAll(async () => {
@@ -89,12 +98,13 @@ describe.each(dialects)('haishin secrets rotate on $name', ({ name, enabled }) =
       { place: 'settings:device_ca.current', count: 1 },
       { place: 'settings:device_ca.key', count: 1 },
       { place: 'settings:push_certificate.key', count: 1 },
+      { place: 'extra_secrets.sealed_note', count: 1 },
       { place: 'vpp_tokens.sealed_stoken', count: 2 },
     ]);
     expect(ra?.count).toBe(1);
-    expect(result.total).toBe(6);
+    expect(result.total).toBe(7);
     const sealed = await allSealed(store);
-    expect(sealed).toHaveLength(6);
+    expect(sealed).toHaveLength(7);
     for (const v of sealed) {
       expect(() => OLD.open(v)).toThrow(/cannot be decrypted/);
       expect(() => NEW.open(v)).not.toThrow();
