@@ -166,6 +166,19 @@ describe('request limits and security headers', () => {
   });
 });
 
+describe('an https:// public URL', () => {
+  it('adds Strict-Transport-Security to every answer', async () => {
+    const server = await startTestServer({ env: { HAISHIN_PUBLIC_URL: 'https://mdm.example.org' } });
+    try {
+      const res = await server.haishin.app.inject({ method: 'GET', url: '/api/health' });
+      expect(res.headers['strict-transport-security']).toBe('max-age=31536000');
+      expect(res.headers['x-frame-options']).toBe('DENY');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('the limits configuration', () => {
   const base = { HAISHIN_DB: 'sqlite::memory:' };
 
