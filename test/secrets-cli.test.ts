@@ -65,6 +65,16 @@ describe('haishin secrets rotate: keys and refusals', () => {
     expect(await caOpensWith('the-current-key-0123456789')).toBe(true);
   });
 
+  it("on SQLite a killed serve's leftover lease does not refuse: the instance lock already proves no serve runs", async () => {
+    env.HAISHIN_SECRET_KEY = 'the-current-key-0123456789';
+    await databaseWith(env.HAISHIN_SECRET_KEY);
+    const store = await Store.open(env.HAISHIN_DB!, T0);
+    await store.leases.acquire('VPP event poll', 'a killed serve', new Date(), 3_600_000);
+    await store.close();
+    await rotateSecrets({ ...env, HAISHIN_NEW_SECRET_KEY: 'the-next-key-0123456789' }, {});
+    expect(await caOpensWith('the-next-key-0123456789')).toBe(true);
+  });
+
   it('refusals: no new key with HAISHIN_SECRET_KEY set, the same key, two sources, a short key', async () => {
     env.HAISHIN_SECRET_KEY = 'the-current-key-0123456789';
     await databaseWith(env.HAISHIN_SECRET_KEY);

@@ -96,8 +96,11 @@ export async function rotateSecrets(env: NodeJS.ProcessEnv, options: RotateOptio
   }
   try {
     // PostgreSQL lets serve run meanwhile: a live lease says a process is serving this database.
+    // (SQLite's instance lock, taken by Store.open, already proves none is; a killed serve's leases
+    // there would only refuse for nothing.)
     const now = new Date().toISOString();
-    const live = (await store.leases.all()).filter((l) => l.expires_at > now);
+    const live =
+      store.db.dialect === 'postgres' ? (await store.leases.all()).filter((l) => l.expires_at > now) : [];
     if (live.length > 0 && !options.force)
       throw new ConfigError(
         `a haishin process is serving this database (lease ${live[0]!.name} held by ${live[0]!.holder} until ${live[0]!.expires_at}): stop every serve process first — they hold the old key (--force if that process is gone)`,
