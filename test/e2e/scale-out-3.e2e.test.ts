@@ -142,6 +142,15 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
     return (await db.query<R>(text, values)).rows;
   }
 
+  /** The notification ids of `ids` not on record as applied in the database. */
+  async function unapplied(ids: string[]): Promise<string[]> {
+    const rows = await query<{ notification_id: string }>(
+      'select notification_id from vpp_notification_ids where applied_at is not null',
+    );
+    const applied = new Set(rows.map((r) => r.notification_id));
+    return ids.filter((id) => !applied.has(id));
+  }
+
   beforeAll(async () => {
     // Apple may deliver a notification twice: behind the proxy the copies reach different processes.
     fakes = await startFakesProcess(join(dir, 'apple'), ['--duplicate-notifications']);
@@ -220,6 +229,15 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
       const stream = await openEvents(watched.baseUrl);
       const pushesBefore = await pushesByToken();
       const served = proxy.log.length;
+      // The iPads enrolled through the proxy: every process handed out enrollment profiles and took
+      // enrollment check-ins (Authenticate, TokenUpdate).
+      for (let i = 0; i < PROCESSES; i++) {
+        const enrolment = proxy.log
+          .slice(0, served)
+          .filter((r) => r.backend === i && r.status === 200 && r.path.startsWith('/mdm/'));
+        expect(enrolment.filter((r) => r.path === '/mdm/enroll').length).toBeGreaterThan(0);
+        expect(enrolment.filter((r) => r.path === '/mdm/checkin').length).toBeGreaterThan(0);
+      }
       try {
         const distributionId = await distribute(FIRST.adamId);
         const final = await eventually(
@@ -287,6 +305,8 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
         for (const serve of serves) {
           const text = await (await fetch(`${serve.baseUrl}/metrics`)).text();
           expect(text).toMatch(/^haishin_events_channel_connected 1$/m);
+          // Every job succeeded: nothing waits for a diagnosis in the queue the processes share.
+          expect(text).toMatch(/^haishin_diagnosis_queue_jobs\{state="waiting"\} 0$/m);
           expect(
             Number(/^haishin_events_channel_messages_total\{direction="received"\} (\d+)$/m.exec(text)?.[1]),
           ).toBeGreaterThan(0);
@@ -311,6 +331,8 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
         expect(tests[0]!.n).toBe(1);
         const inbox = await query<{ n: number }>('select count(*)::int as n from vpp_notification_inbox');
         expect(inbox[0]!.n).toBe(0);
+        // Each notification answered is on record as applied, once (decision 0026).
+        expect(await unapplied([...backendsById.keys()])).toEqual([]);
       } finally {
         stream.close();
       }
@@ -355,6 +377,14 @@ describe.skipIf(!postgresAvailable)('three haishin serve behind a round-robin pr
       expect(installs[0]!.n).toBe(DEVICES);
       const inbox = await query<{ n: number }>('select count(*)::int as n from vpp_notification_inbox');
       expect(inbox[0]!.n).toBe(0);
+      // Notifications answered by any process, the killed one included, are on record as applied:
+      // their late copies are duplicates for the new holder (decision 0026).
+      const answered = new Set(
+        proxy.log
+          .filter((r) => r.path === '/vpp/notify' && r.status === 200)
+          .map((r) => (JSON.parse(r.body!) as { notificationId: string }).notificationId),
+      );
+      expect(await unapplied([...answered])).toEqual([]);
     },
   );
 });
