@@ -10,7 +10,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeVppService } from '../src/sim/vpp/server.ts';
 import type { SimDevice } from '../src/sim/device/device.ts';
-import { allCases } from './support/fuzz-inputs.ts';
+import { buildPlist } from '../src/mdm/plist.ts';
+import { allCases, protectedRanges } from './support/fuzz-inputs.ts';
 import type { FuzzContext } from './support/fuzz-inputs.ts';
 import {
   describeCase,
@@ -102,6 +103,26 @@ describe('fuzz: hostile input never hurts', () => {
       expect(body.error.messages).toMatchObject({ ja: expect.any(String), en: expect.any(String) });
     }
   });
+
+  // The fuzz run found that a flipped byte outside what is signed (SignedData's version and
+  // digestAlgorithms, SEQUENCE tags, NULL parameters) can pass; inside it, every single one must not.
+  it('a signature with any byte of its certificate, sid, digest algorithm, signed attributes or value flipped is a 400', async () => {
+    const [device] = good;
+    const body = Buffer.from(buildPlist({ Status: 'Idle', UDID: device!.udid }), 'utf8');
+    const raw = Buffer.from(device!.sign(body), 'base64');
+    let tried = 0;
+    for (const [from, to] of protectedRanges(raw)) {
+      for (let i = from; i < to; i++) {
+        const copy = Buffer.from(raw);
+        copy[i]! ^= 0x01;
+        const { status } = await device!.sendRaw('connect', body, copy.toString('base64'));
+        expect(status, `byte ${i} flipped`).toBe(400);
+        tried++;
+      }
+    }
+    expect(tried).toBeGreaterThan(500);
+    expect((await device!.sendRaw('connect', body, raw.toString('base64'))).status).toBe(200);
+  }, 120_000);
 
   it(`seed ${SEED}: never a 5xx, MDM refusals are 400 (never 401), API errors are 4xx, good iPads served throughout`, async () => {
     console.log(`fuzz seed ${SEED}, ${RUNS} runs${PATH ? `, path ${PATH}` : ''}`);

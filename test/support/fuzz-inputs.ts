@@ -242,7 +242,8 @@ export function hostilePlist(message: PlistDict): string {
       !(v instanceof Uint8Array) &&
       !(v instanceof PlistReal)
     ) {
-      const out: PlistDict = {};
+      // No prototype: a generated key "__proto__" stays a key.
+      const out = Object.create(null) as PlistDict;
       for (const [k, item] of Object.entries(v as PlistDict)) out[clean(k) as string] = clean(item);
       return out;
     }
@@ -426,6 +427,58 @@ function withInvalidUtf8(body: fc.Arbitrary<Uint8Array>) {
     });
 }
 
+interface Tlv {
+  tag: number;
+  start: number;
+  valueStart: number;
+  end: number;
+}
+
+function tlvAt(der: Uint8Array, at: number): Tlv {
+  let len = der[at + 1]!;
+  let header = 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    len = 0;
+    for (let k = 0; k < n; k++) len = len * 256 + der[at + 2 + k]!;
+    header += n;
+  }
+  return { tag: der[at]!, start: at, valueStart: at + header, end: at + header + len };
+}
+
+function childrenOf(der: Uint8Array, node: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let p = node.valueStart; p < node.end;) {
+    const child = tlvAt(der, p);
+    out.push(child);
+    p = child.end;
+  }
+  return out;
+}
+
+/**
+ * Byte ranges of a CMS SignedData (as a device makes it) that the signature depends on: the
+ * certificates, the SignerInfo's sid, digest algorithm OID, signed attributes and signature value.
+ * A flipped byte elsewhere (SignedData's version or digestAlgorithms set, a SEQUENCE tag, the NULL
+ * parameters) changes nothing signed, and haishin's reader tolerates some of those.
+ */
+export function protectedRanges(der: Uint8Array): [number, number][] {
+  const [, explicit] = childrenOf(der, tlvAt(der, 0));
+  const signedData = childrenOf(der, explicit!)[0]!;
+  const parts = childrenOf(der, signedData);
+  const certs = parts.find((p) => p.tag === 0xa0)!;
+  const signerInfo = childrenOf(der, parts.at(-1)!)[0]!;
+  const [, sid, digestAlgorithm, attributes, , value] = childrenOf(der, signerInfo);
+  const digestOid = childrenOf(der, digestAlgorithm!)[0]!;
+  return [
+    [certs.valueStart, certs.end],
+    [sid!.start, sid!.end],
+    [digestOid.valueStart, digestOid.end],
+    [attributes!.valueStart, attributes!.end],
+    [value!.valueStart, value!.end],
+  ];
+}
+
 /** Signature headers other than the attacker's own valid one; every one of them must be refused. */
 function badSignature(
   ctx: FuzzContext,
@@ -441,9 +494,22 @@ function badSignature(
       .integer({ min: 0, max: raw.length - 1 })
       .map((cut) => ({ kind: 'truncated signature', header: raw.subarray(0, cut).toString('base64') })),
     fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([at, x]) => {
+      // Inside what makes the signature: the signer certificate, the signer's id and digest
+      // algorithm, the signed attributes, the signature value.
+      const ranges = protectedRanges(raw);
+      const total = ranges.reduce((n, [a, b]) => n + b - a, 0);
+      let i = at % total;
+      let index = 0;
+      for (const [a, b] of ranges) {
+        if (i < b - a) {
+          index = a + i;
+          break;
+        }
+        i -= b - a;
+      }
       const copy = Buffer.from(raw);
-      copy[at % copy.length]! ^= x;
-      return { kind: 'signature with a flipped byte', header: copy.toString('base64') };
+      copy[index]! ^= x;
+      return { kind: 'signature with a flipped byte in what it signs', header: copy.toString('base64') };
     }),
     fc
       .uint8Array({ maxLength: 600 })
@@ -522,6 +588,21 @@ export function mdmCases(ctx: FuzzContext, schemas = checkinSchemas()): fc.Arbit
     .chain(([body, p, ct]) =>
       badSignature(ctx, body).map((s) => make(s.kind, p, ct, body, s.header, 'mdm-400')),
     );
+  // Outside what is signed a flipped byte may pass (see protectedRanges): it must still never hurt.
+  const flippedAnywhere = fc
+    .tuple(validBodies, endpoint, fc.nat(), fc.integer({ min: 1, max: 255 }))
+    .map(([body, p, at, x]) => {
+      const raw = Buffer.from(ctx.attacker.sign(body), 'base64');
+      raw[at % raw.length]! ^= x;
+      return make(
+        'signature with a flipped byte anywhere',
+        p,
+        MDM_CONTENT_TYPES[0]!,
+        body,
+        raw.toString('base64'),
+        'mdm-any',
+      );
+    });
   // A good device's exact message, resent: MDM has no nonce; it must simply not hurt.
   const replay = endpoint.map((p) =>
     make(
@@ -539,6 +620,7 @@ export function mdmCases(ctx: FuzzContext, schemas = checkinSchemas()): fc.Arbit
     { arbitrary: signedInvalidUtf8, weight: 1 },
     { arbitrary: badlySigned, weight: 4 },
     { arbitrary: replay, weight: 1 },
+    { arbitrary: flippedAnywhere, weight: 1 },
   );
 }
 

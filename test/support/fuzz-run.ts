@@ -65,8 +65,12 @@ export function judge(c: FuzzCase, a: Answer): string | null {
   }
 }
 
-/** API errors are `{error:{code,message}}` (DESIGN §7), whatever went wrong. */
+/**
+ * API errors are `{error:{code,message}}` (DESIGN §7), whatever went wrong — except Node's own HTTP
+ * parser refusing a request line and headers over 16 KB (431), before any of haishin's code runs.
+ */
 function apiErrorShape(a: Answer): string | null {
+  if (a.status === 431) return null;
   try {
     const body = JSON.parse(a.text) as { error?: { code?: unknown; message?: unknown } };
     if (typeof body.error?.code === 'string' && typeof body.error.message === 'string') return null;
