@@ -285,6 +285,28 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     await page.screenshot({ path: join(shotDir, 'tokens-ja.png'), fullPage: true });
   });
 
+  it('a group shows its enrollment links: one is created (link and QR code shown once), enrolls, and is revoked', async () => {
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
+    await page.locator('nav').getByText('グループ').click();
+    await page.locator(`button[data-show-links="${schoolId}"]`).click();
+    const section = page.locator(`[data-enrollment-links="${schoolId}"]`);
+    await section.locator('input[name="label"]').fill('2年1組のカート');
+    await section.locator('button[type="submit"]').click();
+    const url = await section.locator('[data-created-link] [data-link-url]').textContent();
+    expect(url).toMatch(/\/mdm\/enroll\?.*token=hse_/);
+    await section.locator('[data-created-link] svg[data-qr] path').waitFor();
+    // The link enrolls: the profile comes back.
+    expect((await fetch(url!)).status).toBe(200);
+    const row = section.locator('tr[data-link]', { hasText: '2年1組のカート' });
+    await row.and(page.locator('[data-state="active"]')).waitFor();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await row.getByRole('button').click();
+    await section.locator('tr[data-link][data-state="revoked"]', { hasText: '2年1組のカート' }).waitFor();
+    const refused = await fetch(url!);
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('enroll.link_revoked');
+  });
+
   it('the audit page lists who changed what, filtered by kind', async () => {
     const created = await world.api<{ id: string }>('POST', '/groups', {
       name: '監査テスト校',
