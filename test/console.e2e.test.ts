@@ -1,6 +1,7 @@
 // The admin console in a real browser (Debian chromium driven by playwright-core) against a real
 // haishin with simulated iPads. Skipped, with a printed reason, where chromium is not installed.
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONSOLE_DIR } from '../src/api/console.ts';
+import { generateDemoPushIdentity } from '../src/apple/apns/pushcert.ts';
 import type { SimDevice } from '../src/sim/device/device.ts';
 import { ADMIN, World } from './support/world.ts';
 import type { CatalogApp } from './support/world.ts';
@@ -500,6 +502,40 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     expect(await page.locator('.error').count()).toBe(1);
     expect(await text('.error')).toContain('job.not_found');
     expect(pageErrors).toEqual([]);
+  });
+
+  it('the Server page replaces the push certificate: a renewed one is taken, a created one (new topic) refused until forced', async () => {
+    const pem = (name: string, text: string) => ({
+      name,
+      mimeType: 'application/x-pem-file',
+      buffer: Buffer.from(text),
+    });
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
+    await page.locator('nav').getByText('サーバー').click();
+    const upload = page.locator('[data-push-upload]');
+    // Created in Apple's portal instead of renewed: another topic, refused with the reason.
+    const created = generateDemoPushIdentity(new Date(), { validDays: 365 });
+    world.fakes.apns.trust(created.certPem);
+    await upload.locator('input[name="cert"]').setInputFiles(pem('created.pem', created.certPem));
+    await upload.locator('input[name="key"]').setInputFiles(pem('created.key', created.keyPem));
+    await upload.locator('button[type="submit"]').click();
+    await upload.locator('.error', { hasText: 'push_certificate.topic_changed' }).waitFor();
+    await upload.locator('input[name="force"]').waitFor();
+    // Renewed: the same topic, taken at once.
+    const renewed = generateDemoPushIdentity(new Date(), { topic: world.fakes.push.topic, validDays: 400 });
+    world.fakes.apns.trust(renewed.certPem);
+    await upload.locator('input[name="cert"]').setInputFiles(pem('renewed.pem', renewed.certPem));
+    await upload.locator('input[name="key"]').setInputFiles(pem('renewed.key', renewed.keyPem));
+    await upload.locator('button[type="submit"]').click();
+    await upload.locator('[data-push-replaced]').waitFor();
+    const status = await world.api<{ pushCertificate: { notAfter: string; topic: string } }>(
+      'GET',
+      '/status',
+    );
+    expect(status.body.pushCertificate.topic).toBe(world.fakes.push.topic);
+    expect(status.body.pushCertificate.notAfter).toBe(
+      new Date(new X509Certificate(renewed.certPem).validTo).toISOString(),
+    );
   });
 
   it('runs under its Content-Security-Policy with no violation, and may not be framed', async () => {
