@@ -1,23 +1,17 @@
 // Issue 16, item 3 (decision 0021): failed jobs waiting for their background diagnosis are rows
 // any process may claim — each diagnosed once, by whichever process claims it, a few at a time;
 // the claims of a process that died lapse; a stop leaves the queue for the next start.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { DIALECTS, twoStores } from './support/two-stores.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import type { Cause } from '../src/diagnosis/index.ts';
 import type { EngineContext } from '../src/engine/jobs/context.ts';
 import { DiagnosisQueue } from '../src/engine/jobs/diagnosis-queue.ts';
 import type { JobRow } from '../src/store/job-repo.ts';
-import { Store } from '../src/store/store.ts';
-import { postgresAvailable, startPostgres } from './support/pg.ts';
-import type { ThrowawayPostgres } from './support/pg.ts';
+import type { Store } from '../src/store/store.ts';
 
 const T0 = new Date('2026-12-07T09:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
-
-const dialects = [
-  { name: 'sqlite', enabled: true },
-  { name: 'postgres', enabled: postgresAvailable },
-] as const;
 
 /**
  * What the background diagnosis needs of the engine: the store's queue, failed jobs (read again
@@ -52,33 +46,15 @@ async function until(check: () => boolean, what: string): Promise<void> {
   throw new Error(`never: ${what}`);
 }
 
-describe.each(dialects)('the diagnosis queue on $name', ({ name, enabled }) => {
-  let pg: ThrowawayPostgres | null = null;
-  let one: Store;
-  let two: Store;
-
-  beforeAll(async () => {
-    if (!enabled) return;
-    if (name === 'postgres') {
-      pg = await startPostgres();
-      one = await Store.open(pg.url, T0);
-      two = await Store.open(pg.url, T0);
-    } else {
-      one = await Store.open('sqlite::memory:', T0);
-      two = one;
-    }
-  }, 60_000);
-  afterAll(async () => {
-    if (two !== one) await two?.close();
-    await one?.close();
-    pg?.stop();
-  });
+describe.each(DIALECTS)('the diagnosis queue on $name', ({ name, enabled }) => {
+  /** Two stores on the same database: two processes, as far as the database can tell. */
+  const stores = twoStores(name, enabled, T0);
 
   it.skipIf(!enabled)(
     'the repo: claims are disjoint, oldest first; a lapsed claim is taken over; done removes',
     async () => {
-      const q1 = one.diagnosisQueue;
-      const q2 = two.diagnosisQueue;
+      const q1 = stores.one.diagnosisQueue;
+      const q2 = stores.two.diagnosisQueue;
       for (let i = 0; i < 30; i++) await (i % 2 ? q1 : q2).add(`r-${String(i).padStart(2, '0')}`, at(i));
       // Many claims at once from both: no job in two of them. p1's claims are short.
       const claims = await Promise.all(
@@ -125,7 +101,7 @@ describe.each(dialects)('the diagnosis queue on $name', ({ name, enabled }) => {
       const ranked: string[] = [];
       const running = [0, 0];
       const most = [0, 0];
-      const queues = [one, two].map(
+      const queues = [stores.one, stores.two].map(
         (store, p) =>
           new DiagnosisQueue(contextOn(store, clock, failed), async (job: JobRow): Promise<Cause[]> => {
             most[p] = Math.max(most[p]!, ++running[p]!);
@@ -147,7 +123,7 @@ describe.each(dialects)('the diagnosis queue on $name', ({ name, enabled }) => {
       expect(ranked.sort()).toEqual([...failed].sort());
       expect(most[0]).toBeLessThanOrEqual(4);
       expect(most[1]).toBeLessThanOrEqual(4);
-      expect(await one.diagnosisQueue.all()).toEqual([]);
+      expect(await stores.one.diagnosisQueue.all()).toEqual([]);
     },
   );
 
@@ -161,7 +137,7 @@ describe.each(dialects)('the diagnosis queue on $name', ({ name, enabled }) => {
       const gate = new Promise<void>((r) => {
         release = r;
       });
-      const ctx = contextOn(one, clock, failed);
+      const ctx = contextOn(stores.one, clock, failed);
       const first = new DiagnosisQueue(ctx, async (job) => {
         await gate;
         ranked.push(job.id);
@@ -176,19 +152,19 @@ describe.each(dialects)('the diagnosis queue on $name', ({ name, enabled }) => {
       release();
       await Promise.all(running);
       expect(ranked).toHaveLength(4);
-      expect(await one.diagnosisQueue.all()).toHaveLength(8);
+      expect(await stores.one.diagnosisQueue.all()).toHaveLength(8);
       first.queue('after-stop');
       expect(first.pending).toBe(0);
 
       const again: string[] = [];
-      const next = new DiagnosisQueue(contextOn(two, clock, failed), async (job) => {
+      const next = new DiagnosisQueue(contextOn(stores.two, clock, failed), async (job) => {
         again.push(job.id);
         return [];
       });
       next.resume();
       await until(() => again.length === 8 && next.pending === 0, 'the rest diagnosed after the restart');
       expect(new Set([...ranked, ...again])).toEqual(failed);
-      expect(await two.diagnosisQueue.all()).toEqual([]);
+      expect(await stores.two.diagnosisQueue.all()).toEqual([]);
     },
   );
 });

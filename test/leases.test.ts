@@ -1,69 +1,43 @@
 // Issue 16, item 2 (first step): timed work under leases that expire, so that several processes
 // on one PostgreSQL database do it once and take it over from one that dies (decision 0019).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { DIALECTS, twoStores } from './support/two-stores.ts';
 import { LeasedWork } from '../src/app/leases.ts';
 import { ManualClock } from '../src/core/clock.ts';
-import { Store } from '../src/store/store.ts';
-import { postgresAvailable, startPostgres } from './support/pg.ts';
-import type { ThrowawayPostgres } from './support/pg.ts';
 
 const T0 = new Date('2026-12-07T09:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
 
-const dialects = [
-  { name: 'sqlite', enabled: true },
-  { name: 'postgres', enabled: postgresAvailable },
-] as const;
-
-describe.each(dialects)('leases on $name', ({ name, enabled }) => {
-  let pg: ThrowawayPostgres | null = null;
+describe.each(DIALECTS)('leases on $name', ({ name, enabled }) => {
   /** Two stores on the same database: two processes, as far as the database can tell. */
-  let one: Store;
-  let two: Store;
-
-  beforeAll(async () => {
-    if (!enabled) return;
-    if (name === 'postgres') {
-      pg = await startPostgres();
-      one = await Store.open(pg.url, T0);
-      two = await Store.open(pg.url, T0);
-    } else {
-      one = await Store.open('sqlite::memory:', T0);
-      two = one;
-    }
-  }, 60_000);
-  afterAll(async () => {
-    if (two !== one) await two?.close();
-    await one?.close();
-    pg?.stop();
-  });
+  const stores = twoStores(name, enabled, T0);
 
   it.skipIf(!enabled)(
     'one holder at a time; renewed by its holder; taken over once expired; released at once',
     async () => {
-      expect(await one.leases.acquire('tick', 'A', at(0), 30_000)).toBe(true);
-      expect(await two.leases.acquire('tick', 'B', at(1_000), 30_000)).toBe(false);
+      expect(await stores.one.leases.acquire('tick', 'A', at(0), 30_000)).toBe(true);
+      expect(await stores.two.leases.acquire('tick', 'B', at(1_000), 30_000)).toBe(false);
       // Renewed: still A's, acquired when A first took it.
-      expect(await one.leases.acquire('tick', 'A', at(20_000), 30_000)).toBe(true);
-      expect(await two.leases.acquire('tick', 'B', at(40_000), 30_000)).toBe(false);
-      let [row] = await one.leases.all();
+      expect(await stores.one.leases.acquire('tick', 'A', at(20_000), 30_000)).toBe(true);
+      expect(await stores.two.leases.acquire('tick', 'B', at(40_000), 30_000)).toBe(false);
+      let [row] = await stores.one.leases.all();
       expect(row).toMatchObject({
         holder: 'A',
         acquired_at: at(0).toISOString(),
         expires_at: at(50_000).toISOString(),
       });
       // A stopped renewing (it died): past the expiry B takes it, anew.
-      expect(await two.leases.acquire('tick', 'B', at(50_001), 30_000)).toBe(true);
-      [row] = await one.leases.all();
+      expect(await stores.two.leases.acquire('tick', 'B', at(50_001), 30_000)).toBe(true);
+      [row] = await stores.one.leases.all();
       expect(row).toMatchObject({ holder: 'B', acquired_at: at(50_001).toISOString() });
-      expect(await one.leases.acquire('tick', 'A', at(50_002), 30_000)).toBe(false);
+      expect(await stores.one.leases.acquire('tick', 'A', at(50_002), 30_000)).toBe(false);
       // Leases are by name: another piece of work is free.
-      expect(await one.leases.acquire('vpp', 'A', at(50_002), 30_000)).toBe(true);
+      expect(await stores.one.leases.acquire('vpp', 'A', at(50_002), 30_000)).toBe(true);
       // B stops cleanly: A takes over at once.
-      await one.leases.release('tick', 'A'); // not A's: nothing happens
-      expect(await one.leases.acquire('tick', 'A', at(50_003), 30_000)).toBe(false);
-      await two.leases.release('tick', 'B');
-      expect(await one.leases.acquire('tick', 'A', at(50_004), 30_000)).toBe(true);
+      await stores.one.leases.release('tick', 'A'); // not A's: nothing happens
+      expect(await stores.one.leases.acquire('tick', 'A', at(50_003), 30_000)).toBe(false);
+      await stores.two.leases.release('tick', 'B');
+      expect(await stores.one.leases.acquire('tick', 'A', at(50_004), 30_000)).toBe(true);
     },
   );
 
@@ -71,8 +45,8 @@ describe.each(dialects)('leases on $name', ({ name, enabled }) => {
     'LeasedWork: of two processes only the holder runs the work; after a clean stop the other does',
     async () => {
       const clock = new ManualClock(at(100_000).toISOString());
-      const a = new LeasedWork({ leases: one.leases, clock });
-      const b = new LeasedWork({ leases: two.leases, clock });
+      const a = new LeasedWork({ leases: stores.one.leases, clock });
+      const b = new LeasedWork({ leases: stores.two.leases, clock });
       const ran: string[] = [];
       for (let i = 0; i < 3; i++) {
         await a.run('compaction', 30_000, async () => ran.push('a'));

@@ -2,12 +2,13 @@
 // the database, so a notification Apple delivers twice is applied once whichever processes the
 // copies reach — before and after a takeover of the events by another process.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIALECTS, twoStores } from './support/two-stores.ts';
 import { VppEventTracker } from '../src/apple/vpp/events.ts';
 import type { NotificationClaims, NotificationResult } from '../src/apple/vpp/events.ts';
 import type { VppEventClient } from '../src/apple/vpp/events.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import { FakeVppService } from '../src/sim/vpp/server.ts';
-import { Store } from '../src/store/store.ts';
+import type { Store } from '../src/store/store.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from './support/pg.ts';
 import type { ThrowawayPostgres } from './support/pg.ts';
 import { startTestServer } from './support/server.ts';
@@ -19,39 +20,15 @@ const T0 = new Date('2026-12-07T09:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
 const DAY = 86_400_000;
 
-const dialects = [
-  { name: 'sqlite', enabled: true },
-  { name: 'postgres', enabled: postgresAvailable },
-] as const;
-
-describe.each(dialects)('notification ids on $name', ({ name, enabled }) => {
-  let pg: ThrowawayPostgres | null = null;
+describe.each(DIALECTS)('notification ids on $name', ({ name, enabled }) => {
   /** Two stores on the same database: two processes, as far as the database can tell. */
-  let one: Store;
-  let two: Store;
-
-  beforeAll(async () => {
-    if (!enabled) return;
-    if (name === 'postgres') {
-      pg = await startPostgres();
-      one = await Store.open(pg.url, T0);
-      two = await Store.open(pg.url, T0);
-    } else {
-      one = await Store.open('sqlite::memory:', T0);
-      two = one;
-    }
-  }, 60_000);
-  afterAll(async () => {
-    if (two !== one) await two?.close();
-    await one?.close();
-    pg?.stop();
-  });
+  const stores = twoStores(name, enabled, T0);
 
   it.skipIf(!enabled)(
     'the first claim applies; a copy is a duplicate while claimed and once applied; a failed claim is given back; a dead claim is taken over once expired; pruned after the retention',
     async () => {
-      const ids = one.vppNotifications;
-      const other = two.vppNotifications;
+      const ids = stores.one.vppNotifications;
+      const other = stores.two.vppNotifications;
       expect(await ids.claim('tok', 'n-1', 'A', at(0), 60_000)).toBe(true);
       // Being applied by A: B's copy is a duplicate (A answers Apple with an error if it fails).
       expect(await other.claim('tok', 'n-1', 'B', at(1_000), 60_000)).toBe(false);
@@ -127,8 +104,8 @@ describe.each(dialects)('notification ids on $name', ({ name, enabled }) => {
           },
           claims: claimsOn(store, 'tok-3'),
         });
-      const a = tracker(one);
-      const b = tracker(two);
+      const a = tracker(stores.one);
+      const b = tracker(stores.two);
       const count = (id: string) => ({
         notificationId: id,
         notificationType: 'ASSET_COUNT',
@@ -142,7 +119,7 @@ describe.each(dialects)('notification ids on $name', ({ name, enabled }) => {
       expect(results.filter((r) => r.accepted && !r.duplicate)).toHaveLength(1);
       expect(counted).toEqual([5]);
       // A tracker with an empty memory (a restart, or the process that took the events over).
-      const c = tracker(one);
+      const c = tracker(stores.one);
       expect(await c.handleNotification(count('c-1'), bearer)).toMatchObject({ duplicate: true });
       expect(counted).toEqual([5]);
 
