@@ -20,6 +20,7 @@ import type { DeviceChange, EventBus } from '../engine/events.ts';
 import type { Store } from '../store/store.ts';
 import { Refusal } from '../core/refusal.ts';
 import { ApiError, errorBody } from './errors.ts';
+import { refuseNulCharacters } from './text-guard.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
@@ -151,6 +152,7 @@ export async function registerAdminApi(
         }
         req.adminTokenId = token.id;
       });
+      scope.addHook('preValidation', refuseNulCharacters);
       scope.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) =>
         sendError(err, req, reply),
       );

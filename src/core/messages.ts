@@ -20,6 +20,11 @@ export const API_MESSAGES = {
     en: 'The request is not valid: {detail}',
     ja: 'リクエストの内容が正しくありません: {detail}',
   },
+  'request.nul_character': {
+    en: 'The request contains the character U+0000 (NUL) in its {where}, which haishin cannot store.',
+    ja: 'リクエストの {where} に文字 U+0000 (NUL) が含まれています。haishin はこの文字を保存できません。',
+  },
+
   'request.too_large': {
     en: 'The request body is larger than this route accepts ({limit} bytes).',
     ja: 'リクエストの本文が大きすぎます（このルートの上限は {limit} バイトです）。',

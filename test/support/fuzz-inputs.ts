@@ -738,7 +738,7 @@ function vppShaped(): fc.Arbitrary<unknown> {
   );
   return fc.record(
     {
-      notificationId: fc.oneof(fc.uuid(), fc.string(), anyJson),
+      notificationId: fc.oneof(fc.uuid(), fc.string(), fc.constantFrom('n\u0000', '\u0000'), anyJson),
       notificationType: fc.oneof(
         fc.constantFrom(
           'ASSET_MANAGEMENT',
@@ -877,14 +877,17 @@ function valueFor(schema: JsonSchema | undefined, depth = 0): fc.Arbitrary<unkno
   if (schema?.enum?.length) plausible.push(fc.constantFrom(...schema.enum));
   if (schema?.const !== undefined) plausible.push(fc.constant(schema.const));
   const t = Array.isArray(schema?.type) ? schema?.type[0] : schema?.type;
-  if (t === 'string') plausible.push(fc.string({ maxLength: 80 }));
+  // Any code point too (NUL, lone surrogates, controls): text columns differ between stores.
+  if (t === 'string')
+    plausible.push(fc.string({ maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 20 }));
   if (t === 'integer' || t === 'number') plausible.push(fc.integer());
   if (t === 'boolean') plausible.push(fc.boolean());
   if (t === 'array' && depth < 3)
     plausible.push(fc.array(valueFor(schema?.items, depth + 1), { maxLength: 3 }));
   if (t === 'object' && schema?.properties && depth < 3) plausible.push(objectFor(schema, depth + 1));
   for (const alt of schema?.anyOf ?? []) if (depth < 3) plausible.push(valueFor(alt, depth + 1));
-  return fc.oneof(edge, anyJsonValue, ...plausible);
+  const nul = fc.constantFrom('\u0000', 'a\u0000b', 'x'.repeat(30) + '\u0000');
+  return fc.oneof(edge, nul, anyJsonValue, ...plausible);
 }
 
 function objectFor(schema: JsonSchema, depth = 0): fc.Arbitrary<Record<string, unknown>> {
@@ -898,12 +901,14 @@ function objectFor(schema: JsonSchema, depth = 0): fc.Arbitrary<Record<string, u
 }
 
 const PATH_PARAM = fc.oneof(
+  fc.constantFrom('%00', 'a%00b'),
   fc.string({ minLength: 1, maxLength: 40 }),
   fc.uuid(),
   fc.constantFrom(
     '..',
     '%2e%2e',
     '%00',
+    'a%00b',
     '%ZZ',
     '%E0%A4%A',
     '%C0%80',

@@ -155,6 +155,25 @@ const ANY_ASSET = '*';
 const EARLY_TTL_MS = 10 * 60_000;
 const EARLY_MAX = 1000;
 
+/** Whether a parsed JSON value holds U+0000 in a key or a string. Iterative: bodies may be deep. */
+function holdsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return true;
+    } else if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, item] of Object.entries(v)) {
+        if (key.includes('\u0000')) return true;
+        stack.push(item);
+      }
+    }
+  }
+  return false;
+}
+
 export class VppEventTracker {
   readonly #clock: Clock;
   readonly #client: VppEventClient;
@@ -338,6 +357,9 @@ export class VppEventTracker {
     }
     if (!isObject(json))
       return { accepted: false, reason: 'malformed', message: 'the body is not a JSON object' };
+    // PostgreSQL cannot store U+0000 in text (the claim of the id failed: a 500); Apple never sends it.
+    if (holdsNul(json))
+      return { accepted: false, reason: 'malformed', message: 'the body holds the character U+0000' };
     const notificationId = typeof json['notificationId'] === 'string' ? json['notificationId'] : null;
     const notificationType = typeof json['notificationType'] === 'string' ? json['notificationType'] : null;
     if (!notificationId || !notificationType) {
