@@ -57,7 +57,8 @@ export function judge(c: FuzzCase, a: Answer): string | null {
     case 'vpp-401':
       return a.status === 401 ? null : `answered ${a.status} without a known bearer`;
     case 'api-401':
-      return a.status === 401 || a.status === 400
+      // 400 for a URL refused before routing, 431 for a request line over 16 KB: both before auth.
+      return [400, 401, 431].includes(a.status)
         ? apiErrorShape(a)
         : `answered ${a.status} without a valid token`;
     case 'api':
