@@ -6,12 +6,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { pkcs12ToIdentity } from '../../src/mdm/identity/ca.ts';
 import { parsePlistDict } from '../../src/mdm/plist.ts';
 import type { PlistDict } from '../../src/mdm/plist.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
-import { adminApi, runHaishin, startFakesProcess, startServe } from './support.ts';
+import { adminApi, runHaishin, startFakesProcess, startServe, testServeEnv } from './support.ts';
 import type { HaishinProcess } from './support.ts';
 
 const ADMIN = 'e2e-admin-token-ca-rotate-0123456789';
@@ -41,19 +40,7 @@ describe('haishin ca rotate', () => {
     async () => {
       const started = await startFakesProcess(join(dir, 'apple'));
       fakes = started.proc;
-      const port = await freePort();
-      const baseUrl = `http://127.0.0.1:${port}`;
-      const env = {
-        ...started.info.env,
-        HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
-        HAISHIN_DATA_DIR: join(dir, 'data'),
-        HAISHIN_LISTEN: `127.0.0.1:${port}`,
-        HAISHIN_PUBLIC_URL: baseUrl,
-        HAISHIN_ADMIN_TOKEN: ADMIN,
-        HAISHIN_LOG_LEVEL: 'warn',
-        HAISHIN_DEVICE_KEY_TYPE: 'ec',
-        HAISHIN_PKCS12_ITERATIONS: '1',
-      };
+      const { env, baseUrl } = await testServeEnv({ fakesEnv: started.info.env, dir, admin: ADMIN });
       let run = await startServe(env);
       serve = run.proc;
       const ipad = new SimDevice();

@@ -5,9 +5,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
-import { adminApi, createEnrollmentLink, runHaishin, startFakesProcess, startServe } from './support.ts';
+import {
+  adminApi,
+  createEnrollmentLink,
+  runHaishin,
+  startFakesProcess,
+  startServe,
+  testServeEnv,
+} from './support.ts';
 import type { HaishinProcess } from './support.ts';
 
 const ADMIN = 'links-e2e-admin-token-0123456789';
@@ -26,19 +32,7 @@ describe('enrollment links (haishin serve + haishin enrollment-links)', () => {
   beforeAll(async () => {
     const started = await startFakesProcess(join(dir, 'apple'));
     fakes = started.proc;
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    env = {
-      ...started.info.env,
-      HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
-      HAISHIN_DATA_DIR: join(dir, 'data'),
-      HAISHIN_LISTEN: `127.0.0.1:${port}`,
-      HAISHIN_PUBLIC_URL: baseUrl,
-      HAISHIN_ADMIN_TOKEN: ADMIN,
-      HAISHIN_LOG_LEVEL: 'warn',
-      HAISHIN_DEVICE_KEY_TYPE: 'ec',
-      HAISHIN_PKCS12_ITERATIONS: '1',
-    };
+    ({ env, baseUrl } = await testServeEnv({ fakesEnv: started.info.env, dir, admin: ADMIN }));
     const served = await startServe(env);
     serve = served.proc;
     rootId = new URL(served.enrollUrl).searchParams.get('group')!;

@@ -7,10 +7,17 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
 import { relayPushes, SimFleet } from '../../src/sim/fleet.ts';
-import { adminApi, control, eventually, runHaishin, startFakesProcess, startServe } from './support.ts';
+import {
+  adminApi,
+  control,
+  eventually,
+  runHaishin,
+  startFakesProcess,
+  startServe,
+  testServeEnv,
+} from './support.ts';
 import type { FakesInfo, HaishinProcess } from './support.ts';
 
 const ADMIN = 'pushcert-e2e-admin-token-0123456789';
@@ -75,19 +82,7 @@ describe('push certificate replaced while haishin serve runs', () => {
   beforeAll(async () => {
     fakes = await startFakesProcess(join(dir, 'apple'));
     relay = await relayPushes(fakes.info.control, fleet);
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    env = {
-      ...fakes.info.env,
-      HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
-      HAISHIN_DATA_DIR: join(dir, 'data'),
-      HAISHIN_LISTEN: `127.0.0.1:${port}`,
-      HAISHIN_PUBLIC_URL: baseUrl,
-      HAISHIN_ADMIN_TOKEN: ADMIN,
-      HAISHIN_LOG_LEVEL: 'warn',
-      HAISHIN_DEVICE_KEY_TYPE: 'ec',
-      HAISHIN_PKCS12_ITERATIONS: '1',
-    };
+    ({ env, baseUrl } = await testServeEnv({ fakesEnv: fakes.info.env, dir, admin: ADMIN }));
     const served = await startServe(env);
     serve = served.proc;
     enrollUrl = served.enrollUrl;

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/cli/net.ts';
 import { TERMINAL_STATUSES } from '../../src/core/jobs.ts';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -99,6 +100,35 @@ export async function startFakesProcess(
   await proc.waitForLine(/^fakes ready$/);
   const info = JSON.parse(readFileSync(join(dir, 'fakes.json'), 'utf8')) as FakesInfo;
   return { proc, info };
+}
+
+/**
+ * The environment of a test's `haishin serve`: the fakes' URLs, the database (SQLite in `dir`
+ * unless `db` says otherwise), a free port on 127.0.0.1 that is also the public URL, and P-256
+ * identities with a one-iteration PKCS#12 (decision 0010) so that iPads enroll fast.
+ */
+export async function testServeEnv(o: {
+  fakesEnv: Record<string, string>;
+  dir: string;
+  admin: string;
+  db?: string;
+}): Promise<{ env: Record<string, string>; baseUrl: string }> {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  return {
+    baseUrl,
+    env: {
+      ...o.fakesEnv,
+      HAISHIN_DB: o.db ?? `sqlite:${join(o.dir, 'haishin.db')}`,
+      HAISHIN_DATA_DIR: join(o.dir, 'data'),
+      HAISHIN_LISTEN: `127.0.0.1:${port}`,
+      HAISHIN_PUBLIC_URL: baseUrl,
+      HAISHIN_ADMIN_TOKEN: o.admin,
+      HAISHIN_LOG_LEVEL: 'warn',
+      HAISHIN_DEVICE_KEY_TYPE: 'ec',
+      HAISHIN_PKCS12_ITERATIONS: '1',
+    },
+  };
 }
 
 /**
