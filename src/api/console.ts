@@ -19,10 +19,13 @@ export function consoleUrl(baseUrl: string, adminToken: string | null): string {
   return adminToken ? `${base}#token=${encodeURIComponent(adminToken)}` : base;
 }
 
-/** Shown at `/` when the console has not been built; the server still works without it. */
+/**
+ * Shown at `/` when the console has not been built; the server still works without it. Plain
+ * HTML: the Content-Security-Policy of every answer refuses inline styles.
+ */
 const NOT_BUILT_PAGE = `<!doctype html>
 <html lang="ja"><head><meta charset="utf-8"><title>haishin</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; line-height: 1.6">
+<body>
 <h1>haishin 配信</h1>
 <p lang="ja">管理コンソールがまだビルドされていません。<code>npm run build:web</code> を実行してから、このページを再読み込みしてください。REST API (<code>/api/v1</code>) はこのままで使えます。</p>
 <p lang="en">The admin console has not been built yet. Run <code>npm run build:web</code>, then reload this page. The REST API (<code>/api/v1</code>) works without it.</p>
