@@ -1,24 +1,6 @@
 import type { FastifyRequest } from 'fastify';
+import { holdsNul } from '../core/nul.ts';
 import { ApiError } from './errors.ts';
-
-/** Whether a value holds U+0000 in a key or a string. Iterative: bodies may be deeply nested. */
-function nulIn(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') {
-      if (v.includes('\u0000')) return true;
-    } else if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
-    } else if (v !== null && typeof v === 'object') {
-      for (const [key, item] of Object.entries(v)) {
-        if (key.includes('\u0000')) return true;
-        stack.push(item);
-      }
-    }
-  }
-  return false;
-}
 
 /**
  * A preValidation hook for the admin API: text holding U+0000 is a 400 `request.nul_character`.
@@ -31,6 +13,6 @@ export async function refuseNulCharacters(req: FastifyRequest): Promise<void> {
     ['query', req.query],
     ['body', req.body],
   ] as const) {
-    if (nulIn(value)) throw ApiError.of(400, 'request.nul_character', { where });
+    if (holdsNul(value)) throw ApiError.of(400, 'request.nul_character', { where });
   }
 }

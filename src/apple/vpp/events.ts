@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { holdsNul } from '../../core/nul.ts';
 import type { Clock } from '../../core/clock.ts';
 import { VppError, classifyVppError, isTokenKind } from './errors.ts';
 import type { VppErrorKind } from './errors.ts';
@@ -154,25 +155,6 @@ const ANY_ASSET = '*';
 /** How long and how many early notifications are kept for events not registered yet. */
 const EARLY_TTL_MS = 10 * 60_000;
 const EARLY_MAX = 1000;
-
-/** Whether a parsed JSON value holds U+0000 in a key or a string. Iterative: bodies may be deep. */
-function holdsNul(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') {
-      if (v.includes('\u0000')) return true;
-    } else if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
-    } else if (v !== null && typeof v === 'object') {
-      for (const [key, item] of Object.entries(v)) {
-        if (key.includes('\u0000')) return true;
-        stack.push(item);
-      }
-    }
-  }
-  return false;
-}
 
 export class VppEventTracker {
   readonly #clock: Clock;
