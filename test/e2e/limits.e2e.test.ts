@@ -7,9 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
-import { startFakesProcess, startServe } from './support.ts';
+import { startFakesProcess, startServe, testServeEnv } from './support.ts';
 import type { HaishinProcess } from './support.ts';
 
 const ADMIN = 'e2e-admin-token-limits-0123456789abcdef';
@@ -30,18 +29,9 @@ describe('haishin serve: request limits and security headers', () => {
     async () => {
       const started = await startFakesProcess(join(dir, 'apple'));
       fakes = started.proc;
-      const port = await freePort();
-      const baseUrl = `http://127.0.0.1:${port}`;
+      const { env, baseUrl } = await testServeEnv({ fakesEnv: started.info.env, dir, admin: ADMIN });
       const run = await startServe({
-        ...started.info.env,
-        HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
-        HAISHIN_DATA_DIR: join(dir, 'data'),
-        HAISHIN_LISTEN: `127.0.0.1:${port}`,
-        HAISHIN_PUBLIC_URL: baseUrl,
-        HAISHIN_ADMIN_TOKEN: ADMIN,
-        HAISHIN_LOG_LEVEL: 'warn',
-        HAISHIN_DEVICE_KEY_TYPE: 'ec',
-        HAISHIN_PKCS12_ITERATIONS: '1',
+        ...env,
         HAISHIN_TRUST_PROXY: '127.0.0.1',
         HAISHIN_RATE_LIMIT_ENROLL: '3/1m',
         HAISHIN_RATE_LIMIT_AUTH: '4/1m',
