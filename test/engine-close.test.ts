@@ -16,6 +16,7 @@ const TIMINGS = {
   requestTimeoutMs: 600_000,
   sessionTimeoutMs: 60_000,
   notNowRetryMs: 60_000,
+  silentRepushMs: 180_000,
   verifyEveryMs: 60_000,
   maxTransientRetries: 3,
   transientBackoffMs: 1_000,

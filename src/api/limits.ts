@@ -89,14 +89,15 @@ export async function registerLimits(
   });
 
   const https = o.publicUrl.startsWith('https://');
-  app.addHook('onSend', async (req, reply, payload) => {
+  // Callback style, not async: every answer passes here, device check-ins included.
+  app.addHook('onSend', (_req, reply, payload, done) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('x-frame-options', 'DENY');
     reply.header('referrer-policy', 'no-referrer');
     // The console's index.html sets its own policy (console.ts); everything else is data.
     if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', API_CSP);
     if (https) reply.header('strict-transport-security', 'max-age=31536000');
-    return payload;
+    done(null, payload);
   });
 
   if (o.limits.trustProxy.length === 0) {

@@ -33,10 +33,12 @@ import { AppMetaClient } from '../apple/appmeta/client.ts';
 import { AppUpdates } from '../engine/app-updates.ts';
 import type { VppTokensOptions } from '../engine/vpp-tokens.ts';
 import { createHash, randomUUID, X509Certificate } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { EnrollmentProfiles } from '../mdm/enroll.ts';
 import { IdentityRenewal } from '../engine/identity-renewal.ts';
 import type { CertAndKey } from '../mdm/identity/ca.ts';
 import { MdmSignatureVerifier } from '../mdm/identity/signature.ts';
+import { SignatureThreads } from '../mdm/identity/signature-threads.ts';
 import type { MdmListener } from '../mdm/ports.ts';
 import { registerMdmRoutes } from '../mdm/routes.ts';
 import { EnrollmentGate } from '../mdm/enrollment-gate.ts';
@@ -44,6 +46,7 @@ import { ScepServer } from '../mdm/scep/server.ts';
 import { registerScepRoutes } from '../mdm/scep/routes.ts';
 import { loadOrCreateScepRa } from '../mdm/scep/ra.ts';
 import { MdmService } from '../mdm/service.ts';
+import type { SignatureVerifier } from '../mdm/service.ts';
 import { SecretBox } from '../store/secretbox.ts';
 import { Store } from '../store/store.ts';
 import type { CompactionResult } from '../store/queue-compaction.ts';
@@ -166,6 +169,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     throw new ConfigError(`HAISHIN_DB=${redactUrl(config.db)}: ${(err as Error).message}`);
   }
   const timers: NodeJS.Timeout[] = [];
+  let signatures: ClosableVerifier | undefined;
   let leased!: LeasedWork;
   // Several processes on PostgreSQL: events and wake-ups across them (decision 0020).
   let link: ProcessLink | null = null;
@@ -198,9 +202,9 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
       : Fastify(fastifyOptions);
     // No answer leaves before what its request wrote is committed (SQLite's group commit, db.ts):
     // a device must not act on an answer the server could still lose.
-    app.addHook('onSend', async (_request, _reply, payload) => {
-      await store.committed();
-      return payload;
+    // Callback style: every request passes here, most with nothing left to commit.
+    app.addHook('onSend', (_request, _reply, payload, done) => {
+      store.committed().then(() => done(null, payload), done);
     });
     // Before any route: the limits attach to the routes as they are added (decision 0027).
     const limits = await registerLimits(app, {
@@ -260,6 +264,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         verifyEveryMs: config.verifyEveryMs,
         installsPerDevice: config.installsPerDevice,
         notNowRetryMs: config.notNowRetryMs,
+        silentRepushMs: config.silentRepushMs,
         pushTimeoutMs: config.timeouts.pushMs,
         requestTimeoutMs: config.timeouts.requestMs,
         sessionTimeoutMs: config.timeouts.sessionMs,
@@ -270,11 +275,10 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     });
     const deviceActions = new DeviceActions({ store, clock: o.clock, tokens, engine, commander });
     const appUpdates = new AppUpdates({ store, clock: o.clock, engine, appMeta });
-    const verifier = new MdmSignatureVerifier(deviceCas.verifying);
+    signatures = signatureVerifier(deviceCas.verifying, config.signatureThreads);
     const mdm = new MdmService({
       store: store.mdm,
-      // The public-key operation of every check-in runs in the thread pool, off the event loop.
-      verifier: { verify: (body, header, now) => verifier.verifyAsync(body, header, now) },
+      verifier: signatures,
       clock: o.clock,
       maxBodyBytes: config.maxBodyBytes,
       // Answers to identity renewals (decision 0023); `renewal` is built with the profiles below.
@@ -500,6 +504,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
         for (const t of timers) clearInterval(t);
         link?.stopWaking();
         await app.close();
+        await signatures?.close();
         await engine.close();
         // Given up at once: another process takes the timed work over without waiting for expiry.
         const held = leased.held;
@@ -512,6 +517,7 @@ export async function createHaishin(o: HaishinOptions): Promise<Haishin> {
     };
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await signatures?.close();
     await link?.close([]).catch(() => {});
     await apns.close();
     await store.close();
@@ -525,6 +531,19 @@ export function redactUrl(url: string): string {
 }
 
 /** The MDM service has one listener; the engine and an optional observer (tests, demo) share it. */
+type ClosableVerifier = SignatureVerifier & { close(): Promise<void> };
+
+/**
+ * HAISHIN_SIGNATURE_THREADS (decision 0029): worker threads checking signatures in batches, or
+ * (0) the event loop with only the public-key operation in libuv's thread pool.
+ */
+function signatureVerifier(caPems: readonly string[], threads: number | 'auto'): ClosableVerifier {
+  const count = threads === 'auto' ? Math.min(4, Math.max(1, availableParallelism() - 1)) : threads;
+  if (count > 0) return new SignatureThreads(caPems, { threads: count });
+  const verifier = new MdmSignatureVerifier(caPems);
+  return { verify: (body, header, now) => verifier.verifyAsync(body, header, now), close: async () => {} };
+}
+
 function combineListeners(...listeners: (MdmListener | undefined)[]): MdmListener {
   const all = listeners.filter((l): l is MdmListener => l !== undefined);
   return {

@@ -232,18 +232,27 @@ export function createMetrics(o: MetricsOptions): Metrics {
     },
 
     observeMdm(handler) {
+      // Every check-in passes here: the labelled series are looked up once, not hashed per message.
+      const durationOf = { checkin: mdmDuration.labels('checkin'), connect: mdmDuration.labels('connect') };
+      const counted = new Map<string, { inc(): void }>();
+      const count = (type: string, outcome: string) => {
+        const key = `${type}\u0000${outcome}`;
+        let series = counted.get(key);
+        if (!series) counted.set(key, (series = mdmMessages.labels(type, outcome)));
+        series.inc();
+      };
       return {
         async handle(endpoint, body, signature) {
-          const stop = mdmDuration.startTimer({ endpoint });
+          const started = process.hrtime.bigint();
           try {
             const response = await handler.handle(endpoint, body, signature);
-            mdmMessages.inc({ type: messageTypeLabel(response.messageType), outcome: mdmOutcome(response) });
+            count(messageTypeLabel(response.messageType), mdmOutcome(response));
             return response;
           } catch (err) {
-            mdmMessages.inc({ type: 'unknown', outcome: 'error' });
+            count('unknown', 'error');
             throw err;
           } finally {
-            stop();
+            durationOf[endpoint].observe(Number(process.hrtime.bigint() - started) / 1e9);
           }
         },
       };

@@ -31,6 +31,8 @@ export interface Config {
   installsPerDevice: number;
   /** How long haishin waits before asking again a device that answered NotNow. */
   notNowRetryMs: number;
+  /** HAISHIN_SILENT_REPUSH: a device silent this long after it was handed a job's command is pushed again. */
+  silentRepushMs: number;
   maxBodyBytes: number;
   /**
    * Device identities (decision 0023): HAISHIN_DEVICE_IDENTITY_VALIDITY, how long an issued identity
@@ -63,6 +65,12 @@ export interface Config {
   enrollOpenGroups: boolean;
   /** Request limits per client address and the admin API's body size (issue 18, decision 0027). */
   limits: LimitsConfig;
+  /**
+   * HAISHIN_SIGNATURE_THREADS (decision 0029): worker threads checking `Mdm-Signature`s in
+   * batches; `auto` (default) is one fewer than the cores, 1 to 4; 0 checks them on the event loop
+   * with only the public-key step in libuv's thread pool.
+   */
+  signatureThreads: number | 'auto';
 }
 
 /** `n` requests per `windowMs` from one address; null: no limit. */
@@ -126,6 +134,8 @@ export function parseConfig(env: Env): Config {
   if (deviceKeyType !== 'rsa' && deviceKeyType !== 'ec')
     throw new ConfigError(`HAISHIN_DEVICE_KEY_TYPE="${deviceKeyType}" must be rsa or ec`);
   const pkcs12Iterations = integer('HAISHIN_PKCS12_ITERATIONS', 2048, 1);
+  const signatureThreads =
+    get('HAISHIN_SIGNATURE_THREADS', 'auto') === 'auto' ? 'auto' : integer('HAISHIN_SIGNATURE_THREADS', 0, 0);
   const identitySource = get('HAISHIN_DEVICE_IDENTITY', 'pkcs12');
   if (identitySource !== 'pkcs12' && identitySource !== 'scep')
     throw new ConfigError(
@@ -197,6 +207,7 @@ export function parseConfig(env: Env): Config {
     verifyEveryMs: duration('HAISHIN_VERIFY_EVERY', '60s'),
     installsPerDevice: integer('HAISHIN_INSTALLS_PER_DEVICE', 5, 1),
     notNowRetryMs: duration('HAISHIN_NOTNOW_RETRY', '5m'),
+    silentRepushMs: duration('HAISHIN_SILENT_REPUSH', '3m'),
     identity: { validityMs: identityValidityMs, renewBeforeMs, renewEveryMs },
     maxBodyBytes: integer('HAISHIN_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
     queue: {
@@ -207,6 +218,7 @@ export function parseConfig(env: Env): Config {
     deviceKeyBits: deviceKeyBits === 1024 || deviceKeyBits >= 2048 ? deviceKeyBits : 2048,
     deviceKeyType,
     pkcs12Iterations,
+    signatureThreads,
     enrollOpenGroups: ['true', '1', 'yes'].includes(openGroupsText),
     limits: {
       enroll: rateLimit('HAISHIN_RATE_LIMIT_ENROLL', get('HAISHIN_RATE_LIMIT_ENROLL', '60/1m')),

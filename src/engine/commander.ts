@@ -142,11 +142,16 @@ export class Commander {
    * are get the new commands with their next fetch. Returns the device ids left to their session:
    * the caller keeps them due for a push in case the session ends before the fetch.
    */
-  async wake(recipients: readonly Recipient[], now: Date): Promise<Set<string>> {
+  async wake(
+    recipients: readonly Recipient[],
+    now: Date,
+    /** A device handed nothing for this long is not in a session (default: the session grace). */
+    quietForMs = this.#sessionGraceMs,
+  ): Promise<Set<string>> {
     if (recipients.length === 0) return new Set();
     const busy = await this.#queue.inSession(
       recipients.map((r) => r.enrollmentId),
-      new Date(now.getTime() - this.#sessionGraceMs),
+      new Date(now.getTime() - quietForMs),
     );
     const left = new Set(recipients.filter((r) => busy.has(r.enrollmentId)).map((r) => r.deviceId));
     await this.push(recipients.filter((r) => !left.has(r.deviceId)).map((r) => r.deviceId));

@@ -13,6 +13,11 @@ export interface EngineTimings {
   sessionTimeoutMs: number;
   /** How long after a NotNow the job is pushed again. */
   notNowRetryMs: number;
+  /**
+   * A device handed a job's command that has not answered for this long lost its session (a
+   * broken connection, a crash): it is pushed again, at this interval, until the session deadline.
+   */
+  silentRepushMs: number;
   /** Between ManagedApplicationList checks while an install runs. */
   verifyEveryMs: number;
   /** Transient device errors (ASDErrorDomain 506, store busy) are retried this many times. */
@@ -32,6 +37,7 @@ export const DEFAULT_TIMINGS: Omit<
   'pushTimeoutMs' | 'requestTimeoutMs' | 'sessionTimeoutMs' | 'offlineAfterMs' | 'unenrolledAfterMs'
 > = {
   notNowRetryMs: 5 * 60_000,
+  silentRepushMs: 3 * 60_000,
   verifyEveryMs: 60_000,
   maxTransientRetries: 3,
   transientBackoffMs: 60_000,

@@ -52,6 +52,29 @@ export class PushPhase {
   }
 
   /**
+   * Devices handed a job's command that went silent (`awaiting_response` past its `next_at`): their
+   * session broke before the answer — the command stays queued until answered, so one push brings
+   * it back. A device still in a session is left to it. Each is due again `silentRepushMs` later,
+   * until the session deadline ends the job.
+   */
+  async resumeSilent(now: Date): Promise<void> {
+    const { store, commander, t } = this.#ctx;
+    const silent = await store.jobs.byStatus(['awaiting_response'], BATCH, now);
+    if (silent.length === 0) return;
+    const devices = await store.devices.briefs(silent.map((j) => j.device_id));
+    await commander.wake(
+      [...devices.values()].map((d) => ({ deviceId: d.id, enrollmentId: d.udid })),
+      now,
+      t.silentRepushMs,
+    );
+    await store.jobs.patchMany(
+      silent.map((j) => j.id),
+      { next_at: new Date(now.getTime() + t.silentRepushMs).toISOString() },
+      now,
+    );
+  }
+
+  /**
    * Queues the install or remove command of each job in `push_sending` that has none yet, bound to
    * the job in one transaction; per device that got one, its channel and those jobs. The caller
    * pushes (or not: a device in session fetches them next).

@@ -63,6 +63,7 @@ export class DeviceReports implements MdmListener {
     await this.#mover.move(job, 'awaiting_response', 'command fetched', {
       session_deadline:
         job.session_deadline ?? new Date(now.getTime() + this.#ctx.t.sessionTimeoutMs).toISOString(),
+      next_at: new Date(now.getTime() + this.#ctx.t.silentRepushMs).toISOString(),
     });
   }
 
@@ -147,6 +148,7 @@ export class DeviceReports implements MdmListener {
       // it and recording it): it evidently has it, so the hand-over happened.
       const handedOver = await mover.move(job, 'awaiting_response', 'answer for a hand-over not recorded', {
         session_deadline: new Date(ctx.now().getTime() + ctx.t.sessionTimeoutMs).toISOString(),
+        next_at: new Date(ctx.now().getTime() + ctx.t.silentRepushMs).toISOString(),
       });
       if (!handedOver) return;
       job = handedOver;

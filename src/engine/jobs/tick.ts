@@ -12,7 +12,7 @@ import { verify } from './verification.ts';
 /**
  * The tick: one pass of every time-driven step, in batches and in this order — the restart
  * recovery (first pass only), timeouts, schedules reached, activation, licences ahead, licence
- * phase, retries due, push phase, verification. Owns the order, the two one-line steps (schedule,
+ * phase, retries due, push phase, silent sessions pushed again, verification. Owns the order, the two one-line steps (schedule,
  * retry) and the pass running now, which concurrent calls share.
  */
 export class Tick {
@@ -74,6 +74,7 @@ export class Tick {
       await mover.move(job, 'push_sending', 'retry', { next_at: null, step: 'push_due' });
     }
     await this.#push.run(now);
+    await this.#push.resumeSilent(now);
     await verify(ctx, now);
   }
 }
