@@ -41,7 +41,7 @@ afterAll(async () => {
   for (const t of threads) await t.close();
 });
 
-describe('Mdm-Signature checks on worker threads (decision 0029)', () => {
+describe('Mdm-Signature checks on worker threads (decision 0030)', () => {
   it('a batch survives its encoding byte for byte, no header and latin1 included', () => {
     const jobs = CASES.map(([b, header, at]) => ({ body: b, header, now: at }));
     const back = decodeBatch(encodeBatch(jobs));

@@ -534,7 +534,7 @@ export function redactUrl(url: string): string {
 type ClosableVerifier = SignatureVerifier & { close(): Promise<void> };
 
 /**
- * HAISHIN_SIGNATURE_THREADS (decision 0029): worker threads checking signatures in batches, or
+ * HAISHIN_SIGNATURE_THREADS (decision 0030): worker threads checking signatures in batches, or
  * (0) the event loop with only the public-key operation in libuv's thread pool.
  */
 function signatureVerifier(caPems: readonly string[], threads: number | 'auto'): ClosableVerifier {

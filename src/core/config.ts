@@ -66,7 +66,7 @@ export interface Config {
   /** Request limits per client address and the admin API's body size (issue 18, decision 0027). */
   limits: LimitsConfig;
   /**
-   * HAISHIN_SIGNATURE_THREADS (decision 0029): worker threads checking `Mdm-Signature`s in
+   * HAISHIN_SIGNATURE_THREADS (decision 0030): worker threads checking `Mdm-Signature`s in
    * batches; `auto` (default) is one fewer than the cores, 1 to 4; 0 checks them on the event loop
    * with only the public-key step in libuv's thread pool.
    */

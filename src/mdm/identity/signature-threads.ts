@@ -1,5 +1,5 @@
 /**
- * `Mdm-Signature` checks on worker threads, handed over in batches (decision 0029).
+ * `Mdm-Signature` checks on worker threads, handed over in batches (decision 0030).
  *
  * Every check-in needs one: parsing the CMS, hashing the body and the signed attributes, and the
  * public-key operation. Done on the event loop (or with only the RSA/ECDSA step in libuv's thread
