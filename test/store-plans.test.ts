@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEADLINE_WATCH } from '../src/core/jobs.ts';
 import type { Deadline } from '../src/core/jobs.ts';
 import { deadlineWatchSql } from '../src/store/job-repo.ts';
+import { hotQueries } from '../src/store/mdm-store.ts';
 import { Store } from '../src/store/store.ts';
 
 // The engine runs these queries every tick over every job of every distribution: with 300,000
@@ -65,6 +66,14 @@ describe('query plans of the engine hot path (SQLite)', () => {
     expect(await planOf(query)).toBe(
       `SEARCH j USING INDEX jobs_device (device_id=? AND status=?) | ${perDevice}`,
     );
+  });
+
+  it("a device's next command is the first row of its queue's index: no sort per check-in (issue 15)", async () => {
+    const queries = hotQueries(store.db.kysely);
+    expect(queries.nextCommand.sql).toMatch(/order by .*priority.* desc, .*seq.* asc/);
+    const detail = await planOf(CompiledQuery.raw(queries.nextCommand.sql, ['E', 1, 'deactivated', 1]));
+    expect(detail).toContain('SEARCH command_queue USING INDEX command_queue_next (enrollment_id=?)');
+    expect(detail).not.toContain('TEMP B-TREE');
   });
 
   it('the next waiting jobs come in order from an index, without sorting them all', async () => {

@@ -34,7 +34,7 @@ const keepLatest = (into: Map<string, string>, id: string, at: string) => {
 };
 
 /** The queries every command report runs, compiled once (see prepared.ts). */
-function hotQueries(db: Kysely<Database>) {
+export function hotQueries(db: Kysely<Database>) {
   return {
     deviceByUdid: prepare<
       [udid: string],
