@@ -13,9 +13,12 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 const file = process.env.HAISHIN_BENCH_SQLITE_COUNTS;
-if (file) {
+// `--import` runs in every worker thread too (the signature threads, decision 0030): only the
+// main thread has the database, and a worker's zeros must not overwrite its counts.
+if (file && isMainThread) {
   const require = createRequire(join(process.cwd(), 'package.json'));
   const Database = require('better-sqlite3');
   const probe = new Database(':memory:');
