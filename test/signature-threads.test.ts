@@ -1,9 +1,12 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDeviceCa, issueDeviceIdentity } from '../src/mdm/identity/ca.ts';
 import { MdmSignatureVerifier } from '../src/mdm/identity/signature.ts';
 import { decodeBatch, encodeBatch, narrow, SignatureThreads } from '../src/mdm/identity/signature-threads.ts';
 import { CmsSigner } from '../src/sim/device/signer.ts';
 
+const REPO = fileURLToPath(new URL('..', import.meta.url));
 const DAY = 86_400_000;
 const now = new Date();
 const ca = createDeviceCa({ now });
@@ -94,5 +97,25 @@ describe('Mdm-Signature checks on worker threads (decision 0030)', () => {
     await pool.close();
     expect(await pool.verify(body, good, now)).toMatchObject({ ok: true });
     expect((await pool.verify(body, undefined, now)).ok).toBe(false);
+  });
+});
+
+describe('Mdm-Signature checks on worker threads: the process', () => {
+  it('answers in a process where nothing else holds the event loop, and an idle thread lets the process end by itself', () => {
+    // Nothing else holds the event loop: the awaited check alone must keep it running, and once
+    // answered the idle thread must let the process end by itself (without close()).
+    const script = `
+      import { SignatureThreads } from './src/mdm/identity/signature-threads.ts';
+      const pool = new SignatureThreads([process.env.CA], { threads: 1 });
+      const check = await pool.verify(Buffer.from(process.env.BODY, 'base64'), process.env.SIG, new Date());
+      console.log(JSON.stringify(check));`;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: REPO,
+      env: { ...process.env, CA: ca.certPem, BODY: body.toString('base64'), SIG: good },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout.trim())).toEqual({ ok: true, fingerprintSha256: device.fingerprintSha256 });
   });
 });

@@ -166,6 +166,8 @@ export class SignatureThreads {
       return;
     }
     const batch = this.#nextBatch++;
+    // Held while it owes answers: a caller awaiting a check keeps the process alive.
+    if (lane.inFlight.size === 0) lane.worker.ref();
     lane.inFlight.set(batch, jobs);
     const data = encodeBatch(jobs);
     lane.worker.postMessage({ batch, data }, [data]);
@@ -184,13 +186,14 @@ export class SignatureThreads {
     const worker = new Worker(this.#entry, {
       workerData: { caPems: [...this.#caPems], cacheSize: this.#cacheSize },
     });
-    // Serve's lifetime is the process's: an idle verifier thread must not keep it alive.
+    // An idle thread must not keep the process alive (held again while it owes answers).
     worker.unref();
     const lane: Lane = { worker, inFlight: new Map(), dead: false, answered: false };
     worker.on('message', (msg: { batch: number; results: string[] }) => {
       const jobs = lane.inFlight.get(msg.batch);
       if (!jobs) return;
       lane.inFlight.delete(msg.batch);
+      if (lane.inFlight.size === 0) lane.worker.unref();
       lane.answered = true;
       this.#deadOnArrival = 0;
       for (let i = 0; i < jobs.length; i++) jobs[i]!.resolve(decodeCheck(msg.results[i] ?? '-no answer'));
