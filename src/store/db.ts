@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import type { SqliteDialectConfig, SqliteStatement } from 'kysely';
 import pg from 'pg';
 import { migrationProvider } from './migrations/index.ts';
+import { FifoSqliteDialect } from './sqlite-fifo.ts';
 import type { Database } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -78,7 +79,7 @@ export function openDb(url: string): Db {
     sqlite.pragma('temp_store = MEMORY');
     const group = new GroupCommit(sqlite);
     const kysely = new Kysely<Database>({
-      dialect: new SqliteDialect({ database: withStatementCache(sqlite, group) }),
+      dialect: new FifoSqliteDialect({ database: withStatementCache(sqlite, group) }),
     });
     return {
       kysely,
