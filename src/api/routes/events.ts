@@ -1,6 +1,21 @@
 import { Type } from 'typebox';
 import type { EventBus, HaishinEvent } from '../../engine/events.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
+import { scopeOf } from '../authz.ts';
+import type { Scope } from '../authz.ts';
+import type { Store } from '../../store/store.ts';
+
+/**
+ * Whether a subtree's administrator may see an event (decision 0029): a job or device event by the
+ * device's group now, a distribution event by the distribution's group. Looked up per event for
+ * such streams only; a whole-tree stream sees everything without a look-up.
+ */
+async function visibleIn(store: Store, scope: Scope, event: HaishinEvent): Promise<boolean> {
+  if (scope.all) return true;
+  if (event.type === 'distribution')
+    return scope.has((await store.jobs.getDistribution(event.distributionId))?.group_id);
+  return scope.has((await store.devices.get(event.deviceId))?.group_id);
+}
 
 /** Proxies and load balancers close a silent connection; a comment line every 15 s keeps it open. */
 export const KEEP_ALIVE_MS = 15_000;
@@ -102,7 +117,7 @@ function matches(
  */
 export async function registerEventRoutes(
   app: AdminApp,
-  _ctx: AdminContext,
+  ctx: AdminContext,
   bus: EventBus,
   o: { keepAliveMs?: number; maxBuffered?: number } = {},
 ): Promise<void> {
@@ -116,6 +131,7 @@ export async function registerEventRoutes(
   app.get(
     '/events',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags: ['events'],
         summary:
@@ -142,8 +158,21 @@ export async function registerEventRoutes(
       stream.send('ready', {
         filter: { distributionId: filter.distributionId ?? null, deviceId: filter.deviceId ?? null },
       });
+      const scope = scopeOf(req);
+      // Events are checked one after another, so a scoped stream keeps their order.
+      let checked: Promise<void> = Promise.resolve();
       const unsubscribe = bus.subscribe((event) => {
-        if (matches(event, filter)) stream.send(event.type, event, nextId++);
+        if (!matches(event, filter)) return;
+        if (scope.all) {
+          stream.send(event.type, event, nextId++);
+          return;
+        }
+        checked = checked
+          .then(async () => {
+            if (!closed && (await visibleIn(ctx.store, scope, event)))
+              stream.send(event.type, event, nextId++);
+          })
+          .catch((err: unknown) => req.log.warn({ err }, 'event scope look-up failed; event not sent'));
       });
       const offGap = bus.onGap(() => stream.send('dropped', { count: null, firstDroppedId: null }));
       const keepAlive = setInterval(() => stream.comment('keep-alive'), o.keepAliveMs ?? KEEP_ALIVE_MS);
