@@ -451,7 +451,7 @@ export async function registerVppRoutes(
       const groupIds = scopeOf(req).groupIds;
       if (groupIds) {
         const serials = new Set(
-          (await store.devices.list({ groupIds, limit: Number.MAX_SAFE_INTEGER })).map(
+          (await store.devices.list({ groupIds, limit: 10_000_000 })).map(
             (d) => d.serial_number,
           ),
         );
