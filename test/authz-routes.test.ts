@@ -237,6 +237,11 @@ describe('the route-walking authorization test', () => {
         const code = (JSON.parse(r.text) as { error?: { code?: string } }).error?.code ?? '';
         if (r.status !== 404 || !code.endsWith('not_found'))
           wrong.push(`${name} with ${ref.at} of school B → ${r.status} ${code}`);
+        // Fastify answers HEAD for every GET: the same rule holds there.
+        if (method === 'GET') {
+          const head = await call(schoolAdmin, 'HEAD', url);
+          if (head.status !== 404) wrong.push(`HEAD ${path} with ${ref.at} of school B → ${head.status}`);
+        }
       }
       if (rule.filtered) {
         const r = await call(schoolAdmin, method, path);

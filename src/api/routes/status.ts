@@ -158,6 +158,7 @@ export async function registerStatusRoutes(
         deviceIdentities: await store.identities.counts(
           now,
           new Date(now.getTime() + (facts.identityRenewBeforeMs ?? 30 * 86_400_000)),
+          scope.groupIds,
         ),
         tokens: {
           total: views.length,
