@@ -248,6 +248,23 @@ describe.each([
       expect(
         (await as(tokens.viewerA, 'POST', '/distributions', body(ids.tokenA, [ids.deviceA1]))).status,
       ).toBe(403);
+      // Shapes validation would coerce (a lone id for a list, a list of one for an id) name the same objects.
+      expect(
+        (
+          await as(tokens.operatorA, 'POST', '/distributions', {
+            ...body(ids.board, []),
+            targets: { deviceIds: ids.deviceB },
+          })
+        ).status,
+      ).toBe(404);
+      expect(
+        (
+          await as(tokens.operatorA, 'POST', '/distributions', {
+            ...body(ids.board, [ids.deviceA1]),
+            tokenId: [ids.tokenB],
+          })
+        ).status,
+      ).toBe(404);
       // The board distributes to both schools: the board's distribution, each school's own jobs.
       const boardWide = await world.api<{ id: string }>(
         'POST',

@@ -168,6 +168,7 @@ export async function registerAdminApi(
       });
       scope.addHook('preValidation', refuseNulCharacters);
       scope.addHook('preValidation', enforceAuthz(o.store));
+      scope.addHook('preHandler', enforceAuthz(o.store));
       scope.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) =>
         sendError(err, req, reply),
       );

@@ -177,7 +177,9 @@ export function idsAt(req: FastifyRequest, at: string): string[] {
   const start: unknown = root === 'params' ? req.params : root === 'query' ? req.query : req.body;
   const walk = (v: unknown, rest: readonly string[]): string[] => {
     if (Array.isArray(v)) return v.flatMap((x) => walk(x, rest));
-    if (rest.length === 0) return typeof v === 'string' ? [v] : [];
+    // Validation may coerce a number into a string id: it names that id already.
+    if (rest.length === 0)
+      return typeof v === 'string' ? [v] : typeof v === 'number' || typeof v === 'bigint' ? [String(v)] : [];
     if (typeof v !== 'object' || v === null) return [];
     return walk((v as Record<string, unknown>)[rest[0]!], rest.slice(1));
   };
@@ -239,10 +241,11 @@ async function inScope(store: Store, scope: Scope, kind: ObjectKind, id: string)
 }
 
 /**
- * The preValidation hook of the admin API: the caller's role must grant the route's permission
+ * The hook of the admin API, run twice: the caller's role must grant the route's permission
  * (403), a whole-tree route needs a whole-tree scope (403), and every object the request names
- * must be inside the scope (404, as if it did not exist). Runs before validation, so a request
- * about another school's object learns nothing from a validation message either.
+ * must be inside the scope (404, as if it did not exist). As `preValidation`, so a request about
+ * another school's object learns nothing from a validation message either; and again as
+ * `preHandler`, on the values validation produced (it coerces types), which the handler uses.
  */
 export function enforceAuthz(store: Store) {
   return async (req: FastifyRequest): Promise<void> => {
