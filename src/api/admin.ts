@@ -110,6 +110,8 @@ export async function registerAdminApi(
   },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
+  /** The root group's id, read once: the root is neither moved nor deleted. */
+  let rootId: string | undefined;
   const ctx: AdminContext = {
     store: o.store,
     clock: o.clock,
@@ -164,7 +166,8 @@ export async function registerAdminApi(
         }
         req.adminTokenId = caller.tokenId;
         req.caller = caller;
-        req.scope = await scopeFor(o.store, caller.admin.scope_group_id);
+        rootId ??= (await o.store.rootGroup())?.id ?? '';
+        req.scope = await scopeFor(o.store, rootId, caller.admin.scope_group_id);
       });
       scope.addHook('preValidation', refuseNulCharacters);
       scope.addHook('preValidation', enforceAuthz(o.store));

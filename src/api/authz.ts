@@ -111,10 +111,11 @@ export class Scope {
   }
 }
 
-/** The scope of an administrator: their group's subtree, or the whole tree for the root (or none set). */
-export async function scopeFor(store: Store, scopeGroupId: string | null): Promise<Scope> {
-  const root = await store.rootGroup();
-  const rootId = root?.id ?? '';
+/**
+ * The scope of an administrator: their group's subtree, or the whole tree for the root (or none
+ * set). `rootId`: the root group's id (it never changes: the root is neither moved nor deleted).
+ */
+export async function scopeFor(store: Store, rootId: string, scopeGroupId: string | null): Promise<Scope> {
   if (scopeGroupId === null || scopeGroupId === rootId) return new Scope(rootId, true, new Set());
   const all = await store.groups.all();
   if (!all.some((g) => g.id === scopeGroupId)) return new Scope(scopeGroupId, false, new Set());
@@ -254,8 +255,18 @@ export function enforceAuthz(store: Store) {
     if (!rule) return;
     const caller = callerOf(req);
     const scope = scopeOf(req);
-    if (!ROLE_PERMISSIONS[caller.admin.role].includes(rule.permission))
+    if (!ROLE_PERMISSIONS[caller.admin.role].includes(rule.permission)) {
+      req.log.info(
+        {
+          adminId: caller.admin.id,
+          tokenId: caller.tokenId,
+          role: caller.admin.role,
+          needs: rule.permission,
+        },
+        'admin API: refused to a role',
+      );
       throw ApiError.of(403, 'auth.forbidden', { role: caller.admin.role, permission: rule.permission });
+    }
     if (scope.all) return;
     const named = (rule.objects ?? []).map((ref) => ({ ref, ids: idsAt(req, ref.at) }));
     const namesAny = named.some((n) => n.ids.length > 0);
@@ -263,7 +274,13 @@ export function enforceAuthz(store: Store) {
       throw ApiError.of(403, 'auth.whole_tree_only');
     for (const { ref, ids } of named) {
       for (const id of new Set(ids)) {
-        if (!(await inScope(store, scope, ref.kind, id))) throw ApiError.of(404, NOT_FOUND[ref.kind], { id });
+        if (await inScope(store, scope, ref.kind, id)) continue;
+        // Missing or in another subtree (the two are not told apart); a trail of probing if repeated.
+        req.log.info(
+          { adminId: caller.admin.id, tokenId: caller.tokenId, kind: ref.kind, id },
+          'admin API: object outside the scope or missing',
+        );
+        throw ApiError.of(404, NOT_FOUND[ref.kind], { id });
       }
     }
   };
