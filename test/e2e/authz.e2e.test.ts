@@ -104,6 +104,47 @@ describe('administrators and scopes (haishin serve + haishin admins)', () => {
     ]);
     expect(elsewhere.code).toBe(1);
     expect(elsewhere.stderr.join('\n')).toMatch(/does not exist/);
+
+    // The school admin's list holds the school's administrators only; roles change, people leave.
+    const listed = json<{ items: { name: string; scopeGroupId: string }[] }>(
+      await cli(adminSecret, ['admins', 'ls', '--json']),
+    );
+    expect(listed.items.map((a) => a.name).sort()).toEqual(['第一小 ICT担当', '第一小 管理者']);
+    const helper = json<{ administrator: { id: string } }>(
+      await cli(adminSecret, [
+        'admins',
+        'create',
+        '第一小 支援員',
+        '--role',
+        'operator',
+        '--without-token',
+        '--json',
+      ]),
+    );
+    const set = await cli(
+      adminSecret,
+      ['admins', 'set', helper.administrator.id, '--role', 'viewer'],
+      'ja_JP.UTF-8',
+    );
+    expect(set.code).toBe(0);
+    expect(set.stdout.join('\n')).toMatch(/閲覧者/);
+    const extra = json<{ id: string; secret: string }>(
+      await cli(adminSecret, [
+        'admins',
+        'tokens',
+        'create',
+        helper.administrator.id,
+        '--name',
+        'タブレット',
+        '--json',
+      ]),
+    );
+    expect((await adminApi(baseUrl, extra.secret)('GET', '/me')).status).toBe(200);
+    const tokens = await cli(adminSecret, ['admins', 'tokens', 'ls', helper.administrator.id]);
+    expect(tokens.stdout.join('\n')).toContain('タブレット');
+    expect(tokens.stdout.join('\n')).not.toContain(extra.secret);
+    expect((await cli(adminSecret, ['admins', 'disable', helper.administrator.id])).code).toBe(0);
+    expect((await adminApi(baseUrl, extra.secret)('GET', '/me')).status).toBe(401);
   });
 
   it("the operator sees only its school: groups and devices; the other school's answer 404", async () => {
