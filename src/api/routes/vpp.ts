@@ -451,9 +451,7 @@ export async function registerVppRoutes(
       const groupIds = scopeOf(req).groupIds;
       if (groupIds) {
         const serials = new Set(
-          (await store.devices.list({ groupIds, limit: 10_000_000 })).map(
-            (d) => d.serial_number,
-          ),
+          (await store.devices.list({ groupIds, limit: 10_000_000 })).map((d) => d.serial_number),
         );
         rows = rows.filter((l) => serials.has(l.serial_number));
       }
