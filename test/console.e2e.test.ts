@@ -609,6 +609,24 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     await page.locator('.error').waitFor();
     expect(await text('.error')).toContain('device.not_found');
 
+    // A viewer of the school reads the same pages without the buttons that change anything.
+    const viewer = await world.api<{ id: string }>('POST', '/admins', {
+      name: 'コンソール小 閲覧',
+      role: 'viewer',
+      scopeGroupId: schoolId,
+    });
+    const viewerToken = await world.api<{ secret: string }>('POST', `/admins/${viewer.body.id}/tokens`, {
+      name: 'pc',
+    });
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(viewerToken.body.secret)}`);
+    await page.locator('.who[data-who="viewer"]').waitFor();
+    await page.locator(`tr[data-distribution="${distributionId}"]`).waitFor();
+    expect(await page.getByTestId('new-distribution').count()).toBe(0);
+    await page.goto(`${world.server.baseUrl}/jobs/${failedJobId}`);
+    await page.getByRole('button', { name: 'サポート情報 (JSON)' }).first().waitFor();
+    expect(await page.getByTestId('retry').count()).toBe(0);
+    expect(await page.getByTestId('cancel').count()).toBe(0);
+
     await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
     await page.locator('.who[data-who="owner"]').waitFor();
   });
