@@ -95,6 +95,6 @@ describe.each([
   it.skipIf(!enabled)('0019 goes down and up again', async () => {
     const migrator = new Migrator({ db: store.db.kysely, provider: migrationProvider });
     expect((await migrator.migrateTo('0018_identities_outlive_groups')).error).toBeUndefined();
-    expect(await migrate(store.db)).toEqual(['0019_administrators']);
+    expect((await migrate(store.db))[0]).toBe('0019_administrators');
   });
 });
