@@ -147,7 +147,9 @@ describe('GET /audit-events', () => {
       .toString('utf8')
       .split('\r\n')
       .filter((l) => l !== '');
-    expect(lines[0]).toBe('at,actor_id,actor_name,source,action,target_type,target_id,details');
+    expect(lines[0]).toBe(
+      'at,actor_id,actor_name,source,action,target_type,target_id,details,token_id,token_name',
+    );
     expect(lines).toHaveLength(1 + 3);
     expect(lines[1]).toContain('group.create');
     // The details cell is JSON text starting with "{": quoted, never a formula.

@@ -167,6 +167,24 @@ function cases(): Map<string, Case> {
     world.fakes.apns.trust(renewed.certPem);
     return api('PUT', '/push-certificate', { certPem: renewed.certPem, keyPem: renewed.keyPem });
   });
+  add('POST /admins', 'admin.create', async () => {
+    const r = await world.api<{ id: string }>('POST', '/admins', {
+      name: '監査の学校管理者',
+      role: 'operator',
+      scopeGroupId: school.group,
+    });
+    ids.admin = r.body.id;
+    return r;
+  });
+  add('PATCH /admins/{id}', 'admin.update', () => api('PATCH', `/admins/${ids.admin}`, { role: 'viewer' }));
+  add('POST /admins/{id}/tokens', 'admin_token.create', async () => {
+    const r = await world.api<{ id: string }>('POST', `/admins/${ids.admin}/tokens`, { name: 'ノート PC' });
+    ids.adminToken = r.body.id;
+    return r;
+  });
+  add('POST /admins/{id}/tokens/{tokenId}/revoke', 'admin_token.revoke', () =>
+    api('POST', `/admins/${ids.admin}/tokens/${ids.adminToken}/revoke`),
+  );
   add('DELETE /groups/{id}', 'group.delete', async () => {
     const empty = await world.group('消えるグループ', school.group);
     return api('DELETE', `/groups/${empty}`);

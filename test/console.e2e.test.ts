@@ -538,6 +538,99 @@ describe.skipIf(!chromiumAvailable)('the admin console in Chromium', () => {
     );
   });
 
+  it('an operator of one school sees only that school; the owner made them on the Administrators page', async () => {
+    // Another school with its own iPad and distribution, which the operator must never see.
+    const other = await world.group('となりの小学校');
+    const otherToken = await world.token(other, [APP], 'console-other');
+    await world.devices(1, [other], () => ({}), 'OTH');
+    const otherDistribution = await world.api<{ id: string }>('POST', '/distributions', {
+      kind: 'install',
+      tokenId: otherToken.id,
+      adamIds: [APP.adamId],
+      targets: { groupIds: [other] },
+      licenseMode: 'auto',
+    });
+    expect(otherDistribution.status).toBe(201);
+
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
+    await page.locator('nav').getByText('管理者').click();
+    const form = page.locator('form[data-new-admin]');
+    await form.locator('input[name="adminName"]').fill('コンソール小 ICT担当');
+    await form.locator('select[name="adminRole"]').selectOption('operator');
+    await form.locator('select[name="adminScope"]').selectOption(schoolId);
+    await form.locator('button[type="submit"]').click();
+    const row = page.locator('tr[data-admin][data-role="operator"]', { hasText: 'コンソール小 ICT担当' });
+    await row.waitFor();
+    expect(await row.innerText()).toContain('コンソール小学校');
+    await row.getByRole('button', { name: 'API トークン' }).click();
+    const adminId = await row.getAttribute('data-admin');
+    const tokens = page.locator(`[data-admin-tokens="${adminId}"]`);
+    await tokens.locator('input[name="tokenName"]').fill('職員室PC');
+    await tokens.locator('button[type="submit"]').click();
+    const secret = (await tokens.locator('[data-token-secret]').textContent())!.trim();
+    expect(secret).toMatch(/^hs_/);
+    await page.screenshot({ path: join(shotDir, 'admins-ja.png'), fullPage: true });
+
+    // The operator signs in: only the school, and only what an operator may do.
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(secret)}`);
+    await page.locator('.who[data-who="operator"]').waitFor();
+    expect(await text('.who')).toContain('コンソール小学校');
+    const nav = await text('nav');
+    expect(nav).not.toContain('操作履歴');
+    expect(nav).not.toContain('サーバー');
+    await page.locator(`tr[data-distribution="${distributionId}"]`).waitFor();
+    expect(await page.locator(`tr[data-distribution="${otherDistribution.body.id}"]`).count()).toBe(0);
+    expect(await page.getByTestId('new-distribution').count()).toBe(1);
+
+    const ours = await world.api<{ items: unknown[] }>(
+      'GET',
+      `/devices?groupId=${schoolId}&includeSubgroups=true&limit=500`,
+    );
+    await page.locator('nav').getByText('端末').click();
+    await page.locator('tr[data-device]').nth(1).waitFor();
+    await expect
+      .poll(() => page.locator('tr[data-device]').count(), { timeout: TIMEOUT })
+      .toBe(ours.body.items.length);
+    expect(await text('table')).not.toContain('OTH');
+
+    await page.locator('nav').getByText('グループ').click();
+    await page.locator('li[data-group]').filter({ hasText: 'コンソール小学校' }).first().waitFor();
+    expect(await page.locator('li[data-group]').filter({ hasText: 'となりの小学校' }).count()).toBe(0);
+    // Enrollment links are an admin's: an operator sees them without the form to make one.
+    await page.locator(`button[data-show-links="${schoolId}"]`).click();
+    await page.locator(`[data-enrollment-links="${schoolId}"]`).waitFor();
+    expect(await page.locator(`[data-enrollment-links="${schoolId}"] form`).count()).toBe(0);
+    await page.screenshot({ path: join(shotDir, 'operator-groups-ja.png'), fullPage: true });
+
+    // Another school's device by its address: the API answers as if it did not exist.
+    const otherDevice = (await world.api<{ items: { id: string }[] }>('GET', `/devices?groupId=${other}`))
+      .body.items[0]!.id;
+    await page.goto(`${world.server.baseUrl}/devices/${otherDevice}`);
+    await page.locator('.error').waitFor();
+    expect(await text('.error')).toContain('device.not_found');
+
+    // A viewer of the school reads the same pages without the buttons that change anything.
+    const viewer = await world.api<{ id: string }>('POST', '/admins', {
+      name: 'コンソール小 閲覧',
+      role: 'viewer',
+      scopeGroupId: schoolId,
+    });
+    const viewerToken = await world.api<{ secret: string }>('POST', `/admins/${viewer.body.id}/tokens`, {
+      name: 'pc',
+    });
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(viewerToken.body.secret)}`);
+    await page.locator('.who[data-who="viewer"]').waitFor();
+    await page.locator(`tr[data-distribution="${distributionId}"]`).waitFor();
+    expect(await page.getByTestId('new-distribution').count()).toBe(0);
+    await page.goto(`${world.server.baseUrl}/jobs/${failedJobId}`);
+    await page.getByRole('button', { name: 'サポート情報 (JSON)' }).first().waitFor();
+    expect(await page.getByTestId('retry').count()).toBe(0);
+    expect(await page.getByTestId('cancel').count()).toBe(0);
+
+    await page.goto(`${world.server.baseUrl}/#token=${encodeURIComponent(ADMIN)}`);
+    await page.locator('.who[data-who="owner"]').waitFor();
+  });
+
   it('runs under its Content-Security-Policy with no violation, and may not be framed', async () => {
     const response = await page.goto(`${world.server.baseUrl}/`);
     await page.locator('nav').getByText('配信履歴').waitFor();

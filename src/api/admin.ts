@@ -21,6 +21,9 @@ import type { Store } from '../store/store.ts';
 import { Refusal } from '../core/refusal.ts';
 import { ApiError, errorBody } from './errors.ts';
 import { refuseNulCharacters } from './text-guard.ts';
+import { describeRule, enforceAuthz, requireAuthzRule, scopeFor } from './authz.ts';
+import type { AuthzRule } from './authz.ts';
+import { registerAdministratorRoutes } from './routes/admins.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
@@ -79,6 +82,7 @@ interface OpenApiOperation {
   method: string;
   url: string;
   schema: RouteOptions['schema'];
+  authz: AuthzRule | undefined;
 }
 
 /** The REST admin API: bearer auth, DESIGN §7 errors, validation, OpenAPI from the route schemas. */
@@ -106,6 +110,8 @@ export async function registerAdminApi(
   },
 ): Promise<void> {
   const operations: OpenApiOperation[] = [];
+  /** The root group's id, read once: the root is neither moved nor deleted. */
+  let rootId: string | undefined;
   const ctx: AdminContext = {
     store: o.store,
     clock: o.clock,
@@ -114,7 +120,8 @@ export async function registerAdminApi(
     audit: async (req, action, objectType, objectId, details) => {
       const at = o.clock.now();
       await o.store.admin.audit({
-        actor: req.adminTokenId ?? 'unknown',
+        actor: req.caller?.admin.id ?? 'unknown',
+        actorTokenId: req.caller?.tokenId ?? null,
         source: req.ip,
         action,
         objectType,
@@ -134,10 +141,17 @@ export async function registerAdminApi(
   await app.register(
     async (scope) => {
       scope.addHook('onRoute', (route) => {
+        // A route nobody said who may call does not start (decision 0029).
+        requireAuthzRule(route);
         const methods = Array.isArray(route.method) ? route.method : [route.method];
         for (const method of methods) {
           if (method === 'HEAD') continue;
-          operations.push({ method: method.toLowerCase(), url: route.url, schema: route.schema });
+          operations.push({
+            method: method.toLowerCase(),
+            url: route.url,
+            schema: route.schema,
+            authz: route.config?.authz,
+          });
         }
       });
       scope.addHook('onRequest', async (req, reply) => {
@@ -145,14 +159,19 @@ export async function registerAdminApi(
         const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
         if (!match) throw ApiError.of(401, 'auth.required');
         await o.authFailures?.check(req, reply);
-        const token = await o.store.admin.findToken(match[1]!);
-        if (!token) {
+        const caller = await o.store.admin.findToken(match[1]!, o.clock.now());
+        if (!caller) {
           await o.authFailures?.failed(req);
           throw ApiError.of(401, 'auth.invalid');
         }
-        req.adminTokenId = token.id;
+        req.adminTokenId = caller.tokenId;
+        req.caller = caller;
+        rootId ??= (await o.store.rootGroup())?.id ?? '';
+        req.scope = await scopeFor(o.store, rootId, caller.admin.scope_group_id);
       });
       scope.addHook('preValidation', refuseNulCharacters);
+      scope.addHook('preValidation', enforceAuthz(o.store));
+      scope.addHook('preHandler', enforceAuthz(o.store));
       scope.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) =>
         sendError(err, req, reply),
       );
@@ -160,6 +179,7 @@ export async function registerAdminApi(
         sendError(ApiError.of(404, 'route.not_found', { method: req.method, url: req.url }), req, reply),
       );
       const typed = scope.withTypeProvider<TypeBoxTypeProvider>();
+      await registerAdministratorRoutes(typed, ctx);
       await registerGroupRoutes(typed, ctx, o.tokens);
       await registerAuditRoutes(typed, ctx);
       await registerDeviceRoutes(typed, ctx, o.deviceActions);
@@ -244,6 +264,7 @@ function openApiDocument(operations: OpenApiOperation[]) {
         : {}),
       responses,
       security: [{ adminToken: [] }],
+      'x-authz': describeRule(op.authz),
     };
   }
   return {

@@ -62,3 +62,24 @@ export function checkMove(groups: readonly GroupNode[], id: string, newParentId:
   if (isDescendant(groups, newParentId, id)) return 'into_descendant';
   return null;
 }
+
+/**
+ * The deepest group that is an ancestor-or-self of every given group: where something spanning
+ * these groups belongs (a distribution's place in the tree, decision 0029). Unknown ids are
+ * ignored; with none known, null.
+ */
+export function commonAncestor(groups: readonly GroupNode[], ids: Iterable<string>): string | null {
+  let common: string[] | null = null;
+  for (const id of new Set(ids)) {
+    const line = ancestry(groups, id).reverse(); // root first
+    if (line.length === 0) continue;
+    if (common === null) {
+      common = line;
+      continue;
+    }
+    let n = 0;
+    while (n < common.length && n < line.length && common[n] === line[n]) n++;
+    common = common.slice(0, n);
+  }
+  return common && common.length > 0 ? common[common.length - 1]! : null;
+}

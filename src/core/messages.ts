@@ -37,6 +37,54 @@ export const API_MESSAGES = {
     en: 'Too many wrong admin tokens from this address: try again in {seconds} s.',
     ja: 'このアドレスから正しくない管理者トークンが続いたため、受け付けを止めています。{seconds} 秒後にもう一度試してください。',
   },
+  'auth.forbidden': {
+    en: 'Your role ({role}) may not do this: it needs the "{permission}" permission.',
+    ja: 'あなたの役割（{role}）ではこの操作はできません。「{permission}」の権限が必要です。',
+  },
+  'auth.whole_tree_only': {
+    en: 'This concerns the whole server: only administrators whose scope is the root group may use it.',
+    ja: 'この操作はサーバー全体にかかわるため、ルートグループを範囲とする管理者だけが使えます。',
+  },
+  'auth.scope_top': {
+    en: 'Group {id} is the top of your scope: only an administrator above it may move or delete it.',
+    ja: 'グループ {id} はあなたの管理範囲の最上位です。移動や削除はその上位の管理者だけができます。',
+  },
+  'admin.not_found': {
+    en: 'Administrator {id} does not exist.',
+    ja: '管理者 {id} は存在しません。',
+  },
+  'admin_token.not_found': {
+    en: 'Admin token {id} does not exist.',
+    ja: '管理者トークン {id} は存在しません。',
+  },
+  'enrollment_link.not_found': {
+    en: 'Enrollment link {id} does not exist.',
+    ja: '登録用リンク {id} は存在しません。',
+  },
+  'admin.role_above_yours': {
+    en: 'You may give or change only the roles at or below yours ({role}).',
+    ja: '付与・変更できるのは、あなたの役割（{role}）以下の役割だけです。',
+  },
+  'admin.last_owner': {
+    en: 'This is the last enabled owner: make another owner first, or nobody could manage haishin.',
+    ja: '有効なオーナーはこの管理者だけです。先に別のオーナーを作成してください（誰も haishin を管理できなくなります）。',
+  },
+  'admin.not_self': {
+    en: 'You cannot change your own role, scope or state: ask another administrator.',
+    ja: '自分自身の役割・範囲・状態は変更できません。別の管理者に依頼してください。',
+  },
+  'admin.owner_scope': {
+    en: 'An owner acts on the whole tree: its scope is the root group.',
+    ja: 'オーナーはツリー全体を管理するため、範囲はルートグループになります。',
+  },
+  'admin_token.expiry_invalid': {
+    en: 'The expiry must be a future instant (expiresAt) or a duration such as 30d (expiresIn), not both.',
+    ja: '有効期限には未来の日時（expiresAt）か、30d のような期間（expiresIn）のどちらか一方を指定してください。',
+  },
+  'group.has_admins': {
+    en: 'Group {id} is the scope of {admins} administrator(s): give them another scope first.',
+    ja: 'グループ {id} は {admins} 人の管理者の管理範囲です。先に別の範囲を設定してください。',
+  },
   'route.not_found': {
     en: 'There is no {method} {url} in the haishin API.',
     ja: 'haishin API に {method} {url} はありません。',

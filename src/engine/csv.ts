@@ -150,7 +150,9 @@ export async function* distributionJobsCsv(
   pageSize = CSV_PAGE_SIZE,
 ): AsyncGenerator<string> {
   yield UTF8_BOM + csvRow(CSV_HEADER.map((h) => csvField(h)));
-  let after = Number.MIN_SAFE_INTEGER;
+  // The smallest 32-bit integer: `jobs.seq` is an integer column, and PostgreSQL refuses a
+  // parameter outside its range (Number.MIN_SAFE_INTEGER failed every export there).
+  let after = -2_147_483_648;
   for (;;) {
     const rows = await store.jobs.exportPage(distributionId, after, pageSize);
     if (rows.length === 0) return;

@@ -37,12 +37,11 @@ export class DeviceRepo {
   }
 
   /** How many devices are in each status, in one grouped query (the server status page). */
-  async countByStatus(): Promise<Record<DeviceStatus, number>> {
-    const rows = await this.#db
-      .selectFrom('devices')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .groupBy('status')
-      .execute();
+  async countByStatus(groupIds?: readonly string[]): Promise<Record<DeviceStatus, number>> {
+    let q = this.#db.selectFrom('devices').select(['status', (eb) => eb.fn.countAll<number>().as('n')]);
+    // An administrator's scope (decision 0029): the devices of these groups only.
+    if (groupIds) q = q.where('group_id', 'in', groupIds.length > 0 ? [...groupIds] : ['']);
+    const rows = await q.groupBy('status').execute();
     const out: Record<DeviceStatus, number> = { pending: 0, enrolled: 0, unenrolled: 0, deactivated: 0 };
     // Number(): PostgreSQL answers count(*) as a string unless the int8 parser is set (STACK G11).
     for (const r of rows) out[r.status] = Number(r.n);

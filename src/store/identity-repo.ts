@@ -157,9 +157,11 @@ export class IdentityRepo {
       .execute();
   }
 
-  async counts(now: Date, renewBy: Date): Promise<IdentityCounts> {
-    const row = await this.#db
-      .selectFrom('devices')
+  async counts(now: Date, renewBy: Date, groupIds?: readonly string[]): Promise<IdentityCounts> {
+    let q = this.#db.selectFrom('devices');
+    // An administrator's scope (decision 0029): the devices of these groups only.
+    if (groupIds) q = q.where('group_id', 'in', groupIds.length > 0 ? [...groupIds] : ['']);
+    const row = await q
       .select((eb) => [
         eb.fn
           .sum<number>(eb.case().when('identity_not_after', '<=', now.toISOString()).then(1).else(0).end())

@@ -26,6 +26,8 @@ export interface JobFilter {
   deviceId?: string;
   status?: string;
   afterSeq?: number;
+  /** Only jobs of devices in these groups (an administrator's scope, decision 0029). */
+  groupIds?: readonly string[];
   limit: number;
 }
 /** Which waiting jobs {@link JobRepo.nextToActivate} looks at: of these devices, or a window of seqs. */
@@ -149,9 +151,13 @@ export class JobRepo {
   /** Newest first; `before` is the (created_at, id) of the last row of the previous page. */
   listDistributions(filter: {
     before?: readonly [string, string];
+    /** Only distributions whose group is one of these (an administrator's scope, decision 0029). */
+    groupIds?: readonly string[];
     limit: number;
   }): Promise<DistributionRow[]> {
     let q = this.#db.selectFrom('distributions').selectAll();
+    if (filter.groupIds)
+      q = q.where('group_id', 'in', filter.groupIds.length > 0 ? [...filter.groupIds] : ['']);
     const before = filter.before;
     if (before)
       q = q.where((eb) =>
@@ -421,6 +427,8 @@ export class JobRepo {
    */
   listLabelled(filter: JobFilter): Promise<LabelledJobRow[]> {
     let q = this.#labelled();
+    if (filter.groupIds)
+      q = q.where('devices.group_id', 'in', filter.groupIds.length > 0 ? [...filter.groupIds] : ['']);
     if (filter.distributionId) q = q.where('jobs.distribution_id', '=', filter.distributionId);
     if (filter.deviceId) q = q.where('jobs.device_id', '=', filter.deviceId);
     if (filter.status) q = q.where('jobs.status', '=', filter.status);

@@ -23,6 +23,7 @@ export interface Database {
   command_results: CommandResultsTable;
   mdm_messages: MdmMessagesTable;
   admin_tokens: AdminTokensTable;
+  admins: AdminsTable;
   audit_events: AuditEventsTable;
   vpp_tokens: VppTokensTable;
   vpp_token_shares: VppTokenSharesTable;
@@ -191,13 +192,36 @@ export interface AdminTokensTable {
   token_hash: string;
   created_at: string;
   last_used_at: string | null;
+  /** The administrator the token acts for (decision 0029); null only before migration 0019 ran. */
+  admin_id: string | null;
+  /** After this instant the token is refused; null: it does not expire. */
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export type AdminRole = 'owner' | 'admin' | 'operator' | 'viewer';
+
+/** An administrator (decision 0029): a role, a scope (a group subtree), and API tokens of their own. */
+export interface AdminsTable {
+  id: string;
+  name: string;
+  role: AdminRole;
+  /** The top group of the administrator's subtree; null: the root, the whole tree. */
+  scope_group_id: string | null;
+  disabled_at: string | null;
+  /** The administrator who created this one; null for the first owner. */
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface AuditEventsTable {
   id: string;
   at: string;
-  /** Admin token id (or `system`). */
+  /** The administrator's id (or `system`, `apple`, … for haishin's own work; a token id before migration 0019). */
   actor: string;
+  /** The admin token the administrator used (decision 0029); null for haishin's own work. */
+  actor_token_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** Client address of the request. */
   source: string | null;
   action: string;
@@ -296,6 +320,11 @@ export interface DistributionsTable {
   cancelled_at: string | null;
   /** 1: an app update (decision 0018): its jobs install a newer version over the one the device has. */
   is_update: ColumnType<number, number | undefined, number>;
+  /**
+   * The smallest group holding every target (decision 0029): administrators whose scope holds it
+   * see the distribution. Null: the root (rows older than migration 0019).
+   */
+  group_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface JobsTable {

@@ -273,7 +273,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
       const text = await csv.text();
       expect(text.split('\r\n')[0]).toBe(
-        'at,actor_id,actor_name,source,action,target_type,target_id,details',
+        'at,actor_id,actor_name,source,action,target_type,target_id,details,token_id,token_name',
       );
       expect(text).toContain(`token.register,vpp_token,${tokenId}`);
       const all = await api()<Page>('GET', '/audit-events?limit=1000');

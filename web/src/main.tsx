@@ -2,7 +2,9 @@ import { StrictMode, useEffect, useState } from 'react';
 import type { FormEvent } from 'react';
 import { createRoot } from 'react-dom/client';
 import { get, setSession, setUnauthorizedHandler } from './api.ts';
-import type { Page, Group } from './api.ts';
+import { MeContext } from './me.tsx';
+import type { Me } from './me.tsx';
+import { AdminsPage } from './pages/Admins.tsx';
 import { M } from './messages.ts';
 import type { Lang } from './messages.ts';
 import { DistributionPage } from './pages/Distribution.tsx';
@@ -95,39 +97,57 @@ function Routes() {
   if (path === '/explain') return <ExplainPage />;
   if (path === '/server') return <ServerPage />;
   if (path === '/audit') return <AuditPage />;
+  if (path === '/admins') return <AdminsPage />;
   return <p className="muted">{t('notFound')}</p>;
 }
 
-const NAV: { to: string; label: keyof typeof M; match: RegExp }[] = [
+/** `shown`: whether the signed-in administrator may use the page (decision 0029); the API still decides. */
+const NAV: { to: string; label: keyof typeof M; match: RegExp; shown?: (me: Me) => boolean }[] = [
   { to: '/', label: 'navDistributions', match: /^\/($|distributions|jobs)/ },
   { to: '/devices', label: 'navDevices', match: /^\/devices/ },
   { to: '/groups', label: 'navGroups', match: /^\/groups/ },
   { to: '/tokens', label: 'navTokens', match: /^\/tokens/ },
-  { to: '/apps', label: 'navApps', match: /^\/apps/ },
+  // Fleet-wide app versions, the audit trail and the server's settings are the whole tree's.
+  { to: '/apps', label: 'navApps', match: /^\/apps/, shown: (me) => me.scope.wholeTree },
   { to: '/explain', label: 'navExplain', match: /^\/explain/ },
-  { to: '/audit', label: 'navAudit', match: /^\/audit/ },
-  { to: '/server', label: 'navServer', match: /^\/server/ },
+  { to: '/audit', label: 'navAudit', match: /^\/audit/, shown: (me) => me.scope.wholeTree },
+  { to: '/server', label: 'navServer', match: /^\/server/, shown: (me) => me.scope.wholeTree },
+  { to: '/admins', label: 'navAdmins', match: /^\/admins/ },
 ];
 
 function App() {
   const [lang, setLang] = useState<Lang>(initialLang);
   const [token, setToken] = useState<string | null>(() => sessionStorage.getItem(TOKEN_KEY));
   const [fragmentError, setFragmentError] = useState<unknown>(null);
+  const [me, setMe] = useState<Me | null>(null);
   const { path } = useLocation();
   // Set during render, before any child effect fetches: children read the session synchronously.
   setSession(token, lang);
 
   const signIn = async (candidate: string) => {
     setSession(candidate, lang);
-    // Any authenticated call proves the token; this one is cheap.
-    await get<Page<Group>>('/groups?limit=1');
+    // /me proves the token and says what the console may show.
+    const who = await get<Me>('/me');
     sessionStorage.setItem(TOKEN_KEY, candidate);
+    setMe(who);
     setToken(candidate);
   };
   const signOut = () => {
     sessionStorage.removeItem(TOKEN_KEY);
     setToken(null);
+    setMe(null);
   };
+  useEffect(() => {
+    // A token kept from an earlier visit of this tab: who it acts for is asked again.
+    // Only for the token still signed in: a link may have signed another one in meanwhile.
+    if (token && !me)
+      get<Me>('/me').then(
+        (who) => {
+          if (sessionStorage.getItem(TOKEN_KEY) === token) setMe(who);
+        },
+        () => undefined,
+      );
+  }, [token, me]);
 
   useEffect(() => {
     // At start, and when a link is pasted into a tab that already shows the console (same document).
@@ -143,6 +163,7 @@ function App() {
     setUnauthorizedHandler(() => {
       sessionStorage.removeItem(TOKEN_KEY);
       setToken(null);
+      setMe(null);
     });
     return () => setUnauthorizedHandler(null);
   }, []);
@@ -154,43 +175,61 @@ function App() {
 
   return (
     <LangContext.Provider value={lang}>
-      <header className="top">
-        <span className="brand">haishin 配信</span>
-        {token && (
-          <nav>
-            {NAV.map((n) => (
-              <Link key={n.to} to={n.to} className={n.match.test(path) ? 'active' : ''}>
-                {M[n.label][lang]}
-              </Link>
-            ))}
-          </nav>
-        )}
-        <span className="spacer" />
-        <span className="lang" role="group" aria-label={M.language[lang]}>
-          <button type="button" className={lang === 'ja' ? 'on' : ''} onClick={() => setLang('ja')} lang="ja">
-            日本語
-          </button>
-          <button type="button" className={lang === 'en' ? 'on' : ''} onClick={() => setLang('en')} lang="en">
-            English
-          </button>
-        </span>
-        {token && (
-          <button type="button" className="link" onClick={signOut}>
-            {M.signOut[lang]}
-          </button>
-        )}
-      </header>
-      {token && <StatusBanner path={path} />}
-      <main>
-        {token ? (
-          <Routes />
-        ) : (
-          <>
-            <ErrorLine error={fragmentError} />
-            <SignIn onSignIn={signIn} />
-          </>
-        )}
-      </main>
+      <MeContext.Provider value={me}>
+        <header className="top">
+          <span className="brand">haishin 配信</span>
+          {token && (
+            <nav>
+              {NAV.filter((n) => me && (n.shown?.(me) ?? true)).map((n) => (
+                <Link key={n.to} to={n.to} className={n.match.test(path) ? 'active' : ''}>
+                  {M[n.label][lang]}
+                </Link>
+              ))}
+            </nav>
+          )}
+          <span className="spacer" />
+          {token && me && (
+            <span className="who" data-who={me.administrator.role} title={me.token.name}>
+              {me.administrator.name} · {M[`role_${me.administrator.role}`][lang]} ·{' '}
+              {me.scope.path.join(' / ')}
+            </span>
+          )}
+          <span className="lang" role="group" aria-label={M.language[lang]}>
+            <button
+              type="button"
+              className={lang === 'ja' ? 'on' : ''}
+              onClick={() => setLang('ja')}
+              lang="ja"
+            >
+              日本語
+            </button>
+            <button
+              type="button"
+              className={lang === 'en' ? 'on' : ''}
+              onClick={() => setLang('en')}
+              lang="en"
+            >
+              English
+            </button>
+          </span>
+          {token && (
+            <button type="button" className="link" onClick={signOut}>
+              {M.signOut[lang]}
+            </button>
+          )}
+        </header>
+        {token && <StatusBanner path={path} />}
+        <main>
+          {token ? (
+            <Routes />
+          ) : (
+            <>
+              <ErrorLine error={fragmentError} />
+              <SignIn onSignIn={signIn} />
+            </>
+          )}
+        </main>
+      </MeContext.Provider>
     </LangContext.Provider>
   );
 }

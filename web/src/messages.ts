@@ -410,6 +410,11 @@ export const M = {
   keepStartedN: { ja: '{n} 台のアップデートを開始しました', en: 'Updates started on {n} devices' },
 
   navAudit: { ja: '操作履歴', en: 'Audit' },
+  navAdmins: { ja: '管理者', en: 'Administrators' },
+  role_owner: { ja: 'オーナー', en: 'owner' },
+  role_admin: { ja: '管理者', en: 'admin' },
+  role_operator: { ja: 'オペレーター', en: 'operator' },
+  role_viewer: { ja: '閲覧者', en: 'viewer' },
   auditTitle: { ja: '操作履歴 (監査ログ)', en: 'Audit trail' },
   auditHelp: {
     ja: '誰が・いつ・どこから・何を変更したか。haishin 自身の処理 (system, apple) も記録されます。秘密情報は記録しません。',

@@ -111,6 +111,7 @@ export async function registerAppRoutes(
   app.get(
     '/apps',
     {
+      config: { authz: { permission: 'read', global: true } },
       schema: {
         tags,
         summary:
@@ -124,6 +125,7 @@ export async function registerAppRoutes(
   app.get(
     '/apps/:adamId',
     {
+      config: { authz: { permission: 'read', global: true } },
       schema: {
         tags,
         summary: 'One app: newest version, devices per installed version, devices an update would go to',
@@ -137,6 +139,7 @@ export async function registerAppRoutes(
   app.post(
     '/apps/check',
     {
+      config: { authz: { permission: 'manage', global: true } },
       preValidation: emptyBodyIsObject,
       schema: {
         tags,
@@ -186,6 +189,16 @@ export async function registerAppRoutes(
   app.post(
     '/apps/:adamId/update',
     {
+      config: {
+        authz: {
+          permission: 'operate',
+          objects: [
+            { kind: 'group', at: 'body.groupIds' },
+            { kind: 'device', at: 'body.deviceIds' },
+          ],
+          global: 'unless_objects',
+        },
+      },
       preValidation: emptyBodyIsObject,
       schema: {
         tags,
@@ -222,6 +235,7 @@ export async function registerAppRoutes(
   app.get(
     '/groups/:id/keep-apps-updated',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'group', at: 'params.id' }] } },
       schema: {
         tags: ['groups', ...tags],
         summary:
@@ -236,6 +250,7 @@ export async function registerAppRoutes(
   app.put(
     '/groups/:id/keep-apps-updated',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'group', at: 'params.id' }] } },
       schema: {
         tags: ['groups', ...tags],
         summary:

@@ -13,9 +13,15 @@ const AuditEvent = Type.Object({
   id: Type.String(),
   at: Iso,
   actor: Type.Object({
-    id: Type.String({ description: "the admin token's id, or haishin's own work ('system', 'apple', …)" }),
-    name: Type.Union([Type.String(), Type.Null()], { description: "the admin token's name" }),
+    id: Type.String({ description: "the administrator's id, or haishin's own work ('system', 'apple', …)" }),
+    name: Type.Union([Type.String(), Type.Null()], { description: "the administrator's name" }),
   }),
+  token: Type.Union(
+    [Type.Object({ id: Type.String(), name: Type.Union([Type.String(), Type.Null()]) }), Type.Null()],
+    {
+      description: 'the API token the administrator used; null for haishin’s own work',
+    },
+  ),
   source: Type.Union([Type.String(), Type.Null()], { description: 'the address the request came from' }),
   action: Type.String({ description: 'e.g. group.create, token.register, enrollment_link.revoke' }),
   target: Type.Object({ type: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }),
@@ -25,7 +31,12 @@ const AuditEvent = Type.Object({
 const Filters = {
   from: Type.Optional({ ...Iso, description: 'events at or after this instant' }),
   to: Type.Optional({ ...Iso, description: 'events before this instant' }),
-  actor: Type.Optional(Type.String({ minLength: 1, description: "an admin token's id or name" })),
+  actor: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: "an administrator's id or name, or an admin token's id or name",
+    }),
+  ),
   targetType: Type.Optional(Type.String({ minLength: 1, description: 'group, device, vpp_token, …' })),
   targetId: Type.Optional(Type.String({ minLength: 1 })),
   kind: Type.Optional(
@@ -57,7 +68,7 @@ function filterOf(q: FilterQuery): AuditFilter {
   };
 }
 
-type Row = AuditRow & { actor_name: string | null };
+type Row = AuditRow & { actor_name: string | null; token_name: string | null };
 
 function details(row: Row): unknown {
   if (row.details === null) return null;
@@ -72,6 +83,7 @@ const toApi = (row: Row) => ({
   id: row.id,
   at: row.at,
   actor: { id: row.actor, name: row.actor_name },
+  token: row.actor_token_id === null ? null : { id: row.actor_token_id, name: row.token_name },
   source: row.source,
   action: row.action,
   target: { type: row.object_type, id: row.object_id },
@@ -88,6 +100,8 @@ const CSV_HEADER = [
   'target_type',
   'target_id',
   'details',
+  'token_id',
+  'token_name',
 ];
 
 /** Every matching event, page by page (bounded memory whatever the trail's length). */
@@ -106,6 +120,8 @@ async function* auditCsv(store: Store, filter: AuditFilter): AsyncGenerator<stri
         csvField(r.object_type, true),
         csvField(r.object_id, true),
         csvField(r.details, true),
+        csvField(r.actor_token_id, true),
+        csvField(r.token_name, true),
       ]);
     const last = rows[rows.length - 1];
     if (rows.length < CSV_PAGE || !last) return;
@@ -120,6 +136,7 @@ export async function registerAuditRoutes(app: AdminApp, ctx: AdminContext): Pro
   app.get(
     '/audit-events',
     {
+      config: { authz: { permission: 'read', global: true } },
       schema: {
         tags,
         summary:
@@ -141,6 +158,7 @@ export async function registerAuditRoutes(app: AdminApp, ctx: AdminContext): Pro
   app.get(
     '/audit-events.csv',
     {
+      config: { authz: { permission: 'read', global: true } },
       schema: {
         tags,
         summary: 'The audit trail as CSV (UTF-8 with BOM, CRLF), with the same filters as GET /audit-events',

@@ -4,6 +4,7 @@ import type { DeviceActions } from '../../engine/device-actions.ts';
 import type { DeviceRow } from '../../store/device-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
+import { scopeOf } from '../authz.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
 
 const Status = Type.Union([
@@ -88,6 +89,7 @@ export async function registerDeviceRoutes(
   app.get(
     '/devices',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags,
         summary: 'List devices by device number',
@@ -123,6 +125,12 @@ export async function registerDeviceRoutes(
           ];
         } else groupIds = [groupId];
       }
+      // A subtree's administrator sees its devices only; a group outside it lists nothing.
+      const inScope = scopeOf(req).groupIds;
+      if (inScope) {
+        const allowed = new Set(inScope);
+        groupIds = groupIds ? groupIds.filter((id) => allowed.has(id)) : inScope;
+      }
       const rows = await store.devices.list({
         ...(groupIds ? { groupIds } : {}),
         ...(serialNumber ? { serialNumber } : {}),
@@ -139,6 +147,7 @@ export async function registerDeviceRoutes(
   app.get(
     '/devices/:id',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'device', at: 'params.id' }] } },
       schema: {
         tags,
         summary:
@@ -162,6 +171,15 @@ export async function registerDeviceRoutes(
   app.patch(
     '/devices/:id',
     {
+      config: {
+        authz: {
+          permission: 'manage',
+          objects: [
+            { kind: 'device', at: 'params.id' },
+            { kind: 'group', at: 'body.groupId' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: 'Move a device to another group or change its device number',
@@ -197,6 +215,7 @@ export async function registerDeviceRoutes(
   app.post(
     '/devices/:id/refresh',
     {
+      config: { authz: { permission: 'operate', objects: [{ kind: 'device', at: 'params.id' }] } },
       schema: {
         tags,
         summary:
@@ -226,6 +245,7 @@ export async function registerDeviceRoutes(
   app.post(
     '/devices/:id/deactivate',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'device', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'Deactivate a device: its licences are reclaimed and no further commands are sent',
@@ -252,6 +272,7 @@ export async function registerDeviceRoutes(
   app.post(
     '/devices/:id/wipe',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'device', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'Remote wipe (EraseDevice). Every licence the device holds is reclaimed',
@@ -283,6 +304,7 @@ export async function registerDeviceRoutes(
   app.post(
     '/devices/:id/uninstall',
     {
+      config: { authz: { permission: 'operate', objects: [{ kind: 'device', at: 'params.id' }] } },
       schema: {
         tags,
         summary:

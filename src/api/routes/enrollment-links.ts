@@ -4,6 +4,7 @@ import { parseDuration } from '../../core/duration.ts';
 import type { EnrollmentLinkRow } from '../../store/enrollment-link-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
+import { scopeOf } from '../authz.ts';
 
 /**
  * Enrollment links (decision 0022): the secret a device needs to obtain an identity from
@@ -108,6 +109,7 @@ export async function registerEnrollmentLinkRoutes(
   app.post(
     '/groups/:id/enrollment-links',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'group', at: 'params.id' }] } },
       schema: {
         tags,
         summary:
@@ -171,6 +173,7 @@ export async function registerEnrollmentLinkRoutes(
   app.get(
     '/groups/:id/enrollment-links',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'group', at: 'params.id' }] } },
       schema: {
         tags,
         summary: "A group's enrollment links, newest first (without their secrets)",
@@ -189,6 +192,7 @@ export async function registerEnrollmentLinkRoutes(
   app.get(
     '/enrollment-links',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags,
         summary: 'Every enrollment link, newest first (without their secrets)',
@@ -198,9 +202,12 @@ export async function registerEnrollmentLinkRoutes(
     },
     async (req) => {
       const now = clock.now();
-      const rows = await store.enrollmentLinks.list(
-        req.query.groupId !== undefined ? { groupId: req.query.groupId } : {},
-      );
+      const scope = scopeOf(req);
+      const rows = (
+        await store.enrollmentLinks.list(
+          req.query.groupId !== undefined ? { groupId: req.query.groupId } : {},
+        )
+      ).filter((r) => scope.has(r.group_id));
       return { items: rows.map((r) => linkToApi(r, now)), nextCursor: null };
     },
   );
@@ -208,6 +215,7 @@ export async function registerEnrollmentLinkRoutes(
   app.get(
     '/enrollment-links/:id',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'enrollment_link', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'One enrollment link (without its secret)',
@@ -221,6 +229,7 @@ export async function registerEnrollmentLinkRoutes(
   app.post(
     '/enrollment-links/:id/revoke',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'enrollment_link', at: 'params.id' }] } },
       schema: {
         tags,
         summary:

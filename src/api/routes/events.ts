@@ -1,6 +1,44 @@
 import { Type } from 'typebox';
 import type { EventBus, HaishinEvent } from '../../engine/events.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
+import { scopeOf } from '../authz.ts';
+import type { Scope } from '../authz.ts';
+import type { Store } from '../../store/store.ts';
+
+/** How long a scoped stream trusts a device's or distribution's group it looked up. */
+const PLACE_TTL_MS = 10_000;
+/** Places one stream remembers: a distribution's thousands of job events need one look-up per device. */
+const PLACE_CACHE_MAX = 10_000;
+
+/**
+ * Whether a subtree's administrator may see an event (decision 0029): a job or device event by the
+ * device's group, a distribution event by the distribution's group. Looked up for such streams
+ * only, and remembered briefly (a device moved away stops showing within PLACE_TTL_MS); a
+ * whole-tree stream sees everything without a look-up.
+ */
+function eventScope(store: Store, scope: Scope) {
+  const places = new Map<string, { groupId: string | null; until: number }>();
+  const placeOf = async (key: string, look: () => Promise<string | null>) => {
+    const now = Date.now();
+    const known = places.get(key);
+    if (known && known.until > now) return known.groupId;
+    const groupId = await look();
+    if (places.size >= PLACE_CACHE_MAX) places.clear();
+    places.set(key, { groupId, until: now + PLACE_TTL_MS });
+    return groupId;
+  };
+  return async (event: HaishinEvent): Promise<boolean> => {
+    if (scope.all) return true;
+    if (event.type === 'distribution') {
+      const id = event.distributionId;
+      return scope.has(
+        await placeOf(`d:${id}`, async () => (await store.jobs.getDistribution(id))?.group_id ?? null),
+      );
+    }
+    const id = event.deviceId;
+    return scope.has(await placeOf(`v:${id}`, async () => (await store.devices.get(id))?.group_id ?? null));
+  };
+}
 
 /** Proxies and load balancers close a silent connection; a comment line every 15 s keeps it open. */
 export const KEEP_ALIVE_MS = 15_000;
@@ -102,7 +140,7 @@ function matches(
  */
 export async function registerEventRoutes(
   app: AdminApp,
-  _ctx: AdminContext,
+  ctx: AdminContext,
   bus: EventBus,
   o: { keepAliveMs?: number; maxBuffered?: number } = {},
 ): Promise<void> {
@@ -116,6 +154,7 @@ export async function registerEventRoutes(
   app.get(
     '/events',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags: ['events'],
         summary:
@@ -142,8 +181,21 @@ export async function registerEventRoutes(
       stream.send('ready', {
         filter: { distributionId: filter.distributionId ?? null, deviceId: filter.deviceId ?? null },
       });
+      const scope = scopeOf(req);
+      const visibleIn = eventScope(ctx.store, scope);
+      // Events are checked one after another, so a scoped stream keeps their order.
+      let checked: Promise<void> = Promise.resolve();
       const unsubscribe = bus.subscribe((event) => {
-        if (matches(event, filter)) stream.send(event.type, event, nextId++);
+        if (!matches(event, filter)) return;
+        if (scope.all) {
+          stream.send(event.type, event, nextId++);
+          return;
+        }
+        checked = checked
+          .then(async () => {
+            if (!closed && (await visibleIn(event))) stream.send(event.type, event, nextId++);
+          })
+          .catch((err: unknown) => req.log.warn({ err }, 'event scope look-up failed; event not sent'));
       });
       const offGap = bus.onGap(() => stream.send('dropped', { count: null, firstDroppedId: null }));
       const keepAlive = setInterval(() => stream.comment('keep-alive'), o.keepAliveMs ?? KEEP_ALIVE_MS);

@@ -1,9 +1,11 @@
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
 import { ancestry, checkMove } from '../../core/groups.ts';
 import type { GroupRow } from '../../store/group-repo.ts';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { ApiError } from '../errors.ts';
+import { scopeOf } from '../authz.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
 
 export const Group = Type.Object({
@@ -37,6 +39,12 @@ function toApi(row: GroupRow, all: GroupRow[]) {
   };
 }
 
+/** Whether the group is the top of the caller's scope (a subtree's, not the whole tree's). */
+const isScopeTop = (req: FastifyRequest, groupId: string) => {
+  const scope = scopeOf(req);
+  return !scope.all && scope.topGroupId === groupId;
+};
+
 const nodes = (all: GroupRow[]) => all.map((g) => ({ id: g.id, parentId: g.parent_id }));
 
 export async function registerGroupRoutes(
@@ -55,6 +63,7 @@ export async function registerGroupRoutes(
   app.post(
     '/groups',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'group', at: 'body.parentId' }] } },
       schema: {
         tags,
         summary: 'Create a group under a parent',
@@ -77,6 +86,7 @@ export async function registerGroupRoutes(
   app.get(
     '/groups',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags,
         summary: 'List groups (the whole tree, paginated)',
@@ -88,8 +98,10 @@ export async function registerGroupRoutes(
       const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
       const after = decodeCursor(req.query.cursor, 2);
       const all = await store.groups.all();
-      let rows =
-        req.query.parentId === undefined ? all : all.filter((g) => g.parent_id === req.query.parentId);
+      const scope = scopeOf(req);
+      let rows = (
+        req.query.parentId === undefined ? all : all.filter((g) => g.parent_id === req.query.parentId)
+      ).filter((g) => scope.has(g.id));
       if (after)
         rows = rows.filter(
           (g) => g.created_at > String(after[0]) || (g.created_at === after[0] && g.id > String(after[1])),
@@ -101,13 +113,25 @@ export async function registerGroupRoutes(
 
   app.get(
     '/groups/:id',
-    { schema: { tags, summary: 'One group', params: IdParams, response: { 200: Group } } },
+    {
+      config: { authz: { permission: 'read', objects: [{ kind: 'group', at: 'params.id' }] } },
+      schema: { tags, summary: 'One group', params: IdParams, response: { 200: Group } },
+    },
     async (req) => toApi(await mustGet(req.params.id), await store.groups.all()),
   );
 
   app.patch(
     '/groups/:id',
     {
+      config: {
+        authz: {
+          permission: 'manage',
+          objects: [
+            { kind: 'group', at: 'params.id' },
+            { kind: 'group', at: 'body.parentId' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: 'Rename a group or move it under another parent (no cycles)',
@@ -122,6 +146,9 @@ export async function registerGroupRoutes(
     async (req) => {
       const group = await mustGet(req.params.id);
       const { name, parentId } = req.body;
+      // The top of a scope is placed by the administrators above it, not by those inside it.
+      if (parentId !== undefined && parentId !== group.parent_id && isScopeTop(req, group.id))
+        throw ApiError.of(403, 'auth.scope_top', { id: group.id });
       if (parentId !== undefined && parentId !== group.parent_id) {
         const refusal = checkMove(nodes(await store.groups.all()), group.id, parentId);
         if (refusal === 'unknown_parent') throw ApiError.of(404, 'group.parent_not_found', { id: parentId });
@@ -151,6 +178,7 @@ export async function registerGroupRoutes(
   app.delete(
     '/groups/:id',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'group', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'Delete an empty group (409 while it holds devices, subgroups or tokens)',
@@ -161,6 +189,9 @@ export async function registerGroupRoutes(
     async (req, reply) => {
       const group = await mustGet(req.params.id);
       if (group.parent_id === null) throw ApiError.of(409, 'group.root_cannot_delete');
+      if (isScopeTop(req, group.id)) throw ApiError.of(403, 'auth.scope_top', { id: group.id });
+      const admins = await store.admin.scopedTo(group.id);
+      if (admins > 0) throw ApiError.of(409, 'group.has_admins', { id: group.id, admins });
       const contents = await store.groups.contents(group.id);
       const registered = await store.vpp.tokensInGroup(group.id);
       if (contents.devices + contents.groups + registered > 0) {

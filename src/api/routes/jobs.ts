@@ -13,6 +13,7 @@ import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import { diagnoseErrorText } from '../../diagnosis/index.ts';
 import type { JobRow, LabelledJobRow } from '../../store/job-repo.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
+import { scopeOf } from '../authz.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, page, pageOf, PageQuery } from '../pagination.ts';
 
 const Status = Type.Union(
@@ -223,6 +224,16 @@ export async function registerJobRoutes(
   app.post(
     '/distributions',
     {
+      config: {
+        authz: {
+          permission: 'operate',
+          objects: [
+            { kind: 'vpp_token', at: 'body.tokenId' },
+            { kind: 'device', at: 'body.targets.deviceIds' },
+            { kind: 'group', at: 'body.targets.groupIds' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: 'Distribute apps to devices and groups: one job per device × app',
@@ -244,6 +255,16 @@ export async function registerJobRoutes(
   app.post(
     '/distributions/preflight',
     {
+      config: {
+        authz: {
+          permission: 'read',
+          objects: [
+            { kind: 'vpp_token', at: 'body.tokenId' },
+            { kind: 'device', at: 'body.targets.deviceIds' },
+            { kind: 'group', at: 'body.targets.groupIds' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary:
@@ -260,6 +281,7 @@ export async function registerJobRoutes(
   app.get(
     '/distributions',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags,
         summary: 'Distributions, newest first, each with its job counts per status',
@@ -284,8 +306,10 @@ export async function registerJobRoutes(
     async (req) => {
       const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
       const after = decodeCursor(req.query.cursor, 2);
+      const groupIds = scopeOf(req).groupIds;
       const rows = await store.jobs.listDistributions({
         ...(after ? { before: [String(after[0]), String(after[1])] as const } : {}),
+        ...(groupIds ? { groupIds } : {}),
         limit: limit + 1,
       });
       const result = page(rows, limit, (d) => [d.created_at, d.id]);
@@ -311,6 +335,7 @@ export async function registerJobRoutes(
   app.get(
     '/distributions/:id/jobs.csv',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'distribution', at: 'params.id' }] } },
       schema: {
         tags,
         summary:
@@ -330,6 +355,7 @@ export async function registerJobRoutes(
   app.get(
     '/distributions/:id',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'distribution', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'A distribution with job counts per status',
@@ -368,6 +394,13 @@ export async function registerJobRoutes(
   app.post(
     '/jobs/cancel-pending',
     {
+      config: {
+        authz: {
+          permission: 'operate',
+          objects: [{ kind: 'device', at: 'body.deviceId' }],
+          global: 'unless_objects',
+        },
+      },
       schema: {
         tags,
         summary:
@@ -405,6 +438,7 @@ export async function registerJobRoutes(
     app.post(
       `/distributions/:id/${action}`,
       {
+        config: { authz: { permission: 'operate', objects: [{ kind: 'distribution', at: 'params.id' }] } },
         schema: {
           tags,
           summary:
@@ -433,6 +467,7 @@ export async function registerJobRoutes(
   app.get(
     '/jobs',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags,
         summary: 'Jobs, filtered by distribution, device or status',
@@ -448,7 +483,9 @@ export async function registerJobRoutes(
     async (req) => {
       const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
       const after = decodeCursor(req.query.cursor, 1);
+      const groupIds = scopeOf(req).groupIds;
       const rows = await store.jobs.listLabelled({
+        ...(groupIds ? { groupIds } : {}),
         ...(req.query.distributionId ? { distributionId: req.query.distributionId } : {}),
         ...(req.query.deviceId ? { deviceId: req.query.deviceId } : {}),
         ...(req.query.status ? { status: req.query.status } : {}),
@@ -463,6 +500,7 @@ export async function registerJobRoutes(
   app.get(
     '/jobs/:id',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'job', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'A job with its status history and the diagnosis stored when it failed (or last asked for)',
@@ -498,6 +536,7 @@ export async function registerJobRoutes(
   app.post(
     '/jobs/:id/cancel',
     {
+      config: { authz: { permission: 'operate', objects: [{ kind: 'job', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'Cancel a job that has not finished',
@@ -516,6 +555,7 @@ export async function registerJobRoutes(
   app.post(
     '/jobs/:id/retry',
     {
+      config: { authz: { permission: 'operate', objects: [{ kind: 'job', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'Start a new attempt of a job that ended without success',
@@ -534,6 +574,7 @@ export async function registerJobRoutes(
   app.get(
     '/jobs/:id/diagnosis',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'job', at: 'params.id' }] } },
       schema: {
         tags: ['diagnosis'],
         summary:
@@ -566,6 +607,7 @@ export async function registerJobRoutes(
   app.post(
     '/diagnose/error',
     {
+      config: { authz: { permission: 'read', unscoped: 'explains pasted text; reads nothing stored' } },
       schema: {
         tags: ['diagnosis'],
         summary: 'Explain an error as pasted from a console or log (ErrorChain line, plist, Apple VPP JSON)',
@@ -599,6 +641,7 @@ export async function registerJobRoutes(
   app.post(
     '/jobs/:id/remediate',
     {
+      config: { authz: { permission: 'operate', objects: [{ kind: 'job', at: 'params.id' }] } },
       schema: {
         tags: ['diagnosis'],
         summary:
@@ -637,6 +680,7 @@ export async function registerJobRoutes(
   app.get(
     '/jobs/:id/support-bundle',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'job', at: 'params.id' }] } },
       schema: {
         tags: ['diagnosis'],
         summary:

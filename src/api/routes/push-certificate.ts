@@ -79,6 +79,7 @@ export async function registerPushCertificateRoutes(
   app.get(
     '/push-certificate',
     {
+      config: { authz: { permission: 'read', global: true } },
       schema: {
         tags,
         summary: 'The MDM push certificate in use (topic, expiry, where it comes from)',
@@ -91,6 +92,7 @@ export async function registerPushCertificateRoutes(
   app.put(
     '/push-certificate',
     {
+      config: { authz: { permission: 'owner', global: true } },
       schema: {
         tags,
         summary:

@@ -6,6 +6,7 @@ import { PUSH_CERTIFICATE_ALERT } from '../../engine/push.ts';
 import { expiryWarningDays } from '../../app/push-certificate.ts';
 import type { VppTokens } from '../../engine/vpp-tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
+import { scopeOf } from '../authz.ts';
 
 /** What the composition root knows about the server itself; the rest is read per request. */
 export interface ServerFacts {
@@ -123,6 +124,7 @@ export async function registerStatusRoutes(
   app.get(
     '/status',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags: ['server'],
         summary:
@@ -130,10 +132,16 @@ export async function registerStatusRoutes(
         response: { 200: StatusAnswer },
       },
     },
-    async () => {
+    async (req) => {
       const now = ctx.clock.now();
-      const views = await Promise.all((await store.vpp.allTokens()).map((t) => tokens.view(t)));
-      const byStatus = await store.devices.countByStatus();
+      // A subtree's administrator counts its own devices and the tokens it can see (decision 0029).
+      const scope = scopeOf(req);
+      const shares = scope.all ? [] : await store.vpp.shares();
+      const visible = (await store.vpp.allTokens()).filter(
+        (t) => scope.has(t.group_id) || shares.some((s) => s.token_id === t.id && scope.has(s.group_id)),
+      );
+      const views = await Promise.all(visible.map((t) => tokens.view(t)));
+      const byStatus = await store.devices.countByStatus(scope.groupIds);
       const cert = facts.pushCertificate;
       return {
         version: PACKAGE_VERSION,
@@ -150,6 +158,7 @@ export async function registerStatusRoutes(
         deviceIdentities: await store.identities.counts(
           now,
           new Date(now.getTime() + (facts.identityRenewBeforeMs ?? 30 * 86_400_000)),
+          scope.groupIds,
         ),
         tokens: {
           total: views.length,

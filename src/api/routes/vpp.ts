@@ -7,6 +7,8 @@ import { Refusal } from '../../core/refusal.ts';
 import { tokenUsableIn } from '../../core/tokens.ts';
 import type { AdminApp, AdminContext } from '../admin.ts';
 import { pageOf } from '../pagination.ts';
+import { scopeOf } from '../authz.ts';
+import type { Scope } from '../authz.ts';
 
 const TokenState = Type.Union([
   Type.Literal('active'),
@@ -109,7 +111,11 @@ export async function registerVppRoutes(
   appUpdates?: AppUpdates,
 ): Promise<void> {
   const { store } = ctx;
-  const view = async (id: string) => tokens.view(await tokens.mustGet(id));
+  /** A token as a subtree's administrator sees it: the shares outside the subtree are not theirs to know. */
+  const narrowed = <T extends { sharedTo: string[] }>(v: T, scope: Scope): T =>
+    scope.all ? v : { ...v, sharedTo: v.sharedTo.filter((g) => scope.has(g)) };
+  const view = async (id: string, req: FastifyRequest) =>
+    narrowed(await tokens.view(await tokens.mustGet(id)), scopeOf(req));
   /**
    * After a sync, the token's apps are checked for new versions (decision 0018); a look-up that
    * fails leaves the sync done and is logged, the next scheduled check tries again.
@@ -127,6 +133,7 @@ export async function registerVppRoutes(
   app.post(
     '/vpp-tokens',
     {
+      config: { authz: { permission: 'manage', objects: [{ kind: 'group', at: 'body.groupId' }] } },
       schema: {
         tags,
         summary: 'Register a VPP token to a group: decoded, claimed at Apple with our mdmInfo, assets synced',
@@ -151,22 +158,39 @@ export async function registerVppRoutes(
 
   app.get(
     '/vpp-tokens',
-    { schema: { tags, summary: 'List VPP tokens (never the secret)', response: { 200: pageOf(Token) } } },
-    async () => ({
-      items: await Promise.all((await store.vpp.allTokens()).map((t) => tokens.view(t))),
-      nextCursor: null,
-    }),
+    {
+      config: { authz: { permission: 'read', filtered: true } },
+      schema: { tags, summary: 'List VPP tokens (never the secret)', response: { 200: pageOf(Token) } },
+    },
+    async (req) => {
+      const scope = scopeOf(req);
+      const shares = scope.all ? [] : await store.vpp.shares();
+      // Registered in the scope, or shared into it (then usable there, never its secret).
+      const visible = (await store.vpp.allTokens()).filter(
+        (t) => scope.has(t.group_id) || shares.some((s) => s.token_id === t.id && scope.has(s.group_id)),
+      );
+      return {
+        items: await Promise.all(visible.map(async (t) => narrowed(await tokens.view(t), scope))),
+        nextCursor: null,
+      };
+    },
   );
 
   app.get(
     '/vpp-tokens/:id',
-    { schema: { tags, summary: 'One VPP token', params: IdParams, response: { 200: Token } } },
-    async (req) => view(req.params.id),
+    {
+      config: { authz: { permission: 'read', objects: [{ kind: 'vpp_token', at: 'params.id' }] } },
+      schema: { tags, summary: 'One VPP token', params: IdParams, response: { 200: Token } },
+    },
+    async (req) => view(req.params.id, req),
   );
 
   app.put(
     '/vpp-tokens/:id',
     {
+      config: {
+        authz: { permission: 'manage', objects: [{ kind: 'vpp_token_registered', at: 'params.id' }] },
+      },
       schema: {
         tags,
         summary: 'Renew: same location, later expiry, not claimed by another MDM (409 names the broken rule)',
@@ -178,13 +202,16 @@ export async function registerVppRoutes(
     async (req) => {
       const row = await tokens.renew(req.params.id, req.body.sToken);
       await ctx.audit(req, 'token.renew', 'vpp_token', row.id, { expiresAt: row.expires_at });
-      return tokens.view(row);
+      return narrowed(await tokens.view(row), scopeOf(req));
     },
   );
 
   app.delete(
     '/vpp-tokens/:id',
     {
+      config: {
+        authz: { permission: 'manage', objects: [{ kind: 'vpp_token_registered', at: 'params.id' }] },
+      },
       schema: {
         tags,
         summary: 'Delete a token; licences it auto-assigned are reclaimed first',
@@ -204,6 +231,7 @@ export async function registerVppRoutes(
   app.post(
     '/vpp-tokens/:id/sync',
     {
+      config: { authz: { permission: 'operate', objects: [{ kind: 'vpp_token', at: 'params.id' }] } },
       schema: {
         tags,
         summary:
@@ -231,6 +259,9 @@ export async function registerVppRoutes(
   app.post(
     '/vpp-tokens/:id/takeover',
     {
+      config: {
+        authz: { permission: 'manage', objects: [{ kind: 'vpp_token_registered', at: 'params.id' }] },
+      },
       schema: {
         tags,
         summary: 'Explicitly take the location over from another MDM server',
@@ -241,13 +272,14 @@ export async function registerVppRoutes(
     async (req) => {
       const row = await tokens.takeOver(req.params.id);
       await ctx.audit(req, 'token.takeover', 'vpp_token', row.id);
-      return tokens.view(row);
+      return narrowed(await tokens.view(row), scopeOf(req));
     },
   );
 
   app.get(
     '/vpp-tokens/:id/assets',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'vpp_token', at: 'params.id' }] } },
       schema: {
         tags,
         summary: 'Synced assets with licence counts',
@@ -281,6 +313,16 @@ export async function registerVppRoutes(
   app.post(
     '/vpp-tokens/:id/shares',
     {
+      config: {
+        authz: {
+          permission: 'manage',
+          objects: [
+            { kind: 'vpp_token_registered', at: 'params.id' },
+            { kind: 'group', at: 'body.groupId' },
+            { kind: 'group', at: 'body.fromGroupId' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: 'Share the token from its registered group to a descendant group',
@@ -298,13 +340,22 @@ export async function registerVppRoutes(
     async (req, reply) => {
       await tokens.share(req.params.id, req.body.groupId, req.body.fromGroupId);
       await ctx.audit(req, 'token.share', 'vpp_token', req.params.id, { groupId: req.body.groupId });
-      return reply.code(201).send(await view(req.params.id));
+      return reply.code(201).send(await view(req.params.id, req));
     },
   );
 
   app.delete(
     '/vpp-tokens/:id/shares/:groupId',
     {
+      config: {
+        authz: {
+          permission: 'manage',
+          objects: [
+            { kind: 'vpp_token_registered', at: 'params.id' },
+            { kind: 'group', at: 'params.groupId' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: 'Remove a share; licences assigned through it are reclaimed',
@@ -333,6 +384,7 @@ export async function registerVppRoutes(
   app.get(
     '/groups/:id/auto-assign-token',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'group', at: 'params.id' }] } },
       schema: {
         tags,
         summary:
@@ -347,6 +399,15 @@ export async function registerVppRoutes(
   app.put(
     '/groups/:id/auto-assign-token',
     {
+      config: {
+        authz: {
+          permission: 'manage',
+          objects: [
+            { kind: 'group', at: 'params.id' },
+            { kind: 'vpp_token', at: 'body.tokenId' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: 'Set (or clear with null) the auto-assign token of a group; descendants inherit it',
@@ -368,6 +429,7 @@ export async function registerVppRoutes(
   app.get(
     '/licenses',
     {
+      config: { authz: { permission: 'read', filtered: true } },
       schema: {
         tags,
         summary: 'Licence records (state and origin)',
@@ -380,11 +442,19 @@ export async function registerVppRoutes(
       },
     },
     async (req) => {
-      const rows = await store.vpp.licenses({
+      let rows = await store.vpp.licenses({
         ...(req.query.tokenId ? { tokenId: req.query.tokenId } : {}),
         ...(req.query.adamId ? { adamId: req.query.adamId } : {}),
         ...(req.query.serialNumber ? { serialNumber: req.query.serialNumber } : {}),
       });
+      // A subtree's administrator sees the licences of its devices only.
+      const groupIds = scopeOf(req).groupIds;
+      if (groupIds) {
+        const serials = new Set(
+          (await store.devices.list({ groupIds, limit: 10_000_000 })).map((d) => d.serial_number),
+        );
+        rows = rows.filter((l) => serials.has(l.serial_number));
+      }
       return {
         items: rows.map((l) => ({
           tokenId: l.token_id,
@@ -405,6 +475,15 @@ export async function registerVppRoutes(
   app.post(
     '/licenses/assign',
     {
+      config: {
+        authz: {
+          permission: 'operate',
+          objects: [
+            { kind: 'vpp_token', at: 'body.tokenId' },
+            { kind: 'serial', at: 'body.serialNumbers' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: 'Assign device licences by serial (batched to Apple)',
@@ -431,6 +510,15 @@ export async function registerVppRoutes(
   app.post(
     '/licenses/reclaim',
     {
+      config: {
+        authz: {
+          permission: 'operate',
+          objects: [
+            { kind: 'vpp_token', at: 'body.tokenId' },
+            { kind: 'serial', at: 'body.serialNumbers' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary:
@@ -471,6 +559,7 @@ export async function registerVppRoutes(
   app.get(
     '/groups/:id/auto-distribution',
     {
+      config: { authz: { permission: 'read', objects: [{ kind: 'group', at: 'params.id' }] } },
       schema: {
         tags,
         summary:
@@ -489,6 +578,15 @@ export async function registerVppRoutes(
   app.put(
     '/groups/:id/auto-distribution',
     {
+      config: {
+        authz: {
+          permission: 'manage',
+          objects: [
+            { kind: 'group', at: 'params.id' },
+            { kind: 'vpp_token', at: 'body.apps.tokenId' },
+          ],
+        },
+      },
       schema: {
         tags,
         summary: "Set the group's own auto-distribution list; subgroups inherit it",

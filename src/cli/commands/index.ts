@@ -197,6 +197,127 @@ export function registerAdminCommands(program: Command, lang: Lang): void {
     async (ctx, [id]) => (await import('./enrollment-links.ts')).linksRevoke(ctx, s(id)),
   );
 
+  const admins = program
+    .command('admins')
+    .description(
+      d(
+        '管理者（役割: owner・admin・operator・viewer、範囲: グループ以下）と API トークン',
+        'administrators (role: owner, admin, operator, viewer; scope: a group and below) and their API tokens',
+      ),
+    );
+  act(
+    admins.command('me').description(d('このトークンの管理者・権限・範囲', 'who this token acts for')),
+    async (ctx) => (await import('./admins.ts')).adminsMe(ctx),
+  );
+  act(
+    admins
+      .command('ls')
+      .description(d('管理者の一覧（自分の範囲内）', 'list administrators (inside your scope)')),
+    async (ctx) => (await import('./admins.ts')).adminsLs(ctx),
+  );
+  act(
+    admins
+      .command('create')
+      .description(
+        d(
+          '管理者を作成し、最初の API トークンを表示（表示は一度だけ）',
+          'create an administrator and show a first API token (shown this once)',
+        ),
+      )
+      .argument('<name>', d('名前', 'name'))
+      .requiredOption('--role <role>', 'owner | admin | operator | viewer')
+      .option(
+        '--scope <groupId>',
+        d('範囲のグループ（既定は自分の範囲）', 'the scope group (default: yours)'),
+      )
+      .option(
+        '--token-name <name>',
+        d('トークンの名前（既定は管理者名）', "the token's name (default: the name)"),
+      )
+      .option('--expires-in <duration>', d('トークンの有効期間（例 90d）', "the token's lifetime (e.g. 90d)"))
+      .option('--without-token', d('トークンを作らない', 'make no token')),
+    async (ctx, [name], o) =>
+      (await import('./admins.ts')).adminsCreate(
+        ctx,
+        s(name),
+        o as { role: string; scope?: string; tokenName?: string; expiresIn?: string; withoutToken?: boolean },
+      ),
+  );
+  act(
+    admins
+      .command('set')
+      .description(
+        d(
+          '管理者の役割・範囲・名前を変更、無効化・有効化',
+          "change an administrator's role, scope or name; disable or enable",
+        ),
+      )
+      .argument('<id>', d('管理者ID', 'administrator id'))
+      .option('--role <role>', 'owner | admin | operator | viewer')
+      .option('--scope <groupId>', d('範囲のグループ', 'the scope group'))
+      .option('--name <name>', d('新しい名前', 'new name'))
+      .option(
+        '--disable',
+        d('無効化（トークンはすべて拒否されます）', 'disable (all their tokens are refused)'),
+      )
+      .option('--enable', d('有効化', 'enable')),
+    async (ctx, [id], o) =>
+      (await import('./admins.ts')).adminsSet(
+        ctx,
+        s(id),
+        o as { role?: string; scope?: string; name?: string; disable?: boolean; enable?: boolean },
+      ),
+  );
+  act(
+    admins
+      .command('disable')
+      .description(
+        d(
+          '管理者を無効化（トークンはすべて拒否されます）',
+          'disable an administrator (all their tokens are refused)',
+        ),
+      )
+      .argument('<id>', d('管理者ID', 'administrator id')),
+    async (ctx, [id]) => (await import('./admins.ts')).adminsSet(ctx, s(id), { disable: true }),
+  );
+  const adminTokens = admins
+    .command('tokens')
+    .description(
+      d(
+        '管理者の API トークン（名前付き・期限・失効）',
+        "an administrator's API tokens (named, expiring, revocable)",
+      ),
+    );
+  act(
+    adminTokens
+      .command('ls')
+      .description(d('トークンの一覧（秘密は表示されません）', 'list tokens (never their secrets)'))
+      .argument('<adminId>', d('管理者ID', 'administrator id')),
+    async (ctx, [adminId]) => (await import('./admins.ts')).tokensLs(ctx, s(adminId)),
+  );
+  act(
+    adminTokens
+      .command('create')
+      .description(d('トークンを作成して表示（表示は一度だけ）', 'create a token and show it (this once)'))
+      .argument('<adminId>', d('管理者ID', 'administrator id'))
+      .requiredOption(
+        '--name <name>',
+        d('トークンの名前（例: 職員室PC）', "the token's name (e.g. staff-room PC)"),
+      )
+      .option('--expires-in <duration>', d('有効期間（例 90d）', 'lifetime (e.g. 90d)')),
+    async (ctx, [adminId], o) =>
+      (await import('./admins.ts')).tokensCreate(ctx, s(adminId), o as { name: string; expiresIn?: string }),
+  );
+  act(
+    adminTokens
+      .command('revoke')
+      .description(d('トークンを失効（以後拒否されます）', 'revoke a token (refused from now on)'))
+      .argument('<adminId>', d('管理者ID', 'administrator id'))
+      .argument('<tokenId>', d('トークンID', 'token id')),
+    async (ctx, [adminId, tokenId]) =>
+      (await import('./admins.ts')).tokensRevoke(ctx, s(adminId), s(tokenId)),
+  );
+
   const pushCert = program
     .command('push-cert')
     .description(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ancestry, subtreeIds } from '../../core/groups.ts';
+import { ancestry, commonAncestor, subtreeIds } from '../../core/groups.ts';
 import type { GroupNode } from '../../core/groups.ts';
 import { isTerminal, JOB_STATUSES } from '../../core/jobs.ts';
 import type { JobStatus } from '../../core/jobs.ts';
@@ -119,6 +119,11 @@ export class Distributions {
         created_at: now.toISOString(),
         cancelled_at: null,
         is_update: isUpdate,
+        // Its place in the tree: the smallest group holding every target (decision 0029).
+        group_id: commonAncestor(nodes, [
+          ...devices.map((d) => d.group_id),
+          ...(input.targets.groupIds ?? []),
+        ]),
       },
       jobs,
       now,

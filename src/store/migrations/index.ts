@@ -16,6 +16,7 @@ import * as m0014 from './0014_identity_renewal.ts';
 import * as m0015 from './0015_scep_challenges.ts';
 import * as m0016 from './0016_vpp_notification_ids.ts';
 import * as m0018 from './0018_identities_outlive_groups.ts';
+import * as m0019 from './0019_administrators.ts';
 import * as m0020 from './0020_command_queue_order.ts';
 
 /** Migrations live in code (not read from a folder) so they work the same from source, tests and any bundle. */
@@ -37,6 +38,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0015_scep_challenges': m0015,
   '0016_vpp_notification_ids': m0016,
   '0018_identities_outlive_groups': m0018,
+  '0019_administrators': m0019,
   '0020_command_queue_order': m0020,
 };
 

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { useCan } from '../me.tsx';
 import type { FormEvent } from 'react';
 import { allGroups, get, post, qs } from '../api.ts';
 import type { DeviceDetail, Device, Group, Job, Page } from '../api.ts';
@@ -199,6 +200,7 @@ function Stamp({ title, value }: { title: string; value: { value: unknown; at: s
 }
 
 export function DevicePage({ id }: { id: string }) {
+  const { can } = useCan();
   const { t, lang } = useT();
   const path = `/devices/${encodeURIComponent(id)}`;
   const device = useLoad(() => get<DeviceDetail>(path), [id]);
@@ -280,9 +282,11 @@ export function DevicePage({ id }: { id: string }) {
             </dd>
           </dl>
           <div className="actions">
-            <button type="button" onClick={() => void refresh()}>
-              {t('refreshDevice')}
-            </button>
+            {can('operate') && (
+              <button type="button" onClick={() => void refresh()}>
+                {t('refreshDevice')}
+              </button>
+            )}
             {note && <span className="note">{note}</span>}
           </div>
           <ErrorLine error={actionError} />

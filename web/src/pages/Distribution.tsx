@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { useCan } from '../me.tsx';
 import { appLabels, download, get, post, qs } from '../api.ts';
 import type { Distribution, Job, Page } from '../api.ts';
 import { useLive } from '../live.ts';
@@ -25,6 +26,7 @@ import {
 const PAGE = 100;
 
 export function DistributionPage({ id }: { id: string }) {
+  const { can } = useCan();
   const { t, lang } = useT();
   const [status, setStatus] = useState('');
   const pager = useCursor(`${id}|${status}`);
@@ -108,12 +110,16 @@ export function DistributionPage({ id }: { id: string }) {
             <button type="button" onClick={csv}>
               {t('downloadCsv')}
             </button>
-            <button type="button" onClick={() => void bulk('retry')}>
-              {t('retryFailed')}
-            </button>
-            <button type="button" onClick={() => void bulk('cancel')}>
-              {t('cancelPending')}
-            </button>
+            {can('operate') && (
+              <>
+                <button type="button" onClick={() => void bulk('retry')}>
+                  {t('retryFailed')}
+                </button>
+                <button type="button" onClick={() => void bulk('cancel')}>
+                  {t('cancelPending')}
+                </button>
+              </>
+            )}
             {note && <span className="note">{note}</span>}
           </div>
           <ErrorLine error={actionError} />

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { useCan } from '../me.tsx';
 import { appLabels, get, qs } from '../api.ts';
 import type { Distribution, Page } from '../api.ts';
 import { useLive } from '../live.ts';
@@ -22,6 +23,7 @@ const PAGE = 25;
 
 /** Newest distributions first; "load more" grows the list, live events refresh what is shown. */
 export function DistributionsPage() {
+  const { can } = useCan();
   const { t, lang } = useT();
   const [shown, setShown] = useState(PAGE);
   const [creating, setCreating] = useState(false);
@@ -33,11 +35,13 @@ export function DistributionsPage() {
       <div className="title-row">
         <h1>{t('distributions')}</h1>
         <LiveBadge mode={mode} />
-        <button type="button" onClick={() => setCreating((c) => !c)} data-testid="new-distribution">
-          {creating ? t('closeForm') : t('newDistribution')}
-        </button>
+        {can('operate') && (
+          <button type="button" onClick={() => setCreating((c) => !c)} data-testid="new-distribution">
+            {creating ? t('closeForm') : t('newDistribution')}
+          </button>
+        )}
       </div>
-      {creating && <NewDistribution />}
+      {creating && can('operate') && <NewDistribution />}
       <ErrorLine error={list.error} />
       <Loading when={list.loading && !list.data} />
       {list.data && items.length === 0 && <p className="muted">{t('noDistributions')}</p>}

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { useCan } from '../me.tsx';
 import qrcode from 'qrcode-generator';
 import { api, get, post } from '../api.ts';
 import type { Page } from '../api.ts';
@@ -92,6 +93,7 @@ function QrCode({ text }: { text: string }) {
 
 /** A group's enrollment links: list, create (the URL and QR shown once), revoke. */
 export function EnrollmentLinks({ groupId }: { groupId: string }) {
+  const { can } = useCan();
   const { pick } = useT();
   const links = useLoad(
     () => get<Page<EnrollmentLink>>(`/groups/${encodeURIComponent(groupId)}/enrollment-links`),
@@ -167,42 +169,44 @@ export function EnrollmentLinks({ groupId }: { groupId: string }) {
           <QrCode text={created.url} />
         </div>
       )}
-      <form
-        className="inline"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void create();
-        }}
-      >
-        <label>
-          {pick(W.label)}{' '}
-          <input value={label} maxLength={200} onChange={(e) => setLabel(e.target.value)} name="label" />
-        </label>{' '}
-        <label>
-          {pick(W.expiresIn)}{' '}
-          <select value={expiresIn} onChange={(e) => setExpiresIn(e.target.value)} name="expiresIn">
-            {DURATIONS.map((d) => (
-              <option key={d.value} value={d.value}>
-                {pick(d.label)}
-              </option>
-            ))}
-          </select>
-        </label>{' '}
-        <label>
-          {pick(W.maxUses)}{' '}
-          <input
-            type="number"
-            min={1}
-            value={maxUses}
-            onChange={(e) => setMaxUses(e.target.value)}
-            name="maxUses"
-            style={{ width: '6em' }}
-          />
-        </label>{' '}
-        <button type="submit" disabled={busy}>
-          {pick(W.create)}
-        </button>
-      </form>
+      {can('manage') && (
+        <form
+          className="inline"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void create();
+          }}
+        >
+          <label>
+            {pick(W.label)}{' '}
+            <input value={label} maxLength={200} onChange={(e) => setLabel(e.target.value)} name="label" />
+          </label>{' '}
+          <label>
+            {pick(W.expiresIn)}{' '}
+            <select value={expiresIn} onChange={(e) => setExpiresIn(e.target.value)} name="expiresIn">
+              {DURATIONS.map((d) => (
+                <option key={d.value} value={d.value}>
+                  {pick(d.label)}
+                </option>
+              ))}
+            </select>
+          </label>{' '}
+          <label>
+            {pick(W.maxUses)}{' '}
+            <input
+              type="number"
+              min={1}
+              value={maxUses}
+              onChange={(e) => setMaxUses(e.target.value)}
+              name="maxUses"
+              style={{ width: '6em' }}
+            />
+          </label>{' '}
+          <button type="submit" disabled={busy}>
+            {pick(W.create)}
+          </button>
+        </form>
+      )}
       <ErrorLine error={error ?? links.error} />
       {links.data && links.data.items.length === 0 && <p className="muted">{pick(W.none)}</p>}
       {links.data && links.data.items.length > 0 && (
@@ -231,7 +235,7 @@ export function EnrollmentLinks({ groupId }: { groupId: string }) {
                   <Time iso={l.createdAt} />
                 </td>
                 <td>
-                  {l.state !== 'revoked' && (
+                  {l.state !== 'revoked' && can('manage') && (
                     <button type="button" onClick={() => void revoke(l.id)}>
                       {pick(W.revoke)}
                     </button>

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { useCan } from '../me.tsx';
 import { allGroups, api, get } from '../api.ts';
 import type { AutoAssign, Group, KeepUpdated, Page, Token } from '../api.ts';
 import { ErrorLine, Link, Loading, useLoad, useT } from '../ui.tsx';
@@ -31,6 +32,7 @@ function AutoAssignLine({ group, tokens, groups }: { group: Group; tokens: Token
 
 /** "Keep apps up to date" of one group: its own setting (or inherit) and the one in force (decision 0018). */
 function KeepUpdatedLine({ group, groups }: { group: Group; groups: Group[] }) {
+  const { can } = useCan();
   const { t } = useT();
   const k = useLoad(
     () => get<KeepUpdated>(`/groups/${encodeURIComponent(group.id)}/keep-apps-updated`),
@@ -60,7 +62,7 @@ function KeepUpdatedLine({ group, groups }: { group: Group; groups: Group[] }) {
     <span data-keep-updated={group.id}>
       <label>
         {t('keepUpdated')}:{' '}
-        <select value={own} onChange={(e) => void change(e.target.value)}>
+        <select value={own} disabled={!can('manage')} onChange={(e) => void change(e.target.value)}>
           <option value="inherit">{t('keepInherit')}</option>
           <option value="on">{t('keepOn')}</option>
           <option value="off">{t('keepOff')}</option>
@@ -147,6 +149,11 @@ export function GroupsPage() {
     children.set(g.parentId, list);
   }
   for (const list of children.values()) list.sort((a, b) => a.name.localeCompare(b.name));
+  // The tops of the tree the caller sees: the root, or the top of a school's scope (decision 0029).
+  const known = new Set((data.data?.groups ?? []).map((g) => g.id));
+  const tops = (data.data?.groups ?? [])
+    .filter((g) => g.parentId === null || !known.has(g.parentId))
+    .sort((a, b) => a.name.localeCompare(b.name));
   return (
     <section>
       <h1>{t('groups')}</h1>
@@ -154,7 +161,7 @@ export function GroupsPage() {
       <Loading when={data.loading && !data.data} />
       {data.data && (
         <ul className="tree">
-          {(children.get(null) ?? []).map((g) => (
+          {tops.map((g) => (
             <Node
               key={g.id}
               group={g}

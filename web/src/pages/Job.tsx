@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { useCan } from '../me.tsx';
 import { download, get, post } from '../api.ts';
 import type { Diagnosis, JobDetail, Remediation } from '../api.ts';
 import { useLive } from '../live.ts';
@@ -20,6 +21,7 @@ import {
 } from '../ui.tsx';
 
 export function JobPage({ id }: { id: string }) {
+  const { can } = useCan();
   const { t, pick } = useT();
   const path = `/jobs/${encodeURIComponent(id)}`;
   const job = useLoad(() => get<JobDetail>(path), [id]);
@@ -99,22 +101,26 @@ export function JobPage({ id }: { id: string }) {
             </dd>
           </dl>
           <div className="actions">
-            <button
-              type="button"
-              data-testid="retry"
-              disabled={busy || !isTerminal(j.status) || j.status === 'success'}
-              onClick={() => void act(() => post(`${path}/retry`))}
-            >
-              {t('retry')}
-            </button>
-            <button
-              type="button"
-              data-testid="cancel"
-              disabled={busy || isTerminal(j.status)}
-              onClick={() => void act(() => post(`${path}/cancel`))}
-            >
-              {t('cancel')}
-            </button>
+            {can('operate') && (
+              <>
+                <button
+                  type="button"
+                  data-testid="retry"
+                  disabled={busy || !isTerminal(j.status) || j.status === 'success'}
+                  onClick={() => void act(() => post(`${path}/retry`))}
+                >
+                  {t('retry')}
+                </button>
+                <button
+                  type="button"
+                  data-testid="cancel"
+                  disabled={busy || isTerminal(j.status)}
+                  onClick={() => void act(() => post(`${path}/cancel`))}
+                >
+                  {t('cancel')}
+                </button>
+              </>
+            )}
             <button
               type="button"
               onClick={() =>
@@ -164,7 +170,11 @@ export function JobPage({ id }: { id: string }) {
                   </button>
                 </p>
               )}
-              <CauseList causes={diagnosis.data.causes} onAction={(a) => void remediate(a)} busy={busy} />
+              <CauseList
+                causes={diagnosis.data.causes}
+                onAction={can('operate') ? (a) => void remediate(a) : undefined}
+                busy={busy}
+              />
             </>
           )}
         </>

@@ -1,4 +1,5 @@
 import { Fragment, useState } from 'react';
+import { useCan } from '../me.tsx';
 import { allGroups, get, post, qs } from '../api.ts';
 import type { Asset, Page, Token } from '../api.ts';
 import { TOKEN_STATE_LABELS } from '../messages.ts';
@@ -42,6 +43,7 @@ function Assets({ tokenId }: { tokenId: string }) {
 }
 
 export function TokensPage() {
+  const { can } = useCan();
   const { t, lang } = useT();
   const data = useLoad(
     async () => ({ tokens: (await get<Page<Token>>('/vpp-tokens')).items, groups: await allGroups() }),
@@ -114,9 +116,11 @@ export function TokensPage() {
                       <Time iso={tk.lastSyncedAt} />
                     </td>
                     <td className="row-actions">
-                      <button type="button" onClick={() => void sync(tk.id)}>
-                        {t('sync')}
-                      </button>
+                      {can('operate') && (
+                        <button type="button" onClick={() => void sync(tk.id)}>
+                          {t('sync')}
+                        </button>
+                      )}
                       <button type="button" onClick={() => setOpen(open === tk.id ? null : tk.id)}>
                         {t('assets')}
                       </button>
