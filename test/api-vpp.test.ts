@@ -284,6 +284,55 @@ describe('renewal', () => {
   });
 });
 
+describe('Apple refusing the claim of a renewal or a takeover', () => {
+  it('answers 409 token.apple_refused in both languages, and the token stays as it was', async () => {
+    const school = await group('更新拒否校', server.rootGroupId);
+    const current = file('refuse-a', 20);
+    seedToken(current, 'refuse-loc');
+    const token = await register(school, current);
+    const renewed = file('refuse-b', 380);
+    fake.addToken({
+      sToken: renewed,
+      orgName: '教育委員会',
+      locationName: 'refuse-loc',
+      sameLocationAs: current,
+    });
+    fake.injectFault({
+      type: 'refusal',
+      endpoint: 'POST client/config',
+      sToken: renewed,
+      count: 1,
+      errorNumber: 9601,
+    });
+    const refused = await api<ErrorBody>('PUT', `/vpp-tokens/${token.id}`, { sToken: renewed });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('token.apple_refused');
+    expect(refused.body.error.message).toContain('9601');
+    expect(refused.body.error.messages.ja.length).toBeGreaterThan(0);
+    expect(refused.body.error.messages.en.length).toBeGreaterThan(0);
+    const after = await api<TokenBody>('GET', `/vpp-tokens/${token.id}`);
+    expect(after.body.expiresAt).toBe(token.expiresAt);
+
+    const foreign = file('refuse-foreign');
+    seedToken(foreign, '他社拒否');
+    fake.setMode(foreign, 'other_mdm', { id: 'mobi-2', name: 'Other MDM' });
+    const held = await register(school, foreign);
+    expect(held.state).toBe('other_mdm');
+    fake.injectFault({
+      type: 'refusal',
+      endpoint: 'POST client/config',
+      sToken: foreign,
+      count: 1,
+      errorNumber: 9601,
+    });
+    const takeover = await api<ErrorBody>('POST', `/vpp-tokens/${held.id}/takeover`);
+    expect(takeover.status).toBe(409);
+    expect(takeover.body.error.code).toBe('token.apple_refused');
+    expect((await api<TokenBody>('GET', `/vpp-tokens/${held.id}`)).body.state).toBe('other_mdm');
+    expect(fake.clientState(foreign).mdmInfo?.id).toBe('mobi-2');
+  });
+});
+
 describe('licences and automatic reclaim', () => {
   let tokenId: string;
   let sToken: string;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { VppClient } from '../../apple/vpp/client.ts';
+import type { ClaimOptions, VppClient } from '../../apple/vpp/client.ts';
 import { VppError } from '../../apple/vpp/errors.ts';
 import { decodeVppToken, VppTokenFileError } from '../../apple/vpp/token.ts';
 import type { VppTokenFile } from '../../apple/vpp/token.ts';
@@ -95,6 +95,15 @@ export class TokenRegistry {
     }
   }
 
+  /** Claims the location; Apple refusing it is the administrator's 409, never a 500. */
+  async #claim(client: VppClient, options: ClaimOptions): Promise<void> {
+    try {
+      await client.claim(options);
+    } catch (err) {
+      throw err instanceof VppError ? appleRefused(err) : err;
+    }
+  }
+
   #claimOptions(notificationAuthToken: string, takeOver = false) {
     return { notificationUrl: `${this.#ctx.o.publicUrl}/vpp/notify`, notificationAuthToken, takeOver };
   }
@@ -176,7 +185,7 @@ export class TokenRegistry {
     }
     if (state === 'other_mdm')
       throw new Refusal(409, 'token.renew_other_mdm', { other: config.mdmInfo?.name ?? '?' });
-    await client.claim(this.#claimOptions(row.notification_auth_token));
+    await this.#claim(client, this.#claimOptions(row.notification_auth_token));
     await ctx.store.vpp.updateToken(
       id,
       {
@@ -198,7 +207,7 @@ export class TokenRegistry {
   async takeOver(id: string): Promise<VppTokenRow> {
     const ctx = this.#ctx;
     const row = await ctx.mustGet(id);
-    await ctx.client(row).claim(this.#claimOptions(row.notification_auth_token, true));
+    await this.#claim(ctx.client(row), this.#claimOptions(row.notification_auth_token, true));
     await ctx.store.vpp.updateToken(id, { claim_state: 'ours', last_error: null }, ctx.now());
     await this.#upkeep.sync(id);
     return (await ctx.store.vpp.getToken(id))!;
