@@ -155,9 +155,16 @@ function cases(): Map<string, Case> {
     api('PATCH', `/devices/${deviceIds[0]}`, { deviceNumber: 4242 }),
   );
   add('POST /devices/{id}/refresh', 'device.refresh', () => api('POST', `/devices/${deviceIds[0]}/refresh`));
-  add('POST /devices/{id}/uninstall', 'device.uninstall', () =>
-    api('POST', `/devices/${deviceIds[0]}/uninstall`, { adamId: APP.adamId }),
-  );
+  add('POST /devices/{id}/uninstall', 'device.uninstall', async () => {
+    // The cancels above gave back the licence the distribution took (it never reached the iPad):
+    // the app to remove is found through the device's licence, so it gets one by hand.
+    await api('POST', '/licenses/assign', {
+      tokenId: school.token.id,
+      adamId: APP.adamId,
+      serialNumbers: [school.devices[0]!.serialNumber],
+    });
+    return api('POST', `/devices/${deviceIds[0]}/uninstall`, { adamId: APP.adamId });
+  });
   add('POST /devices/{id}/deactivate', 'device.deactivate', () =>
     api('POST', `/devices/${deviceIds[1]}/deactivate`),
   );

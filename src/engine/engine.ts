@@ -141,6 +141,11 @@ export class DistributionEngine implements MdmListener {
     return this.#distributions.cancel(id);
   }
 
+  /** Cancels many jobs; the licences taken for those that never reached their device go back together. */
+  cancelJobs(ids: readonly string[]): Promise<number> {
+    return this.#distributions.cancelMany(ids);
+  }
+
   /** Ends every unfinished job of a device (deactivated, wiped) with `reason`; how many. */
   cancelDeviceJobs(deviceId: string, reason: string): Promise<number> {
     return this.#distributions.cancelDeviceJobs(deviceId, reason);

@@ -420,8 +420,7 @@ export async function registerJobRoutes(
           req.body.deviceId === undefined
             ? await store.jobs.byStatus(active, 1000)
             : await store.jobs.forDevice(req.body.deviceId, active);
-        let moved = 0;
-        for (const job of batch) if (await engine.cancelJob(job.id)) moved++;
+        const moved = await engine.cancelJobs(batch.map((job) => job.id));
         changed += moved;
         // Bounded: each pass cancels what it saw; a pass that changes nothing ends the loop.
         if (moved === 0 || batch.length === 0) break;
@@ -452,9 +451,13 @@ export async function registerJobRoutes(
       async (req) => {
         await mustGetDistribution(req.params.id);
         let changed = 0;
-        for (const job of await store.jobs.list({ distributionId: req.params.id, limit: 1_000_000 })) {
+        const jobs = await store.jobs.list({ distributionId: req.params.id, limit: 1_000_000 });
+        if (action === 'cancel')
+          changed = await engine.cancelJobs(
+            jobs.filter((job) => !isTerminal(job.status as JobStatus)).map((job) => job.id),
+          );
+        for (const job of jobs) {
           const terminal = isTerminal(job.status as JobStatus);
-          if (action === 'cancel' && !terminal && (await engine.cancelJob(job.id))) changed++;
           if (action === 'retry' && terminal && job.status !== 'success' && (await engine.retryJob(job.id)))
             changed++;
         }
@@ -539,7 +542,8 @@ export async function registerJobRoutes(
       config: { authz: { permission: 'operate', objects: [{ kind: 'job', at: 'params.id' }] } },
       schema: {
         tags,
-        summary: 'Cancel a job that has not finished',
+        summary:
+          'Cancel a job that has not finished; an install cancelled before its command reached the device gives back the licence haishin auto-assigned for it',
         params: IdParams,
         response: { 200: Job },
       },

@@ -27,6 +27,14 @@ export interface DistributionInput {
  * a device's removal of one app; the targets and the auto-distribution list as `create()` reads
  * them; and the administrator's moves of existing jobs (cancel, retry, cancel a device's jobs).
  */
+/** Statuses in which an install's command has not reached the device (nothing to license yet). */
+const BEFORE_THE_DEVICE: ReadonlySet<JobStatus> = new Set([
+  'waiting',
+  'scheduled',
+  'license_assigning',
+  'push_sending',
+]);
+
 export class Distributions {
   readonly #ctx: EngineContext;
   readonly #mover: JobMover;
@@ -229,10 +237,78 @@ export class Distributions {
   }
 
   async cancel(id: string): Promise<JobRow | null> {
-    const job = await this.#ctx.store.jobs.get(id);
-    if (!job || isTerminal(job.status as JobStatus)) return job ?? null;
+    const { job, cancelled, giveBack } = await this.#cancelOne(id);
+    if (giveBack) await this.#giveBackLicences([giveBack]);
+    return cancelled ?? job;
+  }
+
+  /** Cancels each unfinished job of `ids`; licences are given back in one call per app. How many moved. */
+  async cancelMany(ids: readonly string[]): Promise<number> {
+    let moved = 0;
+    const giveBack: JobRow[] = [];
+    for (const id of ids) {
+      const one = await this.#cancelOne(id);
+      if (one.cancelled) moved++;
+      if (one.giveBack) giveBack.push(one.giveBack);
+    }
+    await this.#giveBackLicences(giveBack);
+    return moved;
+  }
+
+  async #cancelOne(
+    id: string,
+  ): Promise<{ job: JobRow | null; cancelled: JobRow | null; giveBack: JobRow | null }> {
+    const job = (await this.#ctx.store.jobs.get(id)) ?? null;
+    if (!job || isTerminal(job.status as JobStatus)) return { job, cancelled: null, giveBack: null };
     await this.#mover.dropCommand(job);
-    return this.#mover.move(job, 'cancelled', 'admin');
+    const cancelled = await this.#mover.move(job, 'cancelled', 'admin');
+    const beforeTheDevice = job.kind === 'install' && BEFORE_THE_DEVICE.has(job.status as JobStatus);
+    return { job, cancelled, giveBack: cancelled && beforeTheDevice ? job : null };
+  }
+
+  /**
+   * Jobs cancelled before their command reached the device leave no app to license: the licence
+   * haishin assigned automatically since such a job was made goes back to the pool — unless another
+   * job of the same app on that device is still open or succeeded (the licence is theirs too). A
+   * licence Apple is still assigning is left alone (its event settles it); so are the licences of
+   * an app if Apple refuses the reclaim now (the cancel stands; the reclaim remedy remains).
+   */
+  async #giveBackLicences(jobs: readonly JobRow[]): Promise<void> {
+    const { store, tokens } = this.#ctx;
+    const byApp = new Map<string, { tokenId: string; adamId: string; serials: string[] }>();
+    for (const job of jobs) {
+      const device = await store.devices.get(job.device_id);
+      if (!device?.serial_number) continue;
+      const others = await store.jobs.forDevice(job.device_id, [...JOB_STATUSES]);
+      const stillNeeded = others.some(
+        (o) =>
+          o.id !== job.id &&
+          o.token_id === job.token_id &&
+          o.adam_id === job.adam_id &&
+          (o.status === 'success' || !isTerminal(o.status as JobStatus)),
+      );
+      if (stillNeeded) continue;
+      const [licence] = await store.vpp.licenses({
+        tokenId: job.token_id,
+        adamId: job.adam_id,
+        serialNumber: device.serial_number,
+        origin: 'auto',
+        states: ['assigned'],
+        updatedSince: new Date(job.created_at),
+      });
+      if (!licence) continue;
+      const key = `${job.token_id}\u0000${job.adam_id}`;
+      const entry = byApp.get(key) ?? { tokenId: job.token_id, adamId: job.adam_id, serials: [] };
+      entry.serials.push(device.serial_number);
+      byApp.set(key, entry);
+    }
+    for (const { tokenId, adamId, serials } of byApp.values()) {
+      try {
+        await tokens.reclaim(tokenId, adamId, serials);
+      } catch {
+        // Apple refused or was out of reach: the licences show as assigned, the reclaim remedy remains.
+      }
+    }
   }
 
   /** Ends every unfinished job of a device (deactivated, wiped) with `reason`; how many. */
