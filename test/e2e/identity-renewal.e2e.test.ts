@@ -9,13 +9,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
 import { mapLimit, relayPushes, SimFleet } from '../../src/sim/fleet.ts';
 import { SCENARIO_APPS } from '../../src/sim/scenario.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from '../support/pg.ts';
 import type { ThrowawayPostgres } from '../support/pg.ts';
-import { adminApi, eventually, runHaishin, startFakesProcess, startServe } from './support.ts';
+import { adminApi, eventually, runHaishin, startFakesProcess, startServe, testServeEnv } from './support.ts';
 import type { FakesInfo, HaishinProcess } from './support.ts';
 
 if (!postgresAvailable) console.warn(`[identity-renewal.e2e.test] ${postgresSkipReason}`);
@@ -48,18 +47,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         fakes = await startFakesProcess(join(dir, 'apple'));
         relay = await relayPushes(fakes.info.control, fleet);
         if (backend === 'postgres') postgres = await startPostgres();
-        const port = await freePort();
-        baseUrl = `http://127.0.0.1:${port}`;
+        const served = await testServeEnv({ fakesEnv: fakes.info.env, dir, admin: ADMIN, db: postgres?.url });
+        baseUrl = served.baseUrl;
         serve = await startServe({
-          ...fakes.info.env,
-          HAISHIN_DB: postgres ? postgres.url : `sqlite:${join(dir, 'haishin.db')}`,
-          HAISHIN_DATA_DIR: join(dir, 'data'),
-          HAISHIN_LISTEN: `127.0.0.1:${port}`,
-          HAISHIN_PUBLIC_URL: baseUrl,
-          HAISHIN_ADMIN_TOKEN: ADMIN,
-          HAISHIN_LOG_LEVEL: 'warn',
-          HAISHIN_DEVICE_KEY_TYPE: 'ec',
-          HAISHIN_PKCS12_ITERATIONS: '1',
+          ...served.env,
           HAISHIN_DEVICE_IDENTITY_VALIDITY: `${VALIDITY_S}s`,
           HAISHIN_IDENTITY_RENEW_BEFORE: '30s',
           HAISHIN_IDENTITY_RENEW_EVERY: '3s',

@@ -6,11 +6,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from '../support/pg.ts';
 import type { ThrowawayPostgres } from '../support/pg.ts';
-import { adminApi, runHaishin, startFakesProcess, startServe } from './support.ts';
+import { adminApi, runHaishin, startFakesProcess, startServe, testServeEnv } from './support.ts';
 import type { FakesInfo, HaishinProcess } from './support.ts';
 
 const ADMIN = 'e2e-admin-token-secrets-rotate-0123456789';
@@ -47,21 +46,10 @@ describe.each([
     'every secret re-sealed; serve starts with the new key and refuses the old one in one line',
     { timeout: 240_000 },
     async () => {
-      const port = await freePort();
-      const baseUrl = `http://127.0.0.1:${port}`;
-      const dataDir = join(dir, 'data');
-      const env: Record<string, string> = {
-        ...info.env,
-        HAISHIN_DB: pg ? pg.url : `sqlite:${join(dir, 'haishin.db')}`,
-        HAISHIN_DATA_DIR: dataDir,
-        HAISHIN_LISTEN: `127.0.0.1:${port}`,
-        HAISHIN_PUBLIC_URL: baseUrl,
-        HAISHIN_ADMIN_TOKEN: ADMIN,
-        HAISHIN_LOG_LEVEL: 'warn',
-        HAISHIN_DEVICE_KEY_TYPE: 'ec',
-        HAISHIN_PKCS12_ITERATIONS: '1',
-        ...(pg ? { HAISHIN_SECRET_KEY: OLD_KEY } : {}),
-      };
+      const served = await testServeEnv({ fakesEnv: info.env, dir, admin: ADMIN, db: pg?.url });
+      const baseUrl = served.baseUrl;
+      const dataDir = served.env.HAISHIN_DATA_DIR!;
+      const env: Record<string, string> = { ...served.env, ...(pg ? { HAISHIN_SECRET_KEY: OLD_KEY } : {}) };
       let run = await startServe(env);
       serve = run.proc;
       const api = adminApi(baseUrl, ADMIN);

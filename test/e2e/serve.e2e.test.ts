@@ -6,13 +6,20 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
 import { mapLimit, relayPushes, SimFleet } from '../../src/sim/fleet.ts';
 import { extraApps, SCENARIO_APPS } from '../../src/sim/scenario.ts';
 import { postgresAvailable, postgresSkipReason, startPostgres } from '../support/pg.ts';
 import type { ThrowawayPostgres } from '../support/pg.ts';
-import { adminApi, control, eventually, settled, startFakesProcess, startServe } from './support.ts';
+import {
+  adminApi,
+  control,
+  eventually,
+  settled,
+  startFakesProcess,
+  startServe,
+  testServeEnv,
+} from './support.ts';
 import type { FakesInfo, HaishinProcess } from './support.ts';
 
 if (!postgresAvailable) console.warn(`[serve.e2e.test] ${postgresSkipReason}`);
@@ -97,22 +104,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       fakes = await startFakesProcess(join(dir, 'apple'), ['--apps', String(EXTRA.length)]);
       relay = await relayPushes(fakes.info.control, fleet);
       if (backend === 'postgres') postgres = await startPostgres();
-      const port = await freePort();
-      baseUrl = `http://127.0.0.1:${port}`;
-      env = {
-        ...fakes.info.env,
-        HAISHIN_DB: postgres ? postgres.url : `sqlite:${join(dir, 'haishin.db')}`,
-        HAISHIN_DATA_DIR: join(dir, 'data'),
-        HAISHIN_LISTEN: `127.0.0.1:${port}`,
-        HAISHIN_PUBLIC_URL: baseUrl,
-        HAISHIN_ADMIN_TOKEN: ADMIN,
-        HAISHIN_LOG_LEVEL: 'warn',
-        // Simulated iPads: P-256 identities enroll faster (decision 0010); installs are checked
-        // every 2 s instead of every minute so the suite ends in seconds.
-        HAISHIN_DEVICE_KEY_TYPE: 'ec',
-        HAISHIN_PKCS12_ITERATIONS: '1',
-        HAISHIN_VERIFY_EVERY: '2s',
-      };
+      const served = await testServeEnv({ fakesEnv: fakes.info.env, dir, admin: ADMIN, db: postgres?.url });
+      baseUrl = served.baseUrl;
+      // Installs are checked every 2 s instead of every minute so the suite ends in seconds.
+      env = { ...served.env, HAISHIN_VERIFY_EVERY: '2s' };
       serve = await startServe(env);
       rootId = new URL(serve.enrollUrl).searchParams.get('group')!;
       const registered = await api()<{ id: string }>('POST', '/vpp-tokens', {
