@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/cli/net.ts';
 import { startFakes } from '../../src/sim/fakes.ts';
 import type { Fakes } from '../../src/sim/fakes.ts';
 import { SimDevice } from '../../src/sim/device/device.ts';
 import { mapLimit, SimFleet } from '../../src/sim/fleet.ts';
 import { FakeVppService } from '../../src/sim/vpp/server.ts';
-import { startServe } from './support.ts';
+import { startServe, testServeEnv } from './support.ts';
 import type { HaishinProcess } from './support.ts';
 
 const DEVICES = Number(process.env.HAISHIN_RESTART_DEVICES ?? 2000);
@@ -36,7 +35,7 @@ describe('durability', () => {
   let fakes: Fakes;
   let serve: HaishinProcess | null = null;
   let dir: string;
-  let port: number;
+  let baseUrl: string;
   let env: Record<string, string>;
   let enrollUrl = '';
 
@@ -51,7 +50,7 @@ describe('durability', () => {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; body: T }> => {
-    const r = await fetch(`http://127.0.0.1:${port}/api/v1${path}`, {
+    const r = await fetch(`${baseUrl}/api/v1${path}`, {
       method,
       headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body: JSON.stringify(body) } : {}),
@@ -67,19 +66,9 @@ describe('durability', () => {
       apps: APPS.map((a) => ({ ...a, minimumOsVersion: '15.0', contentRating: '4+' })),
       onPush: (token) => void fleet.wake(token),
     });
-    port = await freePort();
-    env = {
-      ...fakes.env,
-      HAISHIN_DB: `sqlite:${join(dir, 'haishin.db')}`,
-      HAISHIN_DATA_DIR: join(dir, 'data'),
-      HAISHIN_LISTEN: `127.0.0.1:${port}`,
-      HAISHIN_PUBLIC_URL: `http://127.0.0.1:${port}`,
-      HAISHIN_ADMIN_TOKEN: ADMIN,
-      HAISHIN_LOG_LEVEL: 'warn',
-      HAISHIN_DEVICE_KEY_TYPE: 'ec',
-      HAISHIN_PKCS12_ITERATIONS: '1',
-      HAISHIN_VERIFY_EVERY: '2s',
-    };
+    const served = await testServeEnv({ fakesEnv: fakes.env, dir, admin: ADMIN });
+    baseUrl = served.baseUrl;
+    env = { ...served.env, HAISHIN_VERIFY_EVERY: '2s' };
     serve = await startServer();
   }, 60_000);
 
