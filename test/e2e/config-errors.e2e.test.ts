@@ -128,6 +128,16 @@ describe('haishin serve refuses configurations that cannot work', () => {
       /HAISHIN_LISTEN=127\.0\.0\.1:\d+: the port is already in use/,
     ],
     ['a duration that is not one', () => ({ HAISHIN_PUSH_TIMEOUT: 'soon' }), /HAISHIN_PUSH_TIMEOUT/],
+    [
+      'a silent re-push interval that is not a duration',
+      () => ({ HAISHIN_SILENT_REPUSH: 'often' }),
+      /HAISHIN_SILENT_REPUSH/,
+    ],
+    [
+      'a negative number of signature threads',
+      () => ({ HAISHIN_SIGNATURE_THREADS: '-1' }),
+      /HAISHIN_SIGNATURE_THREADS="-1" must be an integer ≥ 0/,
+    ],
     ['half a TLS pair', () => ({ HAISHIN_TLS_CERT: join(dir, 'other.pem') }), /HAISHIN_TLS_KEY is not set/],
     [
       'a renewal window as long as the identities last (decision 0023)',
