@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { World } from './support/world.ts';
 import type { CatalogApp } from './support/world.ts';
+import { until } from './support/matrix.ts';
 
 const APP: CatalogApp = {
   adamId: '1450004444',
@@ -17,15 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.close();
 });
-
-async function until<T>(read: () => Promise<T> | T, done: (v: T) => boolean, what: string): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const value = await read();
-    if (done(value)) return value;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('cancelling an install gives back the licence haishin took for it (auto mode)', () => {
   it(
@@ -57,13 +49,13 @@ describe('cancelling an install gives back the licence haishin took for it (auto
           .items[0]!.id;
       const offlineId = await deviceId(offline!.serialNumber);
       const silentId = await deviceId(silent!.serialNumber);
-      await until(
-        jobs,
-        (list) =>
+      await until('one job in push_sending and one awaiting the answer', async () => {
+        const list = await jobs();
+        return (
           list.some((j) => j.deviceId === offlineId && j.status === 'push_sending') &&
-          list.some((j) => j.deviceId === silentId && j.status === 'awaiting_response'),
-        'one job in push_sending and one awaiting the answer',
-      );
+          list.some((j) => j.deviceId === silentId && j.status === 'awaiting_response')
+        );
+      });
       const holders = () => world.vpp.holders(token.sToken, APP.adamId);
       expect(holders().sort()).toEqual([offline!.serialNumber, silent!.serialNumber].sort());
 
@@ -74,7 +66,7 @@ describe('cancelling an install gives back the licence haishin took for it (auto
       expect((await jobs()).map((j) => j.status)).toEqual(['cancelled', 'cancelled']);
       // The iPad that never got the command holds no licence any more; the one that did keeps it
       // (it may be installing the app right now).
-      await until(holders, (h) => !h.includes(offline!.serialNumber), 'the licence to go back');
+      await until('the licence to go back', async () => !holders().includes(offline!.serialNumber));
       expect(holders()).toEqual([silent!.serialNumber]);
     },
   );
@@ -95,14 +87,14 @@ describe('cancelling an install gives back the licence haishin took for it (auto
         licenseMode: 'auto',
       });
       const holders = () => world.vpp.holders(token.sToken, APP.adamId);
-      await until(holders, (h) => h.length === 3, 'three licences assigned');
+      await until('three licences assigned', async () => holders().length === 3);
       const before = world.vpp.calls('POST assets/disassociate');
       const cancelled = await world.api<{ changed: number }>(
         'POST',
         `/distributions/${created.body.id}/cancel`,
       );
       expect(cancelled.body.changed).toBe(3);
-      await until(holders, (h) => h.length === 0, 'the licences to go back');
+      await until('the licences to go back', async () => holders().length === 0);
       expect(world.vpp.calls('POST assets/disassociate') - before).toBe(1);
     },
   );

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { World } from './support/world.ts';
 import type { CatalogApp } from './support/world.ts';
+import { until } from './support/matrix.ts';
 
 const APP: CatalogApp = {
   adamId: '1450003333',
@@ -13,7 +14,8 @@ const APP: CatalogApp = {
 let world: World;
 beforeAll(async () => {
   // The session timeout is far away: only the re-push can end the job within the test.
-  world = await World.start([APP], { HAISHIN_SESSION_TIMEOUT: '10m' }, { silentRepushMs: 1_000 });
+  // Set as an administrator would: through the environment, read by the same composition serve uses.
+  world = await World.start([APP], { HAISHIN_SESSION_TIMEOUT: '10m', HAISHIN_SILENT_REPUSH: '1s' });
 });
 afterAll(async () => {
   await world?.close();
@@ -43,8 +45,7 @@ describe('a device whose session broke after it was handed the command (issue 15
             `/jobs?distributionId=${created.body.id}`,
           )
         ).body.items[0];
-      for (let i = 0; i < 200 && (await jobOf())?.status !== 'awaiting_response'; i++)
-        await new Promise((r) => setTimeout(r, 25));
+      await until('the command handed over', async () => (await jobOf())?.status === 'awaiting_response');
       expect((await jobOf())?.status).toBe('awaiting_response');
       const pushesBefore = world.apnsFake.countFor(ipad!.pushToken.toString('hex'));
       const handedBefore = ipad!.received.filter((t) => t === 'InstallApplication').length;
